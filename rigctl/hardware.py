@@ -1,0 +1,75 @@
+"""One typed record of what a host is: the shape of ``rigctl detect --json``.
+
+Facts (``rigctl.facts``) read a host; :func:`build_hardware` (added with detection) turns
+their values into a :class:`Hardware`. The planner (``rigctl.plan``) only ever sees this
+record, so "what should run here" is testable from a JSON file with no host at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+ACCELERATORS = ("cuda", "rocm", "metal", "vulkan", "cpu")
+
+
+@dataclass
+class Gpu:
+    vendor: str  # nvidia | amd | apple | intel
+    name: str
+    index: int
+    memory_bytes: int  # dedicated VRAM; for Apple the GPU-usable share of unified memory
+    driver: str | None = None
+    compute_capability: str | None = None  # NVIDIA, e.g. "8.9"
+    gfx_target: str | None = None  # AMD, e.g. "gfx1100"
+    uuid: str | None = None
+    cores: int | None = None  # Apple GPU cores
+
+
+@dataclass
+class Cpu:
+    model: str
+    cores: int  # physical cores (threads for llama.cpp come from these)
+    threads: int  # logical CPUs
+    flags: list[str] = field(default_factory=list)  # avx2, avx512f, amx_tile, neon, ...
+
+
+@dataclass
+class OsInfo:
+    system: str  # Linux | Darwin
+    distro: str  # debian | ubuntu | fedora | macos | ...
+    version: str
+    arch: str  # x86_64 | aarch64 | arm64
+    init: str  # systemd | launchd | unknown
+
+
+@dataclass
+class Hardware:
+    accelerator: str  # one of ACCELERATORS
+    gpus: list[Gpu]
+    memory_bytes: int
+    cpu: Cpu
+    os: OsInfo
+    disk_free_bytes: int
+    cuda_driver_version: str | None = None  # highest CUDA the driver supports, e.g. "12.4"
+    cuda_toolkit_version: str | None = None  # nvcc / version.json, None when no toolkit
+    rocm_version: str | None = None
+    unified_memory: bool = False  # Apple Silicon: GPU and CPU share memory_bytes
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def gpu_memory_bytes(self) -> int:
+        return sum(gpu.memory_bytes for gpu in self.gpus)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Hardware:
+        """Inverse of :meth:`to_json`; accepts one host's entry of ``detect --json``."""
+        values = dict(data)
+        values["gpus"] = [Gpu(**gpu) for gpu in values.get("gpus", [])]
+        values["cpu"] = Cpu(**values["cpu"])
+        values["os"] = OsInfo(**values["os"])
+        known = set(cls.__dataclass_fields__)
+        return cls(**{key: value for key, value in values.items() if key in known})
