@@ -54,7 +54,7 @@ from pyinfra.api.operations import run_ops
 from pyinfra.context import ctx_config, ctx_host, ctx_state
 from pyinfra.facts import files as file_facts
 from pyinfra.facts import server as server_facts
-from pyinfra.operations import apt, files, launchd, pip, server, systemd
+from pyinfra.operations import apt, dnf, files, launchd, pip, server, systemd
 
 from rigctl.errors import InventoryError
 
@@ -71,6 +71,7 @@ __all__ = [
     "deploy",
     "host",
     "apt",
+    "dnf",
     "files",
     "launchd",
     "pip",
@@ -119,7 +120,14 @@ def load_inventory(spec: str, *, override_data: dict[str, Any] | None = None) ->
     cwd = str(path.parent.resolve()) if path.exists() else None
     try:
         # pyinfra prints import failures through its logger; the one-line error is ours.
-        with _quiet_pyinfra_logging():
+        # Like the pyinfra CLI: inventory files run with a (bare) state and config in context.
+        loading_state = State()
+        loading_state.cwd = cwd
+        with (
+            _quiet_pyinfra_logging(),
+            ctx_state.use(loading_state),
+            ctx_config.use(Config()),
+        ):
             inventory = make_inventory(spec, override_data=override_data, cwd=cwd)
     except SyntaxError as e:
         raise InventoryError(

@@ -1,1 +1,260 @@
-"""rigctl/lab"""
+"""The lab: real Debian hosts with systemd and sshd, booted on this machine, to provision for real.
+
+``Lab().up(2)`` gives two hosts, ``lab1`` at 127.0.1.1 and ``lab2`` at 127.0.1.2, reachable over
+SSH with the lab's key and pinned host keys; ``inventories/lab.py`` yields them to pyinfra;
+``Lab().down()`` stops them and leaves no process or mount behind. State lives outside the
+repository (``~/.cache/rigctl/lab`` or ``$RIGCTL_LAB_DIR``), the base image under ``images/``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import platform
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rigctl.errors import LabError
+from rigctl.lab import hosts as _hosts
+from rigctl.lab.hosts import LabHost
+from rigctl.lab.image import build_image, image_ready
+
+__all__ = ["Lab", "LabHost", "LabHostStatus", "default_lab_dir"]
+
+# Tools the lab needs on the controller, and the Debian package that has each.
+REQUIRED_TOOLS = {
+    "systemd-nspawn": "systemd-container",
+    "debootstrap": "debootstrap",
+    "ssh-keygen": "openssh-client",
+    "mount": "mount",
+}
+
+MAX_HOSTS = 254
+
+
+def default_lab_dir() -> Path:
+    env = os.environ.get("RIGCTL_LAB_DIR")
+    if env:
+        return Path(env)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "rigctl" / "lab"
+
+
+@dataclass
+class LabHostStatus:
+    name: str
+    address: str
+    running: bool
+    ssh: bool
+    pid: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "address": self.address,
+            "running": self.running,
+            "ssh": self.ssh,
+            "pid": self.pid,
+        }
+
+
+class Lab:
+    """A set of lab hosts sharing one state directory, one key and one known_hosts.
+
+    ``network`` is the first three octets of the hosts' loopback addresses and ``prefix`` their
+    name prefix: the test suite runs its own lab (``127.0.2.N``, ``rtest1``...) beside a user's.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path | None = None,
+        *,
+        images_dir: Path | None = None,
+        network: str | None = None,
+        prefix: str | None = None,
+        mirror: str | None = None,
+    ) -> None:
+        self.state_dir = Path(state_dir) if state_dir else default_lab_dir()
+        self.images_dir = Path(images_dir) if images_dir else self.state_dir / "images"
+        self.network = network or os.environ.get("RIGCTL_LAB_NETWORK", "127.0.1")
+        self.prefix = prefix or os.environ.get("RIGCTL_LAB_PREFIX", "lab")
+        self.mirror = mirror or os.environ.get("RIGCTL_LAB_MIRROR") or None
+        self._validate_network()
+
+    # -- paths
+
+    @property
+    def ssh_dir(self) -> Path:
+        return self.state_dir / "ssh"
+
+    @property
+    def key_path(self) -> Path:
+        return self.ssh_dir / "id_ed25519"
+
+    @property
+    def known_hosts_path(self) -> Path:
+        return self.ssh_dir / "known_hosts"
+
+    @property
+    def hosts_dir(self) -> Path:
+        return self.state_dir / "hosts"
+
+    def _validate_network(self) -> None:
+        parts = self.network.split(".")
+        if len(parts) != 3 or parts[0] != "127" or not all(p.isdigit() and int(p) < 256 for p in parts):
+            raise LabError(f"lab network must look like 127.X.Y (loopback only), got {self.network!r}")
+
+    # -- requirements
+
+    @staticmethod
+    def check_requirements() -> None:
+        """One clear line for whatever is missing; nothing is changed."""
+        if platform.system() != "Linux":
+            raise LabError(f"the lab needs Linux (systemd-nspawn); this is {platform.system()}")
+        if os.geteuid() != 0:
+            raise LabError("the lab needs root (systemd-nspawn and overlay mounts): run as root")
+        missing = [pkg for tool, pkg in REQUIRED_TOOLS.items() if shutil.which(tool) is None]
+        if missing:
+            raise LabError(
+                f"the lab needs {', '.join(sorted(set(missing)))}: apt-get install {' '.join(sorted(set(missing)))}"
+            )
+
+    # -- lifecycle
+
+    def up(self, count: int = 1) -> list[LabHost]:
+        """Make sure hosts 1..count are running (already running ones are left alone)."""
+        if not 1 <= count <= MAX_HOSTS:
+            raise LabError(f"lab size must be 1..{MAX_HOSTS}, got {count}")
+        self.check_requirements()
+        with self._locked():
+            image = build_image(self.images_dir, mirror=self.mirror)
+            public_key = self._ensure_key()
+            started: list[LabHost] = []
+            hosts: list[LabHost] = []
+            for index in range(1, count + 1):
+                host = self._host(index)
+                if host.process_alive():
+                    hosts.append(host)
+                    continue
+                _hosts.stop(host)  # a crashed host may still have its overlay mounted
+                host.host_key = _hosts.prepare_root(host, image, public_key)
+                _hosts.boot(host)
+                host.save()
+                started.append(host)
+                hosts.append(host)
+            self._write_known_hosts()
+            for host in started:
+                _hosts.wait_ready(host)
+            return hosts
+
+    def down(self) -> list[str]:
+        """Stop every host and remove its disk; the base image and the key stay cached."""
+        if not self.hosts_dir.exists():
+            return []
+        self.check_requirements()
+        removed = []
+        with self._locked():
+            for host in self.hosts():
+                _hosts.stop(host)
+                shutil.rmtree(host.dir, ignore_errors=True)
+                removed.append(host.name)
+            self._write_known_hosts()
+        return removed
+
+    def hosts(self) -> list[LabHost]:
+        if not self.hosts_dir.exists():
+            return []
+        found = []
+        for host_dir in self.hosts_dir.iterdir():
+            host = LabHost.load(host_dir)
+            if host is not None:
+                found.append(host)
+        return sorted(found, key=lambda h: h.index)
+
+    def running_hosts(self) -> list[LabHost]:
+        return [host for host in self.hosts() if host.process_alive()]
+
+    def status(self) -> list[LabHostStatus]:
+        return [
+            LabHostStatus(
+                name=host.name,
+                address=host.address,
+                running=host.process_alive(),
+                ssh=host.process_alive() and host.ssh_ready(),
+                pid=host.pid if host.process_alive() else None,
+            )
+            for host in self.hosts()
+        ]
+
+    # -- inventory
+
+    def host_data(self, host: LabHost) -> dict[str, Any]:
+        """pyinfra host data for one lab host: SSH over paramiko with a pinned host key."""
+        return {
+            "ssh_hostname": host.address,
+            "ssh_port": 22,
+            "ssh_user": "root",
+            "ssh_key": str(self.key_path),
+            "ssh_known_hosts_file": str(self.known_hosts_path),
+            "ssh_strict_host_key_checking": "yes",
+            "ssh_allow_agent": False,
+            "ssh_look_for_keys": False,
+            # Services on a lab host bind its own loopback address.
+            "listen": host.address,
+            "lab": True,
+        }
+
+    def inventory(self) -> list[tuple[str, dict[str, Any]]]:
+        """The running hosts as a pyinfra inventory group: ``[(name, data), ...]``."""
+        return [(host.name, self.host_data(host)) for host in self.running_hosts()]
+
+    # -- internals
+
+    def _host(self, index: int) -> LabHost:
+        name = f"{self.prefix}{index}"
+        existing = LabHost.load(self.hosts_dir / name)
+        if existing is not None:
+            return existing
+        return LabHost(
+            name=name,
+            index=index,
+            address=f"{self.network}.{index}",
+            root=str(self.hosts_dir / name / "root"),
+        )
+
+    def _ensure_key(self) -> str:
+        self.ssh_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.ssh_dir, 0o700)
+        if not self.key_path.exists():
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "rigctl-lab", "-f", str(self.key_path)],
+                check=True,
+                capture_output=True,
+            )
+        return self.key_path.with_suffix(".pub").read_text().strip()
+
+    def _write_known_hosts(self) -> None:
+        lines = [f"{host.address} {host.host_key}" for host in self.hosts() if host.host_key]
+        self.ssh_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.known_hosts_path.with_suffix(".tmp")
+        tmp.write_text("".join(line + "\n" for line in lines))
+        tmp.replace(self.known_hosts_path)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise lab changes: two `lab up` at once must not boot a host twice."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.state_dir / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def image_cached(self) -> bool:
+        return image_ready(self.images_dir)

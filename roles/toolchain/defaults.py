@@ -1,0 +1,34 @@
+"""Role variables of ``toolchain``, with their defaults.
+
+Override any of them by host data (``toolchain_apt_packages = [...]`` in the inventory or
+``group_data/``) or by passing the keyword to :func:`rigctl.roles.toolchain.install`.
+"""
+
+from __future__ import annotations
+
+#: Debian/Ubuntu packages a CMake build of llama.cpp needs (compiler, CMake, git for the
+#: version stamp, ccache so a rebuild with the same flags is minutes shorter, curl for fetches).
+APT_PACKAGES: list[str] = [
+    "build-essential",
+    "cmake",
+    "git",
+    "ccache",
+    "pkg-config",
+    "curl",
+    "ca-certificates",
+]
+
+#: Extra packages per llama.cpp backend (CUDA and ROCm toolkits come from their vendors'
+#: repositories, not from here: rigctl checks for them instead of installing multi-GB SDKs).
+APT_BACKEND_PACKAGES: dict[str, list[str]] = {
+    "cpu": [],
+    "cuda": [],
+    "rocm": [],
+    "vulkan": ["libvulkan-dev", "glslc"],
+}
+
+#: Fedora/RHEL equivalents.
+DNF_PACKAGES: list[str] = ["gcc", "gcc-c++", "make", "cmake", "git", "ccache", "pkgconf-pkg-config", "curl"]
+
+#: Seconds an ``apt-get update`` stays fresh: a re-run within it changes nothing.
+APT_CACHE_TIME: int = 3600
