@@ -156,7 +156,14 @@ def _quiet_pyinfra_logging() -> Iterator[None]:
 
 
 def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
+    # pyinfra wraps errors raised by user files (inventory, deploy) with the file name
+    wrapped = getattr(error, "exception", None)
+    if isinstance(wrapped, BaseException):
+        error = wrapped
+    try:
+        text = str(error).strip().splitlines()
+    except Exception:  # some exception classes cannot even print themselves
+        text = [repr(error.args)] if error.args else []
     message = text[0] if text else ""
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
 

@@ -150,6 +150,7 @@ class Lab:
             self._write_known_hosts()
             for host in started:
                 _hosts.wait_ready(host)
+                host.save()
             return hosts
 
     def down(self) -> list[str]:

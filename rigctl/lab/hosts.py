@@ -34,6 +34,7 @@ class LabHost:
     address: str
     root: str  # the booted root filesystem (overlay mount point)
     pid: int | None = None  # the systemd-nspawn process
+    pid_namespace: str | None = None  # "pid:[inode]" of the container: how to find its processes
     host_key: str | None = None  # "ssh-ed25519 AAAA..."
 
     @property
@@ -162,6 +163,7 @@ def wait_ready(host: LabHost, timeout: float = BOOT_TIMEOUT_S) -> None:
             _reap(host.pid)
             raise LabError(f"lab host {host.name}: systemd-nspawn exited: {console_tail(host)}")
         if host.ssh_ready():
+            host.pid_namespace = _container_pid_namespace(host.pid)
             return
         time.sleep(0.3)
     raise LabError(
@@ -192,8 +194,8 @@ def stop(host: LabHost, timeout: float = STOP_TIMEOUT_S) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(host.pid, signal.SIGKILL)
     _reap(host.pid)
-    # Anything still running inside the root (a wedged service) goes too.
-    for pid in processes_inside(Path(host.root)):
+    # Anything still running in the container (a wedged service) goes too.
+    for pid in processes_in_namespace(host.pid_namespace):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     root = Path(host.root)
@@ -215,17 +217,35 @@ def _reap(pid: int | None) -> None:
             os.waitpid(pid, os.WNOHANG)
 
 
-def processes_inside(root: Path) -> list[int]:
-    """PIDs whose root directory is ``root`` (processes of a container)."""
-    target = str(root.resolve())
+def _container_pid_namespace(nspawn_pid: int | None) -> str | None:
+    """The PID namespace of the container's init (the child of systemd-nspawn)."""
+    if not nspawn_pid:
+        return None
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if parent == nspawn_pid:
+                return os.readlink(entry / "ns/pid")
+        except (OSError, ValueError, IndexError):
+            continue
+    return None
+
+
+def processes_in_namespace(pid_namespace: str | None) -> list[int]:
+    """PIDs living in a container's PID namespace (its processes are invisible by root path:
+    each sees its own mount namespace, where its root is "/")."""
+    if not pid_namespace:
+        return []
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            process_root = os.readlink(entry / "root")
+            if os.readlink(entry / "ns/pid") == pid_namespace:
+                found.append(int(entry.name))
         except OSError:
             continue
-        if process_root == target or process_root.startswith(target + "/"):
-            found.append(int(entry.name))
     return found

@@ -1,0 +1,61 @@
+# rigctl: the two commands a newcomer needs.
+#   make demo   install everything, bring up a lab host, run the main job against it
+#   make test   install everything, run the whole test suite
+# Everything else here is what those two stand on.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.rigctl-installed
+
+# Debian packages the controller needs: the lab (systemd-nspawn, debootstrap), SSH keys,
+# and a Python able to make virtualenvs.
+SYSTEM_PACKAGES := systemd-container debootstrap openssh-client iproute2 python3-venv ca-certificates
+
+.PHONY: demo test setup system-packages lint lab-down
+
+demo: setup
+	@echo "==> bringing up one lab host (Debian bookworm under systemd-nspawn, sshd on 127.0.1.1)"
+	$(BIN)/rigctl lab up 1
+	@echo "==> detecting it over SSH through pyinfra"
+	$(BIN)/rigctl detect inventories/lab.py
+	@echo
+	@echo "The lab host is still running, for you to use:"
+	@echo "  $(BIN)/rigctl lab status          # hosts and addresses"
+	@echo "  $(BIN)/rigctl detect inventories/lab.py --json"
+	@echo "  $(BIN)/rigctl lab down            # stop and remove the lab hosts"
+
+test: setup
+	$(BIN)/python -m pytest
+
+setup: system-packages $(STAMP)
+
+system-packages:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  if ! command -v apt-get >/dev/null; then \
+	    echo "rigctl: error: needs these Debian packages (or your OS's equivalents): $$missing" >&2; exit 2; \
+	  fi; \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "rigctl: error: run as root to install: $$missing" >&2; exit 2; \
+	  fi; \
+	  echo "==> installing system packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml setup.py
+	@echo "==> creating $(VENV) and installing rigctl with its test dependencies"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy rigctl cli roles deploys
+
+lab-down: setup
+	$(BIN)/rigctl lab down

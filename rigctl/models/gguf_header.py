@@ -1,0 +1,310 @@
+"""Read a GGUF file's header — locally, or remotely with HTTP Range requests.
+
+Only the header is read: the metadata key/values and the tensor table, a few MB even for a
+70B model (a large vocabulary is most of it). A remote header is fetched in growing ranges
+into a temporary file and parsed by the ``gguf`` library's :class:`GGUFReader`; tensor data
+is never downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import requests
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, LlamaFileType
+
+from rigctl.errors import BadInput, RigctlError
+from rigctl.models.facts import ModelFacts, WeightSplit, swa_layers_for
+
+FIRST_FETCH_BYTES = 4 << 20  # enough for most headers (a 128k vocabulary is ~3 MB)
+MAX_HEADER_BYTES = 256 << 20  # a header larger than this is not a model we can plan for
+HTTP_TIMEOUT_S = 30.0
+
+_SHARD = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
+
+
+class ModelFetchError(RigctlError):
+    """A remote model header could not be fetched (network, HTTP status, no size)."""
+
+
+class _NeedMoreBytes(Exception):
+    """The header runs past the bytes fetched so far."""
+
+    def __init__(self, needed: int):
+        super().__init__(needed)
+        self.needed = needed
+
+
+class _HeaderReader(GGUFReader):
+    """A GGUFReader that parses the header only, so it works on a file cut after it.
+
+    Reads past the end raise :class:`_NeedMoreBytes` instead of yielding short arrays, and
+    the tensor table is kept as raw fields instead of being mapped onto tensor data.
+    """
+
+    tensor_fields: list[Any]
+
+    def _get(
+        self, offset: int, dtype: Any, count: int = 1, override_order: Any = None
+    ) -> Any:
+        end = offset + np.dtype(dtype).itemsize * int(count)
+        if end > self.data.shape[0]:
+            raise _NeedMoreBytes(end)
+        return super()._get(offset, dtype, count, override_order)
+
+    def _build_tensors(self, start_offs: int, fields: list[Any]) -> None:
+        self.tensor_fields = fields
+
+
+def _parse(path: str) -> _HeaderReader:
+    """Return a parsed header; raise _NeedMoreBytes or BadInput (not a GGUF)."""
+    try:
+        return _HeaderReader(path)
+    except _NeedMoreBytes:
+        raise
+    except (ValueError, KeyError, OSError) as exc:
+        raise BadInput(f"not a readable GGUF file ({exc})", field="model") from exc
+
+
+def _value(reader: _HeaderReader, key: str) -> Any:
+    field = reader.fields.get(key)
+    return None if field is None else field.contents()
+
+
+def _int(value: Any) -> int | None:
+    """Return an int from a scalar or a per-layer array (its largest entry)."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return int(max(value)) if value else None
+    return int(value)
+
+
+def _quant_name(reader: _HeaderReader) -> str | None:
+    """Return general.file_type as llama.cpp names it (15 → "Q4_K_M")."""
+    raw = _value(reader, "general.file_type")
+    if raw is None:
+        return None
+    try:
+        name = LlamaFileType(int(raw)).name
+    except ValueError:
+        return f"FTYPE_{raw}"
+    return name.removeprefix("MOSTLY_").removeprefix("ALL_")
+
+
+def _weight_split(reader: _HeaderReader, n_layers: int) -> tuple[WeightSplit | None, bool]:
+    """Return (measured weight split, tied embeddings) from the tensor table.
+
+    The split is None when a tensor type is unknown to this gguf library.
+    """
+    token_embd = 0
+    output = 0
+    blocks = [0] * n_layers
+    has_output_head = False
+    for field in reader.tensor_fields:
+        _name_len, name_data, _n_dims, dims, raw_dtype, _offset = field.parts
+        name = bytes(name_data).decode("utf-8", "replace")
+        try:
+            block_size, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(int(raw_dtype[0]))]
+        except (ValueError, KeyError):
+            return None, not has_output_head
+        n_bytes = int(np.prod(dims.astype(np.int64))) * type_size // block_size
+        match = re.match(r"blk\.(\d+)\.", name)
+        if match and int(match.group(1)) < n_layers:
+            blocks[int(match.group(1))] += n_bytes
+        elif name.startswith("token_embd."):
+            token_embd += n_bytes
+        else:
+            output += n_bytes
+            has_output_head = has_output_head or name == "output.weight"
+    tied = not has_output_head
+    if tied:
+        # llama.cpp loads a copy of the tied embedding as the output head on the output
+        # device (TENSOR_DUPLICATED), so it counts there too.
+        output += token_embd
+    return WeightSplit(token_embd, tuple(blocks), output), tied
+
+
+def _facts(
+    reader: _HeaderReader, *, file_size: int, source: str, sources: tuple[str, ...],
+    size_exact: bool, sha256: str | None,
+) -> ModelFacts:
+    arch = _value(reader, "general.architecture")
+    if not arch:
+        raise BadInput("GGUF has no general.architecture", field="model")
+    n_layers = _int(_value(reader, f"{arch}.block_count"))
+    n_embd = _int(_value(reader, f"{arch}.embedding_length"))
+    n_heads = _int(_value(reader, f"{arch}.attention.head_count"))
+    if not n_layers or not n_embd or not n_heads:
+        raise BadInput(
+            f"GGUF ({arch}) lacks block_count, embedding_length or head_count", field="model"
+        )
+    n_kv_heads = _int(_value(reader, f"{arch}.attention.head_count_kv")) or n_heads
+    head_dim = _int(_value(reader, f"{arch}.attention.key_length")) or n_embd // n_heads
+    vocab = _int(_value(reader, f"{arch}.vocab_size"))
+    if vocab is None:
+        tokens = reader.fields.get("tokenizer.ggml.tokens")
+        vocab = len(tokens.data) if tokens is not None else 0
+    window = _int(_value(reader, f"{arch}.attention.sliding_window"))
+    sliding: tuple[int, ...] = ()
+    if window:
+        pattern = _value(reader, f"{arch}.attention.sliding_window_pattern")
+        if isinstance(pattern, list):
+            sliding = tuple(i for i, is_swa in enumerate(pattern[:n_layers]) if is_swa)
+        else:
+            sliding = swa_layers_for(arch, n_layers, _int(pattern))
+    split_count = _int(_value(reader, "split.count")) or 1
+    weights, tied = _weight_split(reader, n_layers)
+    if split_count > 1:
+        # The first shard's tensor table holds only its own tensors: estimate instead.
+        weights = None
+        tied = arch in ("gemma", "gemma2", "gemma3")
+    return ModelFacts(
+        architecture=str(arch),
+        n_layers=n_layers,
+        n_heads=n_heads,
+        n_kv_heads=n_kv_heads,
+        head_dim=head_dim,
+        embedding_length=n_embd,
+        context_length=_int(_value(reader, f"{arch}.context_length")) or 0,
+        file_size=file_size,
+        name=str(_value(reader, "general.name") or ""),
+        quant=_quant_name(reader),
+        vocab_size=vocab,
+        sliding_window=window or None,
+        sliding_layers=sliding,
+        tied_embeddings=tied,
+        weights=weights,
+        source=source,
+        sources=sources,
+        sha256=sha256,
+        size_exact=size_exact,
+    )
+
+
+def _shard_names(name: str, count: int) -> list[str]:
+    """Return every shard name of a split GGUF given the first one (itself when unsplit)."""
+    match = _SHARD.search(name)
+    if count <= 1 or not match:
+        return [name]
+    stem = name[: match.start()]
+    return [f"{stem}-{i:05d}-of-{count:05d}.gguf" for i in range(1, count + 1)]
+
+
+def read_local_header(path: str | os.PathLike[str], *, sha256: str | None = None) -> ModelFacts:
+    """Return the :class:`ModelFacts` of a local GGUF (all shards summed for a split file).
+
+    Raises BadInput (field model) for a missing file or one that is not GGUF.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"no such file: {path}", field="model")
+    try:
+        reader = _parse(str(path))
+    except _NeedMoreBytes as exc:
+        raise BadInput(f"{path}: GGUF header is truncated", field="model") from exc
+    count = _int(_value(reader, "split.count")) or 1
+    shards = [path.with_name(n) for n in _shard_names(path.name, count)]
+    missing = [str(s) for s in shards if not s.is_file()]
+    if missing:
+        raise BadInput(f"split GGUF is missing shards: {', '.join(missing)}", field="model")
+    size = sum(s.stat().st_size for s in shards)
+    return _facts(
+        reader, file_size=size, source=str(path), sources=tuple(str(s) for s in shards),
+        size_exact=True, sha256=sha256,
+    )
+
+
+def _total_from_content_range(value: str | None) -> int | None:
+    match = re.match(r"bytes \d+-\d+/(\d+)$", (value or "").strip())
+    return int(match.group(1)) if match else None
+
+
+def _fetch_range(
+    session: requests.Session, url: str, start: int, end: int, headers: Mapping[str, str]
+) -> tuple[bytes, int]:
+    """Return (bytes start..end inclusive, total file size), reading no more than asked.
+
+    A server that ignores Range answers 200 with the whole file: only the wanted bytes are
+    read from the stream before it is closed.
+    """
+    request_headers = {**headers, "Range": f"bytes={start}-{end}"}
+    try:
+        with session.get(url, headers=request_headers, stream=True, timeout=HTTP_TIMEOUT_S) as r:
+            if r.status_code == 206:
+                total = _total_from_content_range(r.headers.get("Content-Range"))
+                data = r.raw.read(end - start + 1, decode_content=True)
+            elif r.status_code == 200:
+                total = int(r.headers["Content-Length"]) if "Content-Length" in r.headers else None
+                buffer = bytearray()
+                for chunk in r.iter_content(chunk_size=1 << 16):
+                    buffer += chunk
+                    if len(buffer) > end:
+                        break
+                data = bytes(buffer[start : end + 1])
+            elif r.status_code == 416:
+                return b"", _total_from_content_range(r.headers.get("Content-Range")) or start
+            else:
+                raise ModelFetchError(f"GET {url}: HTTP {r.status_code}")
+    except requests.RequestException as exc:
+        raise ModelFetchError(f"GET {url}: {exc}") from exc
+    if total is None:
+        raise ModelFetchError(f"GET {url}: the server did not say how large the file is")
+    return data, total
+
+
+def read_remote_header(
+    url: str,
+    *,
+    sha256: str | None = None,
+    session: requests.Session | None = None,
+    headers: Mapping[str, str] | None = None,
+    first_bytes: int = FIRST_FETCH_BYTES,
+    max_bytes: int = MAX_HEADER_BYTES,
+) -> ModelFacts:
+    """Return the :class:`ModelFacts` of the GGUF at ``url``, fetching only its header.
+
+    Starts with ``first_bytes`` and fetches more (at least doubling) while the header runs
+    past what arrived. The file size comes from ``Content-Range`` (all shards of a split
+    GGUF are asked for theirs with a one-byte range). Raises ModelFetchError on network or
+    HTTP failures, BadInput when the file is not GGUF or its header exceeds ``max_bytes``.
+    """
+    session = session or requests.Session()
+    headers = dict(headers or {})
+    data = b""
+    total = 0
+    want = first_bytes
+    with tempfile.TemporaryDirectory(prefix="rigctl-gguf-") as tmp:
+        part = Path(tmp) / "header.gguf"
+        while True:
+            chunk, total = _fetch_range(session, url, len(data), want - 1, headers)
+            data += chunk
+            part.write_bytes(data)
+            try:
+                reader = _parse(str(part))
+                break
+            except _NeedMoreBytes as exc:
+                if len(data) >= total:
+                    raise BadInput(f"{url}: GGUF header is truncated", field="model") from exc
+                if exc.needed > max_bytes:
+                    raise BadInput(
+                        f"{url}: GGUF header needs {exc.needed} bytes, over the "
+                        f"{max_bytes}-byte limit", field="model",
+                    ) from exc
+                want = min(total, max(2 * want, exc.needed + (1 << 20)))
+        count = _int(_value(reader, "split.count")) or 1
+        base, _, name = url.rpartition("/")
+        shard_urls = [f"{base}/{n}" for n in _shard_names(name, count)]
+        size = total
+        for shard in shard_urls[1:]:
+            size += _fetch_range(session, shard, 0, 0, headers)[1]
+        return _facts(
+            reader, file_size=size, source=url, sources=tuple(shard_urls), size_exact=True,
+            sha256=sha256,
+        )

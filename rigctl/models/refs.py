@@ -1,0 +1,163 @@
+"""Parse what a user writes for ``--model`` into a :class:`ModelRef`.
+
+Accepted forms:
+
+- a catalog name, optionally with a quant: ``llama-3.1-8b-instruct``, ``gemma-3-4b-it:q8_0``
+- ``hf://org/repo/path/file.gguf`` with an optional ``@revision``
+- ``https://host/path/file.gguf`` (``http://`` only to a loopback address, for labs and tests)
+- ``file:///abs/path/file.gguf`` or a plain path (one with a ``/`` or ending in ``.gguf``)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import re
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import quote, urlsplit
+
+from rigctl.errors import BadInput
+from rigctl.models.catalog import get_catalog_model
+
+RefKind = Literal["catalog", "hf", "url", "file"]
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_CATALOG_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*(:[a-z0-9_]+)?$")
+_HF_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A parsed model reference; exactly the fields of its ``kind`` are set."""
+
+    kind: RefKind
+    raw: str
+    name: str | None = None  # catalog: name without quant
+    quant: str | None = None  # catalog: pinned quant, lowercase
+    url: str | None = None  # hf and url: the https URL to fetch
+    path: str | None = None  # file: absolute or relative local path
+    repo: str | None = None  # hf: org/repo
+    filename: str | None = None  # hf: path inside the repo
+    revision: str | None = None  # hf: branch, tag or commit ("main" when not given)
+    sha256: str | None = None
+
+    @property
+    def basename(self) -> str:
+        """Return the file name the model gets on disk (catalog: empty string)."""
+        if self.kind == "file" and self.path:
+            return os.path.basename(self.path)
+        if self.url:
+            return os.path.basename(urlsplit(self.url).path)
+        return ""
+
+
+def _bad(text: str, why: str) -> BadInput:
+    return BadInput(f"{why}: {text!r}", field="model")
+
+
+def hf_resolve_url(repo: str, filename: str, revision: str = "main") -> str:
+    """Return the Hugging Face download URL of ``filename`` in ``repo`` at ``revision``."""
+    return (
+        f"https://huggingface.co/{repo}/resolve/{quote(revision, safe='')}/"
+        f"{quote(filename, safe='/')}"
+    )
+
+
+def _parse_hf(text: str) -> ModelRef:
+    rest = text[len("hf://") :]
+    revision = "main"
+    if "@" in rest:
+        rest, _, revision = rest.rpartition("@")
+        if not _REVISION.match(revision) or ".." in revision:
+            raise _bad(text, "bad revision after '@'")
+    parts = rest.split("/")
+    if len(parts) < 3 or not all(parts):
+        raise _bad(text, "expected hf://org/repo/path/file.gguf")
+    if not all(_HF_PART.match(p) and p not in (".", "..") for p in parts):
+        raise _bad(text, "bad character in hf:// path")
+    filename = "/".join(parts[2:])
+    if not filename.lower().endswith(".gguf"):
+        raise _bad(text, "hf:// must name a .gguf file")
+    repo = f"{parts[0]}/{parts[1]}"
+    return ModelRef(
+        kind="hf",
+        raw=text,
+        url=hf_resolve_url(repo, filename, revision),
+        repo=repo,
+        filename=filename,
+        revision=revision,
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _parse_url(text: str) -> ModelRef:
+    parts = urlsplit(text)
+    if not parts.hostname:
+        raise _bad(text, "URL has no host")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise _bad(text, "plain http:// is only accepted for loopback addresses; use https://")
+    if not parts.path.lower().endswith(".gguf"):
+        raise _bad(text, "URL must name a .gguf file")
+    url = text
+    if parts.hostname in ("huggingface.co", "www.huggingface.co") and "/blob/" in parts.path:
+        # A /blob/ link is the HTML page for the file; /resolve/ is the file itself.
+        url = text.replace("/blob/", "/resolve/", 1)
+    return ModelRef(kind="url", raw=text, url=url)
+
+
+def _parse_path(text: str, path: str) -> ModelRef:
+    if not path.lower().endswith(".gguf"):
+        raise _bad(text, "a local model must be a .gguf file")
+    return ModelRef(kind="file", raw=text, path=os.path.expanduser(path))
+
+
+def parse_model_ref(text: str, *, sha256: str | None = None) -> ModelRef:
+    """Return the :class:`ModelRef` for ``text``.
+
+    Raises BadInput with field "model" for anything malformed (and field "sha256" for a
+    checksum that is not 64 hex digits). Catalog names are checked against the catalog.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise BadInput("no model given", field="model")
+    text = text.strip()
+    digest: str | None = None
+    if sha256 is not None:
+        digest = sha256.strip().lower().removeprefix("sha256:")
+        if not _SHA256.match(digest):
+            raise BadInput(f"sha256 must be 64 hex digits, got {sha256!r}", field="sha256")
+
+    lowered = text.lower()
+    if lowered.startswith("hf://"):
+        ref = _parse_hf(text)
+    elif lowered.startswith(("https://", "http://")):
+        ref = _parse_url(text)
+    elif lowered.startswith("file://"):
+        rest = text[len("file://") :]
+        if not rest.startswith("/"):
+            raise _bad(text, "file:// takes an absolute path (file:///abs/path.gguf)")
+        ref = _parse_path(text, rest)
+    elif "://" in text:
+        raise _bad(text, "unknown scheme (use hf://, https:// or file://)")
+    elif "/" in text or lowered.endswith(".gguf"):
+        if text.count("/") == 1 and text[0] not in "./~" and not lowered.endswith(".gguf"):
+            raise _bad(text, "looks like a Hugging Face repo; name the file: hf://org/repo/file.gguf")
+        ref = _parse_path(text, text)
+    else:
+        if not _CATALOG_NAME.match(lowered):
+            raise _bad(text, "not a catalog name (name or name:quant)")
+        entry = get_catalog_model(lowered)
+        ref = ModelRef(kind="catalog", raw=text, name=entry.name, quant=entry.quant)
+    if digest is not None:
+        ref = dataclasses.replace(ref, sha256=digest)
+    return ref

@@ -1,0 +1,205 @@
+"""The foundation on real hosts: lab hosts boot systemd and sshd, the adapter reaches them in
+parallel over SSH (paramiko, pinned host keys), a role converges and is idempotent, failures
+stay per host, and the lab comes down leaving nothing behind."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from conftest import make_test_lab, rigctl
+
+from rigctl.errors import LabError
+from rigctl.lab import Lab
+from rigctl.lab.hosts import processes_in_namespace
+from rigctl.pyinfra_api import Session, load_inventory, server_facts
+from rigctl.roles import toolchain
+
+pytestmark = pytest.mark.lab
+
+
+def test_hosts_run_systemd_and_sshd_on_their_own_address(lab: Lab, lab_inventory: Path) -> None:
+    with Session(load_inventory(str(lab_inventory))) as session:
+        pid1 = session.fact(server_facts.Command, "cat /proc/1/comm")
+        system = session.fact(server_facts.Command, "systemctl is-system-running --wait || true")
+        listeners = session.fact(server_facts.Command, "ss -Hltn 'sport = :22'")
+    names = [host.name for host in lab.running_hosts()]
+    assert sorted(pid1) == sorted(names)
+    assert set(pid1.values()) == {"systemd"}
+    assert set(system.values()) <= {"running", "degraded"}, system
+    for host in lab.running_hosts():
+        # sshd listens on the host's own loopback address, nowhere else
+        assert f"{host.address}:22" in listeners[host.name]
+        assert "0.0.0.0:22" not in listeners[host.name]
+
+
+def test_host_keys_are_pinned_not_accepted_blindly(lab: Lab, tmp_path: Path) -> None:
+    host = lab.running_hosts()[0]
+    data = lab.host_data(host)
+    data["ssh_known_hosts_file"] = str(tmp_path / "empty_known_hosts")
+    (tmp_path / "empty_known_hosts").write_text("")
+    inventory = tmp_path / "inv.py"
+    inventory.write_text(f"hosts = [({host.name!r}, {data!r})]\n")
+    with Session(load_inventory(str(inventory))) as session:
+        summary = session.summary()
+    assert summary.hosts[host.name].status == "unreachable"
+    assert "known_hosts" in (summary.hosts[host.name].error or "")
+
+
+def test_hosts_are_prepared_in_parallel(lab_inventory: Path) -> None:
+    # Each host sleeps 2 s while being prepared; serial preparation would take 4 s or more.
+    with Session(load_inventory(str(lab_inventory))) as session:
+        start = time.monotonic()
+        values = session.fact(server_facts.Command, "sleep 2; hostname")
+        elapsed = time.monotonic() - start
+    assert len(values) == 2
+    assert elapsed < 3.5, f"two hosts took {elapsed:.1f}s: not parallel"
+
+
+def test_role_converges_then_reports_no_changes(lab_inventory: Path) -> None:
+    inventory = str(lab_inventory)
+    with Session(load_inventory(inventory)) as session:
+        session.prepare(toolchain.install)
+        session.run()
+        first = session.summary()
+    assert first.exit_code == 0, first.to_json()
+    assert all(result.status == "changed" for result in first.hosts.values()), first.to_json()
+
+    with Session(load_inventory(inventory)) as session:
+        session.prepare(toolchain.install)
+        session.run()
+        second = session.summary()
+    assert second.exit_code == 0, second.to_json()
+    for result in second.hosts.values():
+        assert result.changed_ops == [], f"{result.name} changed again: {result.changed_ops}"
+        assert result.status == "ok"
+
+    with Session(load_inventory(inventory)) as session:
+        versions = session.fact(server_facts.Command, "cmake --version | head -1; gcc -dumpversion")
+    assert all(value.startswith("cmake version 3.") for value in versions.values())
+
+
+def test_unreachable_host_fails_alone_with_exit_1(lab: Lab, tmp_path: Path) -> None:
+    host = lab.running_hosts()[0]
+    ghost = dict(lab.host_data(host), ssh_hostname="127.0.2.250", ssh_connect_retries=0)
+    inventory = tmp_path / "mixed.py"
+    inventory.write_text(f"hosts = [({host.name!r}, {lab.host_data(host)!r}), ('ghost', {ghost!r})]\n")
+    result = rigctl("detect", str(inventory), "--json")
+    assert result.returncode == 1, result.stderr
+    document = json.loads(result.stdout)
+    assert list(document["hosts"]) == [host.name]
+    assert document["hosts"][host.name]["os"]["distro"] == "debian"
+    assert document["failed"]["ghost"]["status"] == "unreachable"
+    assert document["failed"]["ghost"]["error"]
+
+
+def test_operation_failure_on_one_host_does_not_stop_the_other(lab_inventory: Path) -> None:
+    from rigctl.pyinfra_api import server
+
+    def deploy() -> None:
+        # Fails on the first host only, after a change both hosts make.
+        server.shell(name="touch marker", commands=["touch /tmp/rigctl-marker"])
+        server.shell(
+            name="fail on one host",
+            commands=[f"test \"$(hostname)\" != {first_name} || (echo boom >&2; exit 3)"],
+        )
+        server.shell(name="after", commands=["touch /tmp/rigctl-after"])
+
+    with Session(load_inventory(str(lab_inventory))) as session:
+        first_name = session.active_hosts[0].name
+        session.prepare(deploy)
+        session.run()
+        summary = session.summary()
+    failed = summary.hosts[first_name]
+    assert failed.status == "failed"
+    assert failed.failed_ops[0].name == "fail on one host"
+    assert failed.failed_ops[0].stderr_tail == ["boom"]
+    others = [r for n, r in summary.hosts.items() if n != first_name]
+    assert others and all(r.status == "changed" and "after" in r.changed_ops for r in others)
+    assert summary.exit_code == 1
+
+
+def test_malformed_inventory_is_one_line_exit_2(tmp_path: Path) -> None:
+    cases = {
+        "syntax.py": "hosts = [('a', {'ssh_hostname': '127.0.0.1'}\n",
+        "broken_import.py": "import rigctl_no_such_module\nhosts = ['127.0.0.1']\n",
+        "raises.py": "raise ValueError('bad data')\n",
+    }
+    for name, text in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        result = rigctl("detect", str(path))
+        assert result.returncode == 2, (name, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, (name, result.stderr)
+        assert lines[0].startswith(f"rigctl: error: field inventory: {path}"), lines[0]
+
+
+def test_lab_up_twice_is_safe(lab: Lab) -> None:
+    before = {host.name: host.pid for host in lab.running_hosts()}
+    lab.up(len(before))
+    after = {host.name: host.pid for host in lab.running_hosts()}
+    assert after == before
+
+
+def test_lab_down_leaves_nothing_behind() -> None:
+    # A lab of its own (127.0.3.N), so the session's lab keeps running for the other tests.
+    the_lab = make_test_lab("test-lab-down", network="127.0.3", prefix="rdown")
+    the_lab.down()  # left over from an interrupted run
+    hosts = the_lab.up(1)
+    root = Path(hosts[0].root)
+    namespace = hosts[0].pid_namespace
+    assert namespace and len(processes_in_namespace(namespace)) > 3  # systemd, journald, sshd...
+    assert _mounted(root)
+    assert _answers(hosts[0].address)
+
+    assert the_lab.down() == [hosts[0].name]
+
+    assert processes_in_namespace(namespace) == []
+    assert not any(f"--directory={root}" in _cmdline(pid) for pid in _all_pids())
+    assert not _mounted(root)
+    assert not _answers(hosts[0].address)
+    assert not root.parent.exists()
+    assert the_lab.status() == []
+    assert the_lab.known_hosts_path.read_text() == ""
+
+
+def test_lab_refuses_clearly_when_a_tool_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == "debootstrap" else real_which(name))
+    with pytest.raises(LabError, match=r"^the lab needs debootstrap: apt-get install debootstrap$"):
+        Lab.check_requirements()
+
+
+def test_lab_network_must_be_loopback() -> None:
+    with pytest.raises(LabError, match="loopback only"):
+        Lab(network="192.168.1")
+
+
+def _all_pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _mounted(path: Path) -> bool:
+    target = str(path.resolve())
+    return any(line.split()[1] == target for line in Path("/proc/self/mounts").read_text().splitlines())
+
+
+def _answers(address: str) -> bool:
+    try:
+        with socket.create_connection((address, 22), timeout=1):
+            return True
+    except OSError:
+        return False
