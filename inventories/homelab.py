@@ -1,0 +1,61 @@
+"""An example inventory for real GPU boxes: copy it, then edit names, addresses and data.
+
+This is a normal pyinfra inventory file (https://docs.pyinfra.com/en/3.x/inventory-data.html):
+every module-level list is a group; an entry is a host name, or ``(name, data)``. Data for a
+whole group can also live in ``group_data/<group>.py`` beside this file, and ``group_data/all.py``
+applies to every host. rigctl reads these host data keys:
+
+Connection (pyinfra's own SSH keys, over paramiko)
+    ssh_hostname, ssh_user, ssh_port, ssh_key
+    ssh_known_hosts_file          where pinned host keys are (default ~/.ssh/known_hosts)
+    ssh_strict_host_key_checking  "yes" refuses unknown host keys; pyinfra's default
+                                  "accept-new" trusts a host on first sight: set "yes" once
+                                  your known_hosts has the keys (ssh-keyscan HOST >> ...)
+
+What to serve
+    model        catalog name ("llama-3.1-8b-instruct:q4_k_m"), hf://org/repo/file.gguf,
+                 an https:// URL or a path on this machine
+    concurrency  users served at once (decides the runtime: vLLM for many on CUDA)
+    context      tokens of context per user
+    runtime      auto | ollama | llamacpp | vllm (default auto: rigctl decides and says why)
+    prefer       simple | control | throughput
+
+Where it listens
+    listen       bind address (default 127.0.0.1); anything else requires an API key
+    port         TCP port of the OpenAI-compatible endpoint (default 8080)
+"""
+
+# A single workstation with one RTX 4090, serving one user.
+workstation = [
+    (
+        "rig-4090",
+        {
+            "ssh_hostname": "192.0.2.10",  # documentation address: replace with yours
+            "ssh_user": "root",
+            "model": "llama-3.1-8b-instruct:q4_k_m",
+            "concurrency": 1,
+            "context": 8192,
+        },
+    ),
+]
+
+# Two identical dual-GPU boxes serving a team: rigctl plans vLLM with tensor parallelism.
+serving = (
+    [
+        ("gpu-a", {"ssh_hostname": "192.0.2.21"}),
+        ("gpu-b", {"ssh_hostname": "192.0.2.22"}),
+    ],
+    {
+        "ssh_user": "ubuntu",
+        "model": "qwen2.5-32b-instruct",
+        "concurrency": 10,
+        "context": 8192,
+        "listen": "0.0.0.0",  # reachable from the LAN: rigctl generates an API key per host
+        "port": 8000,
+    },
+)
+
+# A Mac Studio on the desk: Metal, llama.cpp under launchd.
+apple = [
+    ("mac-studio", {"ssh_hostname": "192.0.2.30", "ssh_user": "admin", "model": "gemma-3-27b-it:q4_k_m"}),
+]

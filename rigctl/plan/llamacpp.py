@@ -1,0 +1,146 @@
+"""llama.cpp's ``llama-server``: memory layout (shared with Ollama) and its argv."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from rigctl.hardware import Hardware
+from rigctl.models.facts import ModelFacts
+from rigctl.plan.memory import (
+    LLAMACPP_BATCH,
+    LLAMACPP_UBATCH,
+    Device,
+    LayerPlacement,
+    fit_layers,
+    gib,
+    kv_cache_bytes,
+    place_layers,
+)
+
+# KV cache types tried, best first. q8_0 costs almost nothing in quality; q4_0 is the last
+# resort before spilling layers to the CPU (llama.cpp's -ctk/-ctv values).
+KV_TYPES = ("f16", "q8_0", "q4_0")
+
+
+@dataclass
+class GgufLayout:
+    """The chosen llama.cpp placement and the sentences that explain it."""
+
+    placement: LayerPlacement
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def kv_quantized(self) -> bool:
+        return self.placement.kv_type != "f16"
+
+
+def choose_layout(
+    facts: ModelFacts,
+    hardware: Hardware,
+    gpus: Sequence[Device],
+    *,
+    context_per_slot: int,
+    slots: int,
+) -> GgufLayout:
+    """Return the layout llama.cpp (or Ollama) should use.
+
+    Everything on the GPU(s) with an f16 KV cache when it fits; else a quantized KV cache
+    when that is what makes everything fit; else a partial offload (most layers that fit,
+    f16 cache). On CPU the same ladder applies to RAM.
+    """
+    total_context = context_per_slot * slots
+    label = facts.display_name
+    if not gpus:
+        first: LayerPlacement | None = None
+        for kv_type in KV_TYPES:
+            placement = fit_layers(facts, hardware, gpus, context_per_slot=context_per_slot,
+                                   slots=slots, kv_type=kv_type)
+            first = first or placement
+            if placement.host.fits:
+                break
+        else:
+            placement = first
+        assert placement is not None
+        reasons = [
+            f"CPU only: {label} with {total_context:,} tokens of context needs "
+            f"{gib(placement.host.bytes)} of RAM ({gib(placement.host.usable)} usable)"
+        ]
+        if placement.kv_type != "f16" and placement.host.fits:
+            f16 = kv_cache_bytes(facts, context_per_slot, slots=slots,
+                                 swa_extra_tokens=LLAMACPP_UBATCH)
+            reasons.append(
+                f"KV cache {placement.kv_type}: an f16 cache would take {gib(f16)} and not "
+                f"fit in RAM; {placement.kv_type} takes {gib(placement.host.kv_cache)}"
+            )
+        return GgufLayout(placement, reasons)
+
+    f16 = fit_layers(facts, hardware, gpus, context_per_slot=context_per_slot, slots=slots,
+                     kv_type="f16")
+    names = ", ".join(g.name for g in gpus)
+    usable = sum(g.usable for g in gpus)
+    if f16.full_offload:
+        return GgufLayout(f16, [_full_sentence(f16, label, total_context, names, usable)])
+    for kv_type in KV_TYPES[1:]:
+        quantized = fit_layers(facts, hardware, gpus, context_per_slot=context_per_slot,
+                               slots=slots, kv_type=kv_type)
+        if quantized.full_offload:
+            f16_kv = kv_cache_bytes(facts, context_per_slot, slots=slots,
+                                    swa_extra_tokens=LLAMACPP_UBATCH)
+            q_kv = sum(g.kv_cache for g in quantized.gpus)
+            return GgufLayout(quantized, [
+                _full_sentence(quantized, label, total_context, names, usable),
+                f"KV cache {kv_type}: an f16 cache for {total_context:,} tokens takes "
+                f"{gib(f16_kv)} and does not fit next to the weights on {names}; "
+                f"{kv_type} takes {gib(q_kv)} and does (needs flash attention: -fa on)",
+            ])
+    on_gpu = sum(g.layers for g in f16.gpus)
+    everything = place_layers(facts, hardware, gpus, gpu_layers=facts.n_layers + 1,
+                              context_per_slot=context_per_slot, slots=slots, kv_type="f16")
+    needed = sum(g.bytes for g in everything.gpus)
+    return GgufLayout(f16, [
+        f"partial offload: {label} with {total_context:,} tokens of context needs about "
+        f"{gib(needed)} on the GPU but {names} offer {gib(usable)} usable; {on_gpu} of "
+        f"{facts.n_layers} layers fit on the GPU (-ngl {f16.gpu_layers}), the rest run on "
+        f"the CPU from RAM — expect a few tokens per second",
+    ])
+
+
+def _full_sentence(
+    placement: LayerPlacement, label: str, total_context: int, names: str, usable: int
+) -> str:
+    used = sum(g.bytes for g in placement.gpus)
+    return (
+        f"full offload: {label} with {total_context:,} tokens of context takes {gib(used)} "
+        f"on {names} ({gib(usable)} usable): all {placement.n_layers} layers and the output "
+        f"head (-ngl {placement.gpu_layers})"
+    )
+
+
+def llama_server_args(
+    *,
+    model_path: str,
+    layout: GgufLayout,
+    context_per_slot: int,
+    slots: int,
+    threads: int,
+) -> list[str]:
+    """Return llama-server's argv after the program name.
+
+    ``-c`` is the total context: llama-server divides it among the ``-np`` slots.
+    """
+    placement = layout.placement
+    args = [
+        "-m", model_path,
+        "-c", str(context_per_slot * slots),
+        "-np", str(slots),
+        "-ngl", str(placement.gpu_layers),
+        "-t", str(threads),
+        "-b", str(LLAMACPP_BATCH),
+        "-ub", str(LLAMACPP_UBATCH),
+    ]
+    if placement.tensor_split:
+        args += ["--tensor-split", ",".join(str(w) for w in placement.tensor_split)]
+    if layout.kv_quantized:
+        args += ["-ctk", placement.kv_type, "-ctv", placement.kv_type, "-fa", "on"]
+    return args

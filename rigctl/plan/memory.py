@@ -1,0 +1,281 @@
+"""Memory arithmetic: weights, KV cache, compute buffers, and what each device can hold.
+
+Every constant says where it comes from. All sizes are bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rigctl.hardware import Hardware
+from rigctl.models.facts import ModelFacts
+from rigctl.plan.types import DevicePlacement
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+# A context the user did not choose: long enough for chat with documents, short enough that
+# its KV cache stays a fraction of the weights. Capped by the model's native context.
+DEFAULT_CONTEXT = 8192
+
+# llama-server's defaults for -b (logical batch) and -ub (physical micro-batch); the compute
+# buffers are sized by -ub (common/arg.cpp).
+LLAMACPP_BATCH = 2048
+LLAMACPP_UBATCH = 512
+
+# Bytes per cached K or V element. ggml blocks: q8_0 is 34 bytes per 32 values, q4_0 18
+# bytes per 32 (ggml-common.h). vLLM's fp8 is one byte.
+KV_BYTES_PER_ELEMENT: dict[str, float] = {
+    "f16": 2.0,
+    "bf16": 2.0,
+    "auto": 2.0,  # vLLM "auto" = the model's dtype, bf16 for every catalog model
+    "q8_0": 34 / 32,
+    "q4_0": 18 / 32,
+    "fp8": 1.0,
+}
+
+# VRAM a GPU runtime takes before any model byte: the CUDA/HIP context with cuBLAS/hipBLAS
+# workspaces shows as 300-500 MiB used in nvidia-smi/rocm-smi for an idle process; Vulkan
+# drivers allocate similar pools. Apple's GPU share (recommendedMaxWorkingSetSize) is
+# already net of the system.
+GPU_RUNTIME_RESERVE: dict[str, int] = {"cuda": 512 * MiB, "rocm": 512 * MiB, "vulkan": 512 * MiB,
+                                       "metal": 0}
+
+# Headroom left free on every GPU: llama.cpp's own `--fit` aims to leave 1 GiB per device
+# (fragmentation, a display server, a second process).
+GPU_MARGIN = 1 * GiB
+
+# RAM kept for the OS, page cache and the rest of the host: 10%, at least 1 GiB.
+HOST_RESERVE_FRACTION = 0.10
+HOST_RESERVE_MIN = 1 * GiB
+
+_VENDOR_BY_ACCELERATOR = {"cuda": "nvidia", "rocm": "amd", "metal": "apple"}
+
+
+def gib(n: float) -> str:
+    """Return ``n`` bytes as "12.3 GiB" for reasons and warnings."""
+    return f"{n / GiB:.1f} GiB"
+
+
+def kv_bytes_per_layer(
+    facts: ModelFacts,
+    context: int,
+    *,
+    slots: int = 1,
+    kv_type: str = "f16",
+    swa_extra_tokens: int = 0,
+    kv_heads: int | None = None,
+) -> list[int]:
+    """Return the K+V cache bytes of each layer for ``slots`` sequences of ``context`` tokens.
+
+    Per layer: 2 (K and V) · kv_heads · head_dim · tokens · bytes_per_element. A
+    sliding-window layer keeps only ``min(context, window + swa_extra_tokens)`` tokens per
+    sequence: llama.cpp sizes its SWA cache as window + n_ubatch (llama-kv-cache-iswa.cpp),
+    vLLM as the window. ``kv_heads`` overrides the model's (vLLM's per-GPU share).
+    """
+    bytes_per_element = KV_BYTES_PER_ELEMENT[kv_type]
+    heads = kv_heads if kv_heads is not None else facts.n_kv_heads
+    per_token = 2 * heads * facts.head_dim * bytes_per_element
+    sliding = set(facts.sliding_layers) if facts.sliding_window else set()
+    window_tokens = min(context, (facts.sliding_window or 0) + swa_extra_tokens)
+    return [
+        math.ceil(per_token * (window_tokens if layer in sliding else context) * slots)
+        for layer in range(facts.n_layers)
+    ]
+
+
+def kv_cache_bytes(
+    facts: ModelFacts,
+    context: int,
+    *,
+    slots: int = 1,
+    kv_type: str = "f16",
+    swa_extra_tokens: int = 0,
+    kv_heads: int | None = None,
+) -> int:
+    """Return the whole KV cache in bytes (see :func:`kv_bytes_per_layer`)."""
+    return sum(
+        kv_bytes_per_layer(
+            facts, context, slots=slots, kv_type=kv_type, swa_extra_tokens=swa_extra_tokens,
+            kv_heads=kv_heads,
+        )
+    )
+
+
+def llamacpp_compute_bytes(facts: ModelFacts, ubatch: int = LLAMACPP_UBATCH) -> int:
+    """Return the compute buffer llama.cpp reserves per device, with flash attention.
+
+    ubatch · 4 bytes · (n_vocab + 4 · n_embd): the f32 logits of a full micro-batch plus a
+    few hidden-state-sized activations. Checked against llama.cpp's log line
+    "CUDA0 compute buffer size = 258.50 MiB" for Llama 3 8B at -ub 512 (this gives 282.5).
+    Without flash attention the KQ matrix (ubatch · context · heads · 4) would add to it;
+    llama-server's default `-fa auto` turns flash attention on where the backend has it.
+    """
+    return ubatch * 4 * (facts.vocab_size + 4 * facts.embedding_length)
+
+
+@dataclass(frozen=True)
+class Device:
+    """A memory pool the plan can use: one GPU or the host's RAM."""
+
+    name: str  # cuda:0 | rocm:0 | vulkan:0 | metal:0 | cpu
+    capacity: int
+    reserved: int  # not for the model: runtime context and margin (GPU) or the OS (host)
+
+    @property
+    def usable(self) -> int:
+        return max(0, self.capacity - self.reserved)
+
+
+def gpu_devices(hardware: Hardware, accelerator: str) -> list[Device]:
+    """Return the GPUs that ``accelerator`` drives, with their runtime reserve and margin."""
+    if accelerator == "cpu":
+        return []
+    vendor = _VENDOR_BY_ACCELERATOR.get(accelerator)
+    reserve = GPU_RUNTIME_RESERVE.get(accelerator, 512 * MiB) + GPU_MARGIN
+    return [
+        Device(f"{accelerator}:{gpu.index}", gpu.memory_bytes, reserve)
+        for gpu in hardware.gpus
+        if vendor is None or gpu.vendor == vendor
+    ]
+
+
+def host_reserve(hardware: Hardware) -> int:
+    """Return the RAM left to the OS and everything else on the host."""
+    return max(HOST_RESERVE_MIN, int(hardware.memory_bytes * HOST_RESERVE_FRACTION))
+
+
+def host_device(hardware: Hardware, gpu_bytes: int = 0) -> Device:
+    """Return the host's RAM as a device; on unified memory the GPU's bytes come out of it."""
+    reserved = host_reserve(hardware) + (gpu_bytes if hardware.unified_memory else 0)
+    return Device("cpu", hardware.memory_bytes, reserved)
+
+
+def tensor_split_weights(gpus: Sequence[Device]) -> tuple[int, ...]:
+    """Return ``--tensor-split`` weights proportional to VRAM, in whole GiB (at least 1)."""
+    return tuple(max(1, round(g.capacity / GiB)) for g in gpus)
+
+
+@dataclass
+class LayerPlacement:
+    """Where llama.cpp puts each part of the model for one ``-ngl`` value."""
+
+    gpu_layers: int  # the -ngl value: n_layers + 1 puts the output head on a GPU too
+    n_layers: int
+    kv_type: str
+    gpus: list[DevicePlacement]
+    host: DevicePlacement
+    tensor_split: tuple[int, ...] | None
+
+    @property
+    def full_offload(self) -> bool:
+        return bool(self.gpus) and self.gpu_layers >= self.n_layers + 1
+
+    @property
+    def gpus_fit(self) -> bool:
+        return all(g.fits for g in self.gpus)
+
+    @property
+    def fits(self) -> bool:
+        return self.gpus_fit and self.host.fits
+
+    @property
+    def gpus_used(self) -> int:
+        return sum(1 for g in self.gpus if g.layers or g.weights)
+
+    @property
+    def placement(self) -> list[DevicePlacement]:
+        return [*self.gpus, self.host]
+
+
+def place_layers(
+    facts: ModelFacts,
+    hardware: Hardware,
+    gpus: Sequence[Device],
+    *,
+    gpu_layers: int,
+    context_per_slot: int,
+    slots: int,
+    kv_type: str,
+    ubatch: int = LLAMACPP_UBATCH,
+) -> LayerPlacement:
+    """Return llama.cpp's placement for ``-ngl gpu_layers`` (layer split mode).
+
+    Mirrors llama_model::load_tensors: the last ``gpu_layers`` repeating layers go to the
+    GPUs (index n_layers is the output head), spread by ``--tensor-split`` with
+    upper_bound over the cumulative split; token embeddings stay on the CPU; each layer's
+    KV cache lives with the layer.
+    """
+    n = facts.n_layers
+    weights = facts.weight_split
+    kv = kv_bytes_per_layer(
+        facts, context_per_slot, slots=slots, kv_type=kv_type, swa_extra_tokens=ubatch
+    )
+    compute = llamacpp_compute_bytes(facts, ubatch)
+    split = tensor_split_weights(gpus) if gpus else ()
+    total_split = sum(split)
+    cumulative = [sum(split[: i + 1]) / total_split for i in range(len(split))]
+    active = min(gpu_layers, n + 1) if gpus else 0
+    start = max(n - gpu_layers, 0)
+
+    rows = [DevicePlacement(g.name, 0, g.capacity, g.usable) for g in gpus]
+    host_row = DevicePlacement("cpu", 0, hardware.memory_bytes, 0,
+                               weights=weights.token_embd_bytes)
+    for layer in range(n + 1):
+        on_gpu = active > 0 and start <= layer < start + active
+        if on_gpu:
+            index = min(bisect_right(cumulative, (layer - start) / active), len(rows) - 1)
+            row = rows[index]
+        else:
+            row = host_row
+        if layer < n:
+            row.weights += weights.block_bytes[layer]
+            row.kv_cache += kv[layer]
+            row.layers += 1
+        else:
+            row.weights += weights.output_bytes
+    for row in rows:
+        if row.weights:
+            row.overhead = compute
+    if active < n + 1:
+        host_row.overhead = compute  # the CPU runs layers or the output head
+    for row in rows:
+        row.bytes = row.weights + row.kv_cache + row.overhead
+    host_row.bytes = host_row.weights + host_row.kv_cache + host_row.overhead
+    host = host_device(hardware, sum(r.bytes for r in rows))
+    host_row.usable = host.usable
+    return LayerPlacement(
+        gpu_layers=gpu_layers if gpus else 0,
+        n_layers=n,
+        kv_type=kv_type,
+        gpus=rows,
+        host=host_row,
+        tensor_split=split if len(gpus) > 1 else None,
+    )
+
+
+def fit_layers(
+    facts: ModelFacts,
+    hardware: Hardware,
+    gpus: Sequence[Device],
+    *,
+    context_per_slot: int,
+    slots: int,
+    kv_type: str,
+    ubatch: int = LLAMACPP_UBATCH,
+) -> LayerPlacement:
+    """Return the placement with the most GPU layers whose every GPU stays within budget.
+
+    Tries ``-ngl n_layers+1`` (everything) down to 0; with no GPU, the CPU placement.
+    """
+    for gpu_layers in range(facts.n_layers + 1 if gpus else 0, -1, -1):
+        placement = place_layers(
+            facts, hardware, gpus, gpu_layers=gpu_layers, context_per_slot=context_per_slot,
+            slots=slots, kv_type=kv_type, ubatch=ubatch,
+        )
+        if placement.gpus_fit:
+            return placement
+    return placement

@@ -1,0 +1,65 @@
+"""The layout holds: one door to pyinfra, the design card's folders inside one import package."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE_FOLDERS = ["rigctl", "cli", "roles", "deploys", "templates"]
+ADAPTER = REPO / "rigctl" / "pyinfra_api.py"
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_only_the_adapter_imports_pyinfra() -> None:
+    offenders = []
+    for folder in PACKAGE_FOLDERS:
+        for path in (REPO / folder).rglob("*.py"):
+            if path == ADAPTER:
+                continue
+            pyinfra_imports = {n for n in _imports(path) if n.split(".")[0] in ("pyinfra", "pyinfra_cli")}
+            if pyinfra_imports:
+                offenders.append(f"{path.relative_to(REPO)}: {sorted(pyinfra_imports)}")
+    assert offenders == [], "import pyinfra through rigctl.pyinfra_api only:\n" + "\n".join(offenders)
+
+
+def test_design_card_folders_exist() -> None:
+    for name in ["pyproject.toml", "deploys", "inventories", "templates", "roles", "cli", "tests", "README.md"]:
+        assert (REPO / name).exists(), name
+
+
+def test_wheel_maps_folders_into_one_package(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO)],
+        check=True,
+        capture_output=True,
+    )
+    wheel = next(tmp_path.glob("rigctl-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for expected in [
+        "rigctl/pyinfra_api.py",
+        "rigctl/cli/main.py",
+        "rigctl/roles/toolchain/__init__.py",
+        "rigctl/roles/toolchain/defaults.py",
+        "rigctl/roles/toolchain/README.md",
+        "rigctl/deploys/__init__.py",
+        "rigctl/templates/__init__.py",
+        "rigctl/lab/hosts.py",
+    ]:
+        assert expected in names, expected
+    tops = {name.split("/")[0] for name in names}
+    assert tops <= {"rigctl", next(n for n in tops if n.endswith(".dist-info"))}, tops
+    assert not any("test_double" in name or name.startswith("tests/") for name in names)
