@@ -152,6 +152,14 @@ def build_hardware(values: Mapping[str, Any]) -> Hardware:
         if candidates[name] and name != accelerator:
             found = ", ".join(gpu.name for gpu in candidates[name])
             facts.warn(f"also found {found} ({name}): not used, one accelerator per host")
+    cuda_driver = facts.get("NvidiaCudaDriverVersion", str)
+    cuda_toolkit = facts.get("CudaToolkit", str)
+    # Within a CUDA major version, newer-toolkit binaries run on older drivers (minor version
+    # compatibility); a newer major version needs a newer driver.
+    if cuda_driver and cuda_toolkit and _major(cuda_toolkit) > _major(cuda_driver):
+        facts.warn(
+            f"CUDA toolkit {cuda_toolkit} needs a newer driver (it supports CUDA {cuda_driver})"
+        )
 
     return Hardware(
         accelerator=accelerator,
@@ -160,8 +168,8 @@ def build_hardware(values: Mapping[str, Any]) -> Hardware:
         cpu=cpu,
         os=os_info,
         disk_free_bytes=disk or 0,
-        cuda_driver_version=facts.get("NvidiaCudaDriverVersion", str),
-        cuda_toolkit_version=facts.get("CudaToolkit", str),
+        cuda_driver_version=cuda_driver,
+        cuda_toolkit_version=cuda_toolkit,
         rocm_version=facts.get("RocmVersion", str),
         unified_memory=accelerator == "metal" or (accelerator == "cuda" and jetson is not None),
         warnings=facts.warnings,
@@ -183,7 +191,7 @@ class _Facts:
         value = self.values.get(fact)
         if value is None:
             return None
-        if not isinstance(value, kind) or isinstance(value, bool) is not (kind is bool):
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             self.warn(f"{fact}: unexpected value {_short(value)}, ignored")
             return None
         return value
@@ -334,15 +342,14 @@ def _nvidia_gpus(facts: _Facts, memory: int, jetson: str | None) -> list[Gpu]:
 def _amd_gpus(facts: _Facts) -> list[Gpu]:
     nodes = facts.records("KfdNodes", {"node": int, "gfx_target": str}) or []
     cards = facts.records("DrmVram", {"vram_bytes": int}) or []
-    vulkan = facts.records("VulkanSummary", {"name": str}) or []
+    vulkan = _vulkan_devices(facts)
     gpus = []
     for index, node in enumerate(sorted(nodes, key=lambda n: n["node"])):
         device_id = _str_or_none(node.get("device_id"))
+        slot = _str_or_none(node.get("pci_slot"))
         memory = node.get("memory_bytes")
         if not isinstance(memory, int) or memory <= 0:
-            memory = next(
-                (c["vram_bytes"] for c in cards if c.get("pci_slot") == node.get("pci_slot")), 0
-            )
+            memory = next((c["vram_bytes"] for c in cards if slot and c.get("pci_slot") == slot), 0)
         # KFD knows no marketing name; Vulkan's is the readable one when it sees the same card.
         name = next(
             (
@@ -422,8 +429,12 @@ def apple_gpu_memory(memory_bytes: int, wired_limit_mb: Any = None) -> int:
     return int(memory_bytes * APPLE_GPU_SHARE_SMALL)
 
 
+def _vulkan_devices(facts: _Facts) -> list[dict[str, Any]]:
+    return facts.records("VulkanSummary", {"index": int, "name": str, "type": str}) or []
+
+
 def _vulkan_gpus(facts: _Facts) -> list[Gpu]:
-    devices = facts.records("VulkanSummary", {"index": int, "name": str, "type": str}) or []
+    devices = _vulkan_devices(facts)
     cards = facts.records("DrmVram", {"vram_bytes": int}) or []
     gpus = []
     for device in devices:
@@ -455,3 +466,8 @@ def _vulkan_gpus(facts: _Facts) -> list[Gpu]:
 
 def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _major(version: str) -> int:
+    head = version.split(".")[0]
+    return int(head) if head.isdigit() else 0

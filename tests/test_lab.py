@@ -203,3 +203,38 @@ def _answers(address: str) -> bool:
             return True
     except OSError:
         return False
+
+
+def test_lab_host_with_nvidia_smi_double_is_detected_as_cuda(lab: Lab, tmp_path: Path) -> None:
+    """A lab host given the nvidia-smi TEST DOUBLE (tests/doubles/, a captured real output of an
+    RTX 4090) is detected as CUDA over SSH, with the right VRAM and compute capability."""
+    from rigctl.pyinfra_api import files
+
+    host = lab.running_hosts()[1]
+    inventory = tmp_path / "one.py"
+    inventory.write_text(f"hosts = [({host.name!r}, {lab.host_data(host)!r})]\n")
+    double = Path(__file__).parent / "doubles" / "nvidia-smi"
+
+    def place(present: bool) -> None:
+        with Session(load_inventory(str(inventory))) as session:
+            if present:
+                session.prepare(lambda: files.put(src=str(double), dest="/usr/local/bin/nvidia-smi", mode="0755"))
+            else:
+                session.prepare(lambda: files.file(path="/usr/local/bin/nvidia-smi", present=False))
+            session.run()
+            assert session.summary().exit_code == 0
+
+    place(True)
+    try:
+        result = rigctl("detect", str(inventory), "--json")
+    finally:
+        place(False)
+    assert result.returncode == 0, result.stderr
+    hardware = json.loads(result.stdout)["hosts"][host.name]
+    assert hardware["accelerator"] == "cuda"
+    assert hardware["cuda_driver_version"] == "12.4"
+    [gpu] = hardware["gpus"]
+    assert gpu["vendor"] == "nvidia"
+    assert gpu["name"] == "NVIDIA GeForce RTX 4090"
+    assert gpu["memory_bytes"] == 24564 * 1024 * 1024
+    assert gpu["compute_capability"] == "8.9"

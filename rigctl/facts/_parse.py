@@ -8,12 +8,12 @@ from collections.abc import Iterable
 _VERSION = re.compile(r"\d+(?:\.\d+)+")
 
 
-def to_int(text: str | None, base: int = 10) -> int | None:
+def to_int(text: str | None) -> int | None:
     """``int(text)``, or None for anything that is not a plain integer ("[N/A]", "", None)."""
     if text is None:
         return None
     try:
-        return int(text.strip(), base)
+        return int(text.strip())
     except ValueError:
         return None
 

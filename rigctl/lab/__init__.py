@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rigctl.errors import LabError
+from rigctl.paths import cache_dir
 from rigctl.lab import hosts as _hosts
 from rigctl.lab.hosts import LabHost
 from rigctl.lab.image import build_image, image_ready
@@ -41,8 +42,7 @@ def default_lab_dir() -> Path:
     env = os.environ.get("RIGCTL_LAB_DIR")
     if env:
         return Path(env)
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "rigctl" / "lab"
+    return cache_dir() / "lab"
 
 
 @dataclass

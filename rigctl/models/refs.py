@@ -151,7 +151,7 @@ def parse_model_ref(text: str, *, sha256: str | None = None) -> ModelRef:
         raise _bad(text, "unknown scheme (use hf://, https:// or file://)")
     elif "/" in text or lowered.endswith(".gguf"):
         if text.count("/") == 1 and text[0] not in "./~" and not lowered.endswith(".gguf"):
-            raise _bad(text, "looks like a Hugging Face repo; name the file: hf://org/repo/file.gguf")
+            raise _bad(text, "a Hugging Face repo, not a file: use hf://org/repo/file.gguf")
         ref = _parse_path(text, text)
     else:
         if not _CATALOG_NAME.match(lowered):

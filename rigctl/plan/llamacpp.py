@@ -52,26 +52,22 @@ def choose_layout(
     total_context = context_per_slot * slots
     label = facts.display_name
     if not gpus:
-        first: LayerPlacement | None = None
-        for kv_type in KV_TYPES:
-            placement = fit_layers(facts, hardware, gpus, context_per_slot=context_per_slot,
-                                   slots=slots, kv_type=kv_type)
-            first = first or placement
-            if placement.host.fits:
-                break
-        else:
-            placement = first
-        assert placement is not None
+        ladder = [
+            fit_layers(facts, hardware, gpus, context_per_slot=context_per_slot, slots=slots,
+                       kv_type=kv_type)
+            for kv_type in KV_TYPES
+        ]
+        # The first cache type that fits RAM; f16 (and an error later) when none does.
+        placement = next((p for p in ladder if p.host.fits), ladder[0])
         reasons = [
             f"CPU only: {label} with {total_context:,} tokens of context needs "
             f"{gib(placement.host.bytes)} of RAM ({gib(placement.host.usable)} usable)"
         ]
-        if placement.kv_type != "f16" and placement.host.fits:
-            f16 = kv_cache_bytes(facts, context_per_slot, slots=slots,
-                                 swa_extra_tokens=LLAMACPP_UBATCH)
+        if placement.kv_type != "f16":
             reasons.append(
-                f"KV cache {placement.kv_type}: an f16 cache would take {gib(f16)} and not "
-                f"fit in RAM; {placement.kv_type} takes {gib(placement.host.kv_cache)}"
+                f"KV cache {placement.kv_type}: an f16 cache would take "
+                f"{gib(ladder[0].host.kv_cache)} and not fit in RAM; {placement.kv_type} takes "
+                f"{gib(placement.host.kv_cache)}"
             )
         return GgufLayout(placement, reasons)
 

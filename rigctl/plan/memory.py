@@ -235,6 +235,9 @@ def place_layers(
             row.weights += weights.block_bytes[layer]
             row.kv_cache += kv[layer]
             row.layers += 1
+        elif row is host_row and facts.tied_embeddings:
+            # A tied head on the CPU reads the mmapped embedding itself: no second copy.
+            row.weights += max(0, weights.output_bytes - weights.token_embd_bytes)
         else:
             row.weights += weights.output_bytes
     for row in rows:

@@ -1,0 +1,1 @@
+"""Controller-side fetching: resumable verified downloads, the llama.cpp source."""

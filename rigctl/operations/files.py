@@ -1,0 +1,175 @@
+"""Files that are replaced atomically, secrets made on the host, large files verified once."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shlex
+from collections.abc import Generator
+from pathlib import Path
+from typing import IO
+
+from rigctl.pyinfra_api import (
+    FileUploadCommand,
+    QuoteString,
+    StringCommand,
+    file_facts,
+    host,
+    operation,
+    server_facts,
+)
+
+#: Suffix of a file being uploaded; renamed over the real name once complete.
+UPLOAD_SUFFIX = ".rigctl-new"
+
+
+def _sha256_of(src: str | IO[bytes] | IO[str]) -> str:
+    digest = hashlib.sha256()
+    if isinstance(src, str):
+        with open(src, "rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+        return digest.hexdigest()
+    src.seek(0)
+    data = src.read()
+    digest.update(data.encode() if isinstance(data, str) else data)
+    src.seek(0)
+    return digest.hexdigest()
+
+
+@operation()
+def atomic_put(
+    src: str | IO[bytes] | IO[str],
+    dest: str,
+    mode: str = "0644",
+    user: str = "root",
+    group: str = "root",
+) -> Generator[object, None, None]:
+    """Upload a file only when its content differs, replacing the old one atomically.
+
+    + src: local path or file-like object
+    + dest: remote path
+    + mode: octal permissions, e.g. ``"0600"``
+    + user: owner
+    + group: group
+
+    pyinfra's ``files.put`` writes in place over SFTP, so an interrupted upload leaves a
+    truncated file; here the new content goes to ``dest.rigctl-new``, gets its owner and mode,
+    and is renamed over ``dest`` (``rename(2)`` is atomic): readers see the old file or the new.
+    """
+    if isinstance(src, str) and not Path(src).exists():
+        raise FileNotFoundError(src)
+    remote_sha = host.get_fact(file_facts.Sha256File, path=dest)
+    info = host.get_fact(file_facts.File, path=dest)
+    same_content = remote_sha == _sha256_of(src)
+    same_meta = bool(info) and info.get("user") == user and info.get("group") == group and (
+        f"{info.get('mode', 0):o}".zfill(4)[-4:] == mode.zfill(4)[-4:]
+    )
+    if same_content and same_meta:
+        host.noop(f"{dest} is up to date")
+        return
+    if same_content:
+        yield StringCommand("chown", f"{user}:{group}", QuoteString(dest))
+        yield StringCommand("chmod", mode, QuoteString(dest))
+        return
+    tmp = dest + UPLOAD_SUFFIX
+    yield StringCommand("mkdir", "-p", QuoteString(str(Path(dest).parent)))
+    yield FileUploadCommand(src if isinstance(src, str) else _as_bytes(src), tmp)
+    yield StringCommand("chown", f"{user}:{group}", QuoteString(tmp))
+    yield StringCommand("chmod", mode, QuoteString(tmp))
+    yield StringCommand("mv", "-f", QuoteString(tmp), QuoteString(dest))
+
+
+def _as_bytes(src: IO[bytes] | IO[str]) -> IO[bytes]:
+    src.seek(0)
+    data = src.read()
+    return io.BytesIO(data.encode() if isinstance(data, str) else data)
+
+
+@operation()
+def secret_file(path: str, user: str, group: str, nbytes: int = 32) -> Generator[StringCommand, None, None]:
+    """Make sure ``path`` holds a random secret, mode 0600, owned by ``user``.
+
+    + path: where the secret lives on the host
+    + user: the service user that reads it
+    + group: its group
+    + nbytes: random bytes in the secret (hex-encoded in the file)
+
+    The secret is generated on the host from ``/dev/urandom`` and never travels to the
+    controller or appears in a command line. An existing non-empty secret is kept (so clients
+    keep working); only its owner and mode are corrected.
+    """
+    info = host.get_fact(file_facts.File, path=path)
+    if info and info.get("size", 0) > 0:
+        if info.get("user") == user and info.get("group") == group and info.get("mode") == 0o600:
+            host.noop(f"secret {path} is in place")
+            return
+        yield StringCommand("chown", f"{user}:{group}", QuoteString(path))
+        yield StringCommand("chmod", "0600", QuoteString(path))
+        return
+    tmp = path + UPLOAD_SUFFIX
+    yield StringCommand("mkdir", "-p", QuoteString(str(Path(path).parent)))
+    yield StringCommand(
+        "sh", "-c",
+        QuoteString(
+            f"umask 077 && od -An -tx1 -N{int(nbytes)} /dev/urandom | tr -d ' \\n' > {_q(tmp)}"
+            f" && echo >> {_q(tmp)}"
+        ),
+    )
+    yield StringCommand("chown", f"{user}:{group}", QuoteString(tmp))
+    yield StringCommand("chmod", "0600", QuoteString(tmp))
+    yield StringCommand("mv", "-f", QuoteString(tmp), QuoteString(path))
+
+
+@operation()
+def verified_file(
+    src: str,
+    dest: str,
+    sha256: str,
+    mode: str = "0644",
+    user: str = "root",
+    group: str = "root",
+) -> Generator[object, None, None]:
+    """Place a large file (a model) on the host, checked by sha256, without re-hashing each run.
+
+    + src: local path of the verified file on the controller
+    + dest: remote path
+    + sha256: the file's sha256 (already verified on the controller)
+    + mode, user, group: permissions of the placed file
+
+    A marker ``dest.sha256`` records the hash and size once the host has verified the upload;
+    later runs compare the marker and the size (one ``stat``) instead of hashing gigabytes.
+    The upload goes to ``dest.part``, is hashed on the host, and only then renamed to ``dest``:
+    a truncated or corrupted transfer never appears at ``dest``.
+    """
+    size = Path(src).stat().st_size
+    marker = f"{dest}.sha256"
+    state = host.get_fact(
+        server_facts.Command,
+        f"stat -c %s {_q(dest)} 2>/dev/null || echo missing; cat {_q(marker)} 2>/dev/null || true",
+    ) or ""
+    lines = state.splitlines()
+    remote_size = lines[0].strip() if lines else "missing"
+    remote_marker = lines[1].split()[0] if len(lines) > 1 and lines[1].split() else ""
+    if remote_size == str(size) and remote_marker == sha256:
+        host.noop(f"{dest} is verified ({sha256[:12]})")
+        return
+    part = f"{dest}.part"
+    yield StringCommand("mkdir", "-p", QuoteString(str(Path(dest).parent)))
+    yield StringCommand("rm", "-f", QuoteString(marker))
+    yield FileUploadCommand(src, part)
+    yield StringCommand(
+        "sh", "-c",
+        QuoteString(
+            f"echo {_q(f'{sha256}  {part}')} | sha256sum -c --status"
+            f" || {{ rm -f {_q(part)}; echo {_q(f'sha256 mismatch after upload: {dest}')} >&2; exit 1; }}"
+        ),
+    )
+    yield StringCommand("chown", f"{user}:{group}", QuoteString(part))
+    yield StringCommand("chmod", mode, QuoteString(part))
+    yield StringCommand("mv", "-f", QuoteString(part), QuoteString(dest))
+    yield StringCommand("sh", "-c", QuoteString(f"echo {_q(f'{sha256}  {Path(dest).name}')} > {_q(marker)}"))
+
+
+def _q(text: str) -> str:
+    return shlex.quote(text)

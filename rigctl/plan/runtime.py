@@ -1,0 +1,197 @@
+"""Which runtime serves a model on a host: the seed article's decision tree, made exact.
+
+    concurrency > 2 on CUDA (compute ≥ 7.0) and vLLM fits  → vLLM
+    Apple Silicon (Metal)                                   → llama.cpp (Ollama if prefer=simple)
+    partial offload, pinned quant, KV quant, multi-GPU split → llama.cpp
+    prefer=simple and a single user                         → Ollama
+    CPU only, or anything else                              → llama.cpp
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rigctl.errors import BadInput
+from rigctl.hardware import Hardware
+
+# vLLM's CUDA kernels need Volta or newer (vLLM installation docs: compute capability 7.0+).
+VLLM_MIN_COMPUTE_CAPABILITY = (7, 0)
+# AMD targets vLLM's ROCm build supports (vLLM ROCm installation docs: MI200, MI300, MI350,
+# Radeon RX 7900 and RX 9000 series).
+VLLM_ROCM_TARGETS = frozenset({"gfx90a", "gfx942", "gfx950", "gfx1100", "gfx1101", "gfx1200",
+                               "gfx1201"})
+# The seed: "vLLM: production serving with >2 concurrent users". prefer=throughput lowers it.
+VLLM_MIN_CONCURRENCY = 3
+
+
+def parse_compute_capability(value: str | None) -> tuple[int, int] | None:
+    """Return "8.9" as (8, 9); None when absent or unreadable."""
+    if not value:
+        return None
+    major, _, minor = value.strip().partition(".")
+    try:
+        return int(major), int(minor or 0)
+    except ValueError:
+        return None
+
+
+def lowest_compute_capability(hardware: Hardware) -> tuple[int, int] | None:
+    """Return the lowest compute capability among NVIDIA GPUs (the one that limits)."""
+    values = [
+        cc
+        for gpu in hardware.gpus
+        if gpu.vendor == "nvidia" and (cc := parse_compute_capability(gpu.compute_capability))
+    ]
+    return min(values) if values else None
+
+
+def vllm_blocker(hardware: Hardware, accelerator: str, has_safetensors: bool) -> str | None:
+    """Return why vLLM cannot run this model on this host, or None when it can."""
+    if accelerator in ("metal", "cpu", "vulkan"):
+        where = {"metal": "Apple Silicon (Metal)", "cpu": "a CPU-only host",
+                 "vulkan": "Vulkan"}[accelerator]
+        return f"vLLM does not run on {where}; it needs CUDA (or ROCm on supported AMD GPUs)"
+    if accelerator == "rocm":
+        targets = {g.gfx_target for g in hardware.gpus if g.vendor == "amd"}
+        unsupported = sorted(t or "unknown" for t in targets if t not in VLLM_ROCM_TARGETS)
+        if unsupported:
+            return (
+                f"vLLM's ROCm build does not support {', '.join(unsupported)} "
+                f"(supported: {', '.join(sorted(VLLM_ROCM_TARGETS))})"
+            )
+    if accelerator == "cuda":
+        cc = lowest_compute_capability(hardware)
+        if cc is not None and cc < VLLM_MIN_COMPUTE_CAPABILITY:
+            return f"vLLM needs CUDA compute capability 7.0 or newer; this GPU has {cc[0]}.{cc[1]}"
+    if not has_safetensors:
+        return (
+            "vLLM serves Hugging Face safetensors and this model is a GGUF file with no known "
+            "safetensors repository"
+        )
+    return None
+
+
+def check_requested_runtime(
+    requested: str, hardware: Hardware, accelerator: str, has_safetensors: bool
+) -> None:
+    """Raise BadInput (field runtime) when an explicitly requested runtime cannot run here."""
+    if requested == "vllm":
+        blocker = vllm_blocker(hardware, accelerator, has_safetensors)
+        if blocker:
+            raise BadInput(blocker, field="runtime")
+
+
+@dataclass(frozen=True)
+class Situation:
+    """What the decision tree looks at, already computed by the planner."""
+
+    accelerator: str
+    concurrency: int
+    prefer: str
+    compute_capability: tuple[int, int] | None
+    vllm_blocker: str | None  # None: vLLM can run this model here
+    vllm_fits: bool  # a vLLM layout holds at least one full-length sequence
+    partial_offload: bool  # the GGUF does not fit on the GPU(s) whole
+    kv_quantized: bool  # the GGUF fits only with a quantized KV cache
+    multi_gpu: bool  # the GGUF is split over several GPUs
+    pinned_quant: str | None  # the quant the user pinned (catalog name:quant or a GGUF file)
+
+
+def wants_vllm(concurrency: int, prefer: str) -> bool:
+    """Return whether the load calls for vLLM's continuous batching."""
+    threshold = 2 if prefer == "throughput" else VLLM_MIN_CONCURRENCY
+    return concurrency >= threshold
+
+
+def _cc_text(cc: tuple[int, int] | None) -> str:
+    return f"compute {cc[0]}.{cc[1]}" if cc else "unknown compute capability"
+
+
+def _needs_llamacpp(s: Situation) -> list[str]:
+    needs = []
+    if s.partial_offload:
+        needs.append("a partial offload with an exact -ngl layer count")
+    if s.kv_quantized:
+        needs.append("a quantized KV cache (-ctk/-ctv)")
+    if s.multi_gpu:
+        needs.append("a --tensor-split across GPUs")
+    if s.pinned_quant:
+        needs.append(f"the exact quant you pinned ({s.pinned_quant})")
+    return needs
+
+
+def choose_runtime(s: Situation) -> tuple[str, str]:
+    """Return (runtime, the sentence saying why) for ``runtime=auto``."""
+    users = f"{s.concurrency} user{'s' if s.concurrency != 1 else ''}"
+    not_vllm = ""
+    if wants_vllm(s.concurrency, s.prefer):
+        if s.accelerator == "cuda" and s.vllm_blocker is None and s.vllm_fits:
+            return "vllm", (
+                f"vLLM: {s.concurrency} concurrent users on CUDA {_cc_text(s.compute_capability)}; "
+                "continuous batching and a paged KV cache serve them together"
+            )
+        if s.vllm_blocker:
+            not_vllm = f"; not vLLM: {s.vllm_blocker}"
+        elif s.accelerator == "cuda":
+            not_vllm = "; not vLLM: its bf16 weights leave no room for KV pages on these GPUs"
+    slots = f" in {s.concurrency} parallel slots" if s.concurrency > 1 else ""
+    needs = _needs_llamacpp(s)
+    # A pinned quant only argues against Ollama; under prefer=control it is no news.
+    shown = needs if s.prefer == "simple" else [n for n in needs if "pinned" not in n]
+    needs_text = f"; this plan needs {', '.join(shown)}" if shown else ""
+    if s.accelerator == "metal":
+        if s.prefer == "simple" and not needs:
+            return "ollama", (
+                f"Ollama on Apple Silicon: prefer=simple, and it runs llama.cpp's Metal backend"
+                f"{not_vllm}"
+            )
+        return "llamacpp", (
+            f"llama.cpp on Apple Silicon: its Metal backend is the fastest there, serving "
+            f"{users}{slots}{needs_text}{not_vllm}"
+        )
+    if s.prefer == "simple":
+        if not needs and s.concurrency == 1:
+            return "ollama", "Ollama: prefer=simple and a single user; it manages the model itself"
+        why = f"needs {', '.join(needs)}" if needs else f"serves {users}{slots}"
+        return "llamacpp", f"llama.cpp rather than Ollama: this plan {why}{not_vllm}"
+    where = "a CPU-only host" if s.accelerator == "cpu" else s.accelerator.upper()
+    return "llamacpp", (
+        f"llama.cpp: {users}{slots} on {where}, prefer={s.prefer} keeps flag-level control"
+        f"{needs_text}{not_vllm}"
+    )
+
+
+def requested_runtime_warnings(requested: str, s: Situation) -> list[str]:
+    """Return warnings for an explicitly requested runtime that is a poor fit."""
+    warnings = []
+    if requested == "ollama":
+        if s.concurrency > 2:
+            warnings.append(
+                f"Ollama for {s.concurrency} concurrent users: it runs parallel slots without "
+                "continuous batching; llama.cpp or (on CUDA) vLLM serve more users per GPU"
+            )
+        if s.partial_offload:
+            warnings.append(
+                "Ollama chooses its own GPU layer count; this model needs a partial offload "
+                "that llama.cpp lets the plan pin exactly"
+            )
+        if s.multi_gpu:
+            warnings.append("Ollama spreads layers over GPUs itself; llama.cpp takes an exact "
+                            "--tensor-split")
+    elif requested == "llamacpp":
+        if s.accelerator == "cuda" and wants_vllm(s.concurrency, s.prefer) and (
+            s.vllm_blocker is None and s.vllm_fits
+        ):
+            warnings.append(
+                f"llama.cpp for {s.concurrency} concurrent users on CUDA: vLLM's continuous "
+                "batching would give several times the aggregate throughput"
+            )
+    elif requested == "vllm":
+        if not wants_vllm(s.concurrency, s.prefer):
+            warnings.append(
+                f"vLLM for {s.concurrency} user{'s' if s.concurrency != 1 else ''}: its batching "
+                "pays off under concurrency; llama.cpp has lower first-token latency for few users"
+            )
+        if s.accelerator == "rocm":
+            warnings.append("vLLM on ROCm: memory figures assume CUDA's; check the first start")
+    return warnings

@@ -1,0 +1,73 @@
+"""Role ``service``: a runtime served by systemd as its own unprivileged user, with an API key.
+
+One job: given a rendered unit, make it the running service: the dedicated system user, the
+configuration directory, the API key (generated on the host, 0600, owned by that user), the
+unit file (replaced atomically), and a restart only when something it depends on changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from io import StringIO
+from typing import Any
+
+from rigctl.operations.files import atomic_put, secret_file
+from rigctl.pyinfra_api import deploy, files, host, server, systemd
+from rigctl.roles.service import defaults
+
+
+def config_dir(unit: str) -> str:
+    return f"{host.data.get('service_config_root', defaults.SERVICE_CONFIG_ROOT)}/{unit}"
+
+
+def api_key_path(unit: str, config_root: str = defaults.SERVICE_CONFIG_ROOT) -> str:
+    return f"{config_root}/{unit}/api-key"
+
+
+@deploy("rigctl service user")
+def user(name: str, groups: Sequence[str] = (), home: str = "/nonexistent") -> None:
+    """The dedicated system user a runtime runs as (no shell, no login).
+
+    + name: user and primary group name
+    + groups: supplementary groups (``render``, ``video`` for GPU device access)
+    + home: home directory (not created)
+    """
+    server.group(name="service: group", group=name, system=True)
+    server.user(
+        name="service: user",
+        user=name,
+        group=name,
+        groups=list(groups) or None,
+        system=True,
+        home=home,
+        shell=defaults.SERVICE_USER_SHELL,
+        create_home=False,
+    )
+
+
+@deploy("rigctl service")
+def install(unit: str, unit_text: str, user_name: str, changed_inputs: Sequence[Any] = ()) -> None:
+    """Install and (re)start a systemd unit running as ``user_name`` with a per-host API key.
+
+    + unit: unit name without ``.service``
+    + unit_text: the rendered unit (see ``rigctl.templates``)
+    + user_name: the service user (create it first with :func:`user`)
+    + changed_inputs: operations whose change must restart the service (model, build, env)
+    """
+    conf = config_dir(unit)
+    files.directory(name="service: config directory", path=conf, user="root", group=user_name, mode="0750")
+    key = secret_file(name="service: API key", path=f"{conf}/api-key", user=user_name, group=user_name)
+    unit_path = f"{host.data.get('systemd_unit_dir', defaults.SYSTEMD_UNIT_DIR)}/{unit}.service"
+    unit_file = atomic_put(name="service: unit file", src=StringIO(unit_text), dest=unit_path, mode="0644")
+
+    triggers = [unit_file, key, *changed_inputs]
+    systemd.service(
+        name="service: restart on change",
+        service=f"{unit}.service",
+        running=True,
+        enabled=True,
+        restarted=True,
+        daemon_reload=True,
+        _if=lambda: any(op.did_change() for op in triggers),
+    )
+    systemd.service(name="service: running", service=f"{unit}.service", running=True, enabled=True)

@@ -1,0 +1,413 @@
+"""The planner, pinned by hand-checked arithmetic.
+
+Shared numbers (bytes) used below:
+
+- 1 GiB = 1,073,741,824. A GPU keeps 512 MiB for the CUDA context and 1 GiB margin, so a
+  24 GiB card has 25,769,803,776 − 536,870,912 − 1,073,741,824 = 24,159,191,040 usable.
+- Host RAM keeps max(1 GiB, 10%) for the OS.
+- Llama 3.1 8B Q4_K_M (4,920,000,000 bytes, 32 layers, 8 KV heads × 128, vocab 128,256,
+  hidden 4,096): embeddings 128,256 × 4,096 = 525,336,576 weights; token_embd (Q4_K, 4.5
+  bits) = 295,501,824 stays on the CPU; output head (Q6_K, 6.5625 bits) = 430,940,160;
+  blocks = 4,920,000,000 − 295,501,824 − 430,940,160 = 4,193,558,016 (131,048,688 each).
+  KV f16 per token = 2 · 32 layers · 8 heads · 128 · 2 bytes = 131,072.
+  Compute buffer = -ub 512 · 4 · (128,256 + 4 · 4,096) = 296,222,720.
+- Llama 3.1 70B Q4_K_M (42,520,000,000 bytes, 80 layers, hidden 8,192): token_embd
+  1,050,673,152 · 4.5/8 = 591,003,648; head · 6.5625/8 = 861,880,320; blocks
+  (42,520,000,000 − 591,003,648 − 861,880,320) / 80 = 513,338,950.4 → 513,338,951 each.
+  KV f16 per layer at 8,192 tokens = 2 · 8 · 128 · 8,192 · 2 = 33,554,432.
+  Compute buffer = 512 · 4 · (128,256 + 4 · 8,192) = 329,777,152.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rigctl.errors import BadInput
+from rigctl.hardware import Cpu, Gpu, Hardware, OsInfo
+from rigctl.models import ModelFacts, get_catalog_model
+from rigctl.plan import make_plan
+from rigctl.plan.memory import kv_cache_bytes
+from rigctl.plan.runtime import Situation, choose_runtime
+
+GiB = 1 << 30
+USABLE_24GIB = 24_159_191_040
+
+
+def _linux(accelerator: str, gpus: list[Gpu], *, memory: int = 64 * GiB, cores: int = 16,
+           threads: int = 32, disk: int = 500 * GiB, driver: str | None = "12.8") -> Hardware:
+    return Hardware(
+        accelerator=accelerator,
+        gpus=gpus,
+        memory_bytes=memory,
+        cpu=Cpu("AMD Ryzen 9 7950X", cores, threads, ["avx2", "avx512f"]),
+        os=OsInfo("Linux", "ubuntu", "24.04", "x86_64", "systemd"),
+        disk_free_bytes=disk,
+        cuda_driver_version=driver if accelerator == "cuda" else None,
+    )
+
+
+def _rtx(index: int, gib: int = 24, cc: str = "8.9") -> Gpu:
+    return Gpu("nvidia", "NVIDIA GeForce RTX 4090", index, gib * GiB, driver="550.54",
+               compute_capability=cc)
+
+
+def _m2_max() -> Hardware:
+    # 64 GB unified memory; Metal's recommendedMaxWorkingSetSize is about 75% of it.
+    return Hardware(
+        accelerator="metal",
+        gpus=[Gpu("apple", "Apple M2 Max", 0, 48 * GiB, cores=38)],
+        memory_bytes=64 * GiB,
+        cpu=Cpu("Apple M2 Max", 12, 12, ["neon"]),
+        os=OsInfo("Darwin", "macos", "14.5", "arm64", "launchd"),
+        disk_free_bytes=500 * GiB,
+        unified_memory=True,
+    )
+
+
+def _flag(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+# --- the hand-checked cases -----------------------------------------------------------------
+
+
+def test_8b_q4_k_m_on_one_24gib_gpu_is_a_full_offload() -> None:
+    plan = make_plan(_linux("cuda", [_rtx(0)]), get_catalog_model("llama-3.1-8b-instruct:q4_k_m"))
+    assert plan.runtime == "llamacpp" and plan.ok
+    gpu = plan.memory.placement[0]
+    # GPU = blocks 4,193,558,016 + head 430,940,160 + KV 8,192 · 131,072 = 1,073,741,824
+    #       + compute 296,222,720 = 5,994,462,720 ≤ 24,159,191,040 usable → all 32 + head.
+    assert gpu.bytes == 5_994_462_720 and gpu.usable == USABLE_24GIB
+    assert _flag(plan.args, "-ngl") == "33"
+    assert _flag(plan.args, "-c") == "8192" and _flag(plan.args, "-np") == "1"
+    assert _flag(plan.args, "-t") == "16"  # physical cores, not the 32 threads
+    assert "-ctk" not in plan.args and "--tensor-split" not in plan.args
+    assert plan.memory.kv_cache_bytes == 1_073_741_824
+    assert plan.model.urls == [
+        "https://huggingface.co/bartowski/Meta-Llama-3.1-8B-Instruct-GGUF/resolve/main/"
+        "Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf"
+    ]
+    assert _flag(plan.args, "-m") == "/var/lib/rigctl/models/Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf"
+
+
+def test_70b_q4_k_m_on_one_24gib_gpu_is_a_partial_offload() -> None:
+    plan = make_plan(_linux("cuda", [_rtx(0)]), get_catalog_model("llama-3.1-70b-instruct:q4_k_m"))
+    assert plan.runtime == "llamacpp" and plan.ok
+    # Each GPU layer costs 513,338,951 weights + 33,554,432 KV = 546,893,383.
+    # (24,159,191,040 usable − 329,777,152 compute) / 546,893,383 = 43.57 → 43 layers;
+    # 43 · 546,893,383 + 329,777,152 = 23,846,192,621 fits, 44 layers would be 24,393,086,004.
+    # The output head stays on the CPU, so -ngl is 43, not 81 (and never 999).
+    assert _flag(plan.args, "-ngl") == "43"
+    assert int(_flag(plan.args, "-ngl")) < 80
+    assert "999" not in plan.args
+    gpu, host = plan.memory.placement
+    assert gpu.layers == 43 and gpu.bytes == 23_846_192_621
+    # CPU: 37 layers · 546,893,383 + token_embd 591,003,648 + head 861,880,320 + compute.
+    assert host.layers == 37
+    assert host.bytes == 37 * 546_893_383 + 591_003_648 + 861_880_320 + 329_777_152
+    assert any("partial offload" in r and "43 of 80 layers" in r for r in plan.reasons)
+
+
+def test_70b_q4_k_m_on_two_24gib_gpus_fits_with_a_tensor_split() -> None:
+    plan = make_plan(_linux("cuda", [_rtx(0), _rtx(1)]),
+                     get_catalog_model("llama-3.1-70b-instruct:q4_k_m"))
+    assert plan.runtime == "llamacpp" and plan.ok
+    assert _flag(plan.args, "-ngl") == "81"  # 80 layers + the output head
+    assert _flag(plan.args, "--tensor-split") == "24,24"
+    gpu0, gpu1, host = plan.memory.placement
+    # llama.cpp assigns layer il to GPU upper_bound([0.5, 1.0], il/81): il 0..40 → GPU 0
+    # (41 layers), il 41..79 and the head (il 80) → GPU 1 (39 layers).
+    # GPU 0: 41 · 546,893,383 + 329,777,152 = 22,752,405,855 ≤ 24,159,191,040.
+    # GPU 1: 39 · 546,893,383 + 861,880,320 + 329,777,152 = 22,520,499,409.
+    assert (gpu0.layers, gpu1.layers) == (41, 39)
+    assert gpu0.bytes == 22_752_405_855 and gpu1.bytes == 22_520_499_409
+    assert host.weights == 591_003_648  # only token_embd stays on the CPU
+    assert any("--tensor-split" in r for r in plan.reasons)
+
+
+def test_ten_users_on_cuda_get_vllm_with_tensor_parallel() -> None:
+    plan = make_plan(_linux("cuda", [_rtx(0), _rtx(1)]),
+                     get_catalog_model("llama-3.1-8b-instruct"), concurrency=10)
+    assert plan.runtime == "vllm" and plan.ok and plan.env == {}
+    # Budget per GPU = floor(0.90 · 25,769,803,776) = 23,192,823,398.
+    # TP 1: KV pool = 23,192,823,398 − 16,060,522,496 bf16 − 2 GiB overhead = 4,984,817,254,
+    #   short of 10 users · 8,192 tokens · 131,072 = 10,737,418,240.
+    # TP 2: weights 8,030,261,248 per GPU → pool 13,015,078,502 ≥ 10 · 8,192 · 65,536
+    #   (4 of 8 KV heads per GPU) = 5,368,709,120 → TP 2; 13,015,078,502 // 536,870,912 = 24.
+    assert plan.args[:2] == ["serve", "meta-llama/Llama-3.1-8B-Instruct"]
+    assert _flag(plan.args, "--tensor-parallel-size") == "2"
+    assert _flag(plan.args, "--max-num-seqs") == "10"
+    assert _flag(plan.args, "--max-model-len") == "8192"
+    assert _flag(plan.args, "--gpu-memory-utilization") == "0.90"
+    assert "--kv-cache-dtype" not in plan.args
+    assert [p.kv_cache for p in plan.memory.placement] == [13_015_078_502] * 2
+    assert plan.reasons[0].startswith("vLLM: 10 concurrent users on CUDA compute 8.9")
+    assert "room for 24 sequences" in plan.reasons[1]
+    assert plan.model.format == "safetensors" and plan.model.size_bytes == 16_060_522_496
+
+
+def test_ten_users_on_an_m2_max_get_llamacpp_slots_not_vllm() -> None:
+    plan = make_plan(_m2_max(), get_catalog_model("llama-3.1-8b-instruct:q4_k_m"),
+                     concurrency=10)
+    assert plan.runtime == "llamacpp" and plan.ok
+    # -c is the total: 10 slots · 8,192 = 81,920. KV = 81,920 · 131,072 = 10,737,418,240.
+    # GPU = 4,193,558,016 + 430,940,160 + 10,737,418,240 + 296,222,720 = 15,658,139,136
+    # ≤ 48 GiB − 1 GiB margin (Metal has no CUDA context) = 50,465,865,728.
+    assert _flag(plan.args, "-np") == "10" and _flag(plan.args, "-c") == "81920"
+    assert _flag(plan.args, "-ngl") == "33" and _flag(plan.args, "-t") == "12"
+    gpu = plan.memory.placement[0]
+    assert gpu.device == "metal:0" and gpu.bytes == 15_658_139_136
+    assert gpu.usable == 50_465_865_728
+    assert "vllm" not in " ".join(plan.args)
+    assert "not vLLM" in plan.reasons[0]
+
+
+def test_cpu_only_runs_llamacpp_on_physical_cores() -> None:
+    plan = make_plan(_linux("cpu", []), get_catalog_model("llama-3.1-8b-instruct:q4_k_m"))
+    assert plan.runtime == "llamacpp" and plan.ok
+    assert _flag(plan.args, "-ngl") == "0" and _flag(plan.args, "-t") == "16"
+    (host,) = plan.memory.placement
+    # RAM = file 4,920,000,000 + KV 1,073,741,824 + compute 296,222,720 = 6,289,964,544
+    # ≤ 64 GiB − 6.4 GiB reserve = 61,847,529,063.
+    assert host.bytes == 6_289_964_544 and host.usable == 61_847_529_063
+
+
+def test_context_that_only_fits_with_a_quantized_kv_cache() -> None:
+    plan = make_plan(_linux("cuda", [_rtx(0, gib=12, cc="8.6")]),
+                     get_catalog_model("llama-3.1-8b-instruct:q4_k_m"), context=65_536)
+    assert plan.runtime == "llamacpp" and plan.ok
+    # Usable 12 GiB − 1.5 GiB = 11,274,289,152; weights + head + compute = 4,920,720,896.
+    # f16 KV: 65,536 · 131,072 = 8,589,934,592 → 13,510,655,488 total: too much.
+    # q8_0 KV: 8,589,934,592 · 1.0625 / 2 = 4,563,402,752 → 9,484,123,648: fits, all layers.
+    assert _flag(plan.args, "-ctk") == "q8_0" and _flag(plan.args, "-ctv") == "q8_0"
+    assert _flag(plan.args, "-fa") == "on"
+    assert _flag(plan.args, "-ngl") == "33"
+    assert plan.memory.kv_cache_type == "q8_0"
+    assert plan.memory.placement[0].bytes == 9_484_123_648
+    assert any(r.startswith("KV cache q8_0") and "does not fit" in r for r in plan.reasons)
+
+
+def test_cpu_only_quantizes_the_kv_cache_before_running_out_of_ram() -> None:
+    box = _linux("cpu", [], memory=16 * GiB)
+    plan = make_plan(box, get_catalog_model("llama-3.1-8b-instruct:q4_k_m"), context=131_072)
+    # Usable RAM = 17,179,869,184 − 1,717,986,918 (10%) = 15,461,882,266.
+    # f16 KV: 131,072 · 131,072 = 17,179,869,184 alone exceeds it.
+    # q8_0 KV: · 1.0625 / 2 = 9,126,805,504; + 4,920,000,000 + 296,222,720 = 14,343,028,224.
+    assert plan.ok and _flag(plan.args, "-ctk") == "q8_0" and _flag(plan.args, "-ngl") == "0"
+    (host,) = plan.memory.placement
+    assert host.bytes == 14_343_028_224 and host.usable == 15_461_882_266
+    assert any(r.startswith("KV cache q8_0") for r in plan.reasons)
+
+
+def test_explicit_vllm_on_metal_is_refused() -> None:
+    with pytest.raises(BadInput) as err:
+        make_plan(_m2_max(), get_catalog_model("llama-3.1-8b-instruct"), runtime="vllm",
+                  concurrency=10)
+    assert err.value.field == "runtime"
+
+
+def test_gemma_3_270m_on_this_two_core_cpu_box() -> None:
+    # This development machine: 2 cores (1 thread each), 24 GiB RAM, no GPU.
+    box = _linux("cpu", [], memory=24 * GiB, cores=2, threads=2, disk=78 * GiB)
+    plan = make_plan(box, get_catalog_model("gemma-3-270m:q4_k_m"))
+    assert plan.runtime == "llamacpp" and plan.ok and not plan.warnings
+    assert _flag(plan.args, "-ngl") == "0" and _flag(plan.args, "-t") == "2"
+    assert _flag(plan.args, "-c") == "8192"
+    # KV per token per layer = 2 · 1 KV head · 256 · 2 bytes = 1,024. Globals (5, 11, 17):
+    # 3 · 8,192 · 1,024 = 25,165,824; 15 sliding layers keep window 512 + -ub 512 tokens:
+    # 15 · 1,024 · 1,024 = 15,728,640; KV = 40,894,464.
+    # Compute = 512 · 4 · (262,144 + 4 · 640) = 542,113,792.
+    # RAM = 253,113,024 + 40,894,464 + 542,113,792 = 836,121,280.
+    (host,) = plan.memory.placement
+    assert plan.memory.kv_cache_bytes == 40_894_464
+    assert host.bytes == 836_121_280
+    assert plan.model.size_exact and plan.model.sha256 is not None
+
+
+# --- runtime choice and quant choice --------------------------------------------------------
+
+
+def test_prefer_simple_single_user_gets_ollama_env() -> None:
+    plan = make_plan(_linux("cuda", [_rtx(0)]), get_catalog_model("llama-3.1-8b-instruct"),
+                     prefer="simple")
+    assert plan.runtime == "ollama" and plan.args == ["serve"]
+    assert plan.flags == plan.env
+    assert plan.env["OLLAMA_CONTEXT_LENGTH"] == "8192"
+    assert plan.env["OLLAMA_NUM_PARALLEL"] == "1"
+    assert plan.env["OLLAMA_KV_CACHE_TYPE"] == "f16"
+    assert plan.env["OLLAMA_FLASH_ATTENTION"] == "1"
+    assert plan.env["OLLAMA_MAX_LOADED_MODELS"] == "1"
+    assert plan.env["OLLAMA_KEEP_ALIVE"] == "-1"
+    assert plan.model.runtime_ref == "hf.co/bartowski/Meta-Llama-3.1-8B-Instruct-GGUF:Q8_0"
+
+
+def test_ollama_with_a_quantized_kv_cache() -> None:
+    plan = make_plan(_linux("cuda", [_rtx(0, gib=12, cc="8.6")]),
+                     get_catalog_model("llama-3.1-8b-instruct:q4_k_m"), context=65_536,
+                     runtime="ollama")
+    assert plan.env["OLLAMA_KV_CACHE_TYPE"] == "q8_0"
+    assert plan.env["OLLAMA_FLASH_ATTENTION"] == "1"
+
+
+def test_prefer_simple_still_needs_llamacpp_for_a_partial_offload() -> None:
+    plan = make_plan(_linux("cuda", [_rtx(0)]), get_catalog_model("llama-3.1-70b-instruct"),
+                     prefer="simple")
+    assert plan.runtime == "llamacpp"
+    assert "rather than Ollama" in plan.reasons[0] and "partial offload" in plan.reasons[0]
+
+
+def test_quant_choice_is_the_best_that_fits_the_gpu() -> None:
+    # 8 GiB card: usable 8,589,934,592 − 1,610,612,736 = 6,979,321,856.
+    # Q6_K: 6,600,000,000 − token_embd 430,940,160 (Q6_K) + KV 1 GiB + compute > usable.
+    # Q5_K_M: 5,730,000,000 − 361,168,896 (Q5_K) + 1,073,741,824 + 296,222,720
+    #         = 6,738,795,648 ≤ usable → Q5_K_M.
+    plan = make_plan(_linux("cuda", [_rtx(0, gib=8, cc="8.6")]),
+                     get_catalog_model("llama-3.1-8b-instruct"))
+    assert plan.model.quant == "Q5_K_M"
+    assert plan.memory.placement[0].bytes == 6_738_795_648
+    assert any(r.startswith("quant Q5_K_M") and "Q6_K does not" in r for r in plan.reasons)
+    # On a CPU the q4_k_m file is the fast one.
+    assert make_plan(_linux("cpu", []), get_catalog_model("qwen2.5-7b-instruct")).model.quant == (
+        "Q4_K_M"
+    )
+
+
+def test_old_gpu_cannot_take_vllm() -> None:
+    pascal = _linux("cuda", [_rtx(0, cc="6.1")])
+    plan = make_plan(pascal, get_catalog_model("llama-3.1-8b-instruct"), concurrency=10)
+    assert plan.runtime == "llamacpp" and "compute capability 7.0" in plan.reasons[0]
+    with pytest.raises(BadInput) as err:
+        make_plan(pascal, get_catalog_model("llama-3.1-8b-instruct"), runtime="vllm")
+    assert err.value.field == "runtime"
+
+
+def test_vllm_refused_on_cpu_and_unsupported_rocm_and_for_bare_gguf() -> None:
+    with pytest.raises(BadInput, match="CPU-only"):
+        make_plan(_linux("cpu", []), get_catalog_model("gemma-3-4b-it"), runtime="vllm")
+    rdna2 = _linux("rocm", [Gpu("amd", "Radeon RX 6800", 0, 16 * GiB, gfx_target="gfx1030")])
+    with pytest.raises(BadInput, match="gfx1030"):
+        make_plan(rdna2, get_catalog_model("gemma-3-4b-it"), runtime="vllm")
+    bare = get_catalog_model("llama-3.1-8b-instruct:q4_k_m").facts()
+    bare = ModelFacts(**{**bare.__dict__, "hf_repo": None, "hf_weights_bytes": None})
+    with pytest.raises(BadInput, match="safetensors"):
+        make_plan(_linux("cuda", [_rtx(0)]), bare, runtime="vllm")
+    # In auto mode the same GGUF falls back to llama.cpp, saying why.
+    plan = make_plan(_linux("cuda", [_rtx(0)]), bare, concurrency=8)
+    assert plan.runtime == "llamacpp" and "safetensors" in plan.reasons[0]
+
+
+def test_explicit_runtimes_are_respected_with_warnings() -> None:
+    gpu = _linux("cuda", [_rtx(0)])
+    plan = make_plan(gpu, get_catalog_model("llama-3.1-8b-instruct"), runtime="vllm")
+    assert plan.runtime == "vllm" and any("pays off under concurrency" in w for w in plan.warnings)
+    plan = make_plan(gpu, get_catalog_model("llama-3.1-8b-instruct"), runtime="llamacpp",
+                     concurrency=10)
+    assert plan.runtime == "llamacpp" and any("vLLM" in w for w in plan.warnings)
+    # vLLM cannot hold 70B bf16 (131.4 GiB) on one 24 GiB GPU: a plan with errors, no crash.
+    plan = make_plan(gpu, get_catalog_model("llama-3.1-70b-instruct"), runtime="vllm")
+    assert not plan.ok and "vLLM cannot load" in plan.errors[0]
+
+
+def test_decision_tree_table() -> None:
+    def situation(**changes: object) -> Situation:
+        values: dict[str, object] = dict(
+            accelerator="cuda", concurrency=1, prefer="control", compute_capability=(8, 9),
+            vllm_blocker=None, vllm_fits=True, partial_offload=False, kv_quantized=False,
+            multi_gpu=False, pinned_quant=None,
+        )
+        values.update(changes)
+        return Situation(**values)  # type: ignore[arg-type]
+
+    assert choose_runtime(situation(concurrency=3))[0] == "vllm"
+    assert choose_runtime(situation(concurrency=2))[0] == "llamacpp"
+    assert choose_runtime(situation(concurrency=2, prefer="throughput"))[0] == "vllm"
+    assert choose_runtime(situation(concurrency=3, vllm_fits=False))[0] == "llamacpp"
+    assert choose_runtime(situation(accelerator="metal", concurrency=10))[0] == "llamacpp"
+    assert choose_runtime(situation(accelerator="metal", prefer="simple"))[0] == "ollama"
+    assert choose_runtime(situation(prefer="simple"))[0] == "ollama"
+    assert choose_runtime(situation(prefer="simple", pinned_quant="Q5_K_M"))[0] == "llamacpp"
+    assert choose_runtime(situation(prefer="simple", kv_quantized=True))[0] == "llamacpp"
+    assert choose_runtime(situation(prefer="simple", multi_gpu=True))[0] == "llamacpp"
+    assert choose_runtime(situation(prefer="simple", concurrency=2))[0] == "llamacpp"
+    assert choose_runtime(situation(accelerator="cpu", vllm_blocker="cpu"))[0] == "llamacpp"
+
+
+# --- memory, pre-flight, validation, JSON ---------------------------------------------------
+
+
+def test_kv_cache_formula() -> None:
+    facts = get_catalog_model("llama-3.1-8b-instruct:q4_k_m").facts()
+    # 2 · 32 · 8 · 128 · 4,096 tokens · 2 bytes = 536,870,912; q4_0 is 18/32 bytes per value.
+    assert kv_cache_bytes(facts, 4096) == 536_870_912
+    assert kv_cache_bytes(facts, 4096, kv_type="q4_0") == 536_870_912 * 18 // 64
+    assert kv_cache_bytes(facts, 4096, slots=3) == 3 * 536_870_912
+    gemma = get_catalog_model("gemma-3-27b-it:q4_k_m").facts()
+    # 10 global layers at 32,768 tokens + 52 sliding at the 1,024 window; 16 KV heads · 128.
+    per_token_layer = 2 * 16 * 128 * 2
+    assert kv_cache_bytes(gemma, 32_768) == per_token_layer * (10 * 32_768 + 52 * 1_024)
+
+
+def test_preflight_driver_disk_and_ram() -> None:
+    old_driver = _linux("cuda", [_rtx(0)], driver="11.8")
+    plan = make_plan(old_driver, get_catalog_model("llama-3.1-8b-instruct"), concurrency=10)
+    assert plan.runtime == "vllm" and any("CUDA 11.8" in e for e in plan.errors)
+    mid_driver = _linux("cuda", [_rtx(0), _rtx(1)], driver="12.4")
+    plan = make_plan(mid_driver, get_catalog_model("llama-3.1-8b-instruct"), concurrency=10)
+    assert plan.ok and any("12.8" in w for w in plan.warnings)
+    small_disk = _linux("cuda", [_rtx(0)], disk=3 * GiB)
+    plan = make_plan(small_disk, get_catalog_model("llama-3.1-8b-instruct:q4_k_m"))
+    assert any(e.startswith("disk:") for e in plan.errors)
+    tight_disk = _linux("cuda", [_rtx(0)], disk=5 * GiB)  # 4.58 GiB file + < 1 GiB margin
+    plan = make_plan(tight_disk, get_catalog_model("llama-3.1-8b-instruct:q4_k_m"))
+    assert plan.ok and any(w.startswith("disk:") for w in plan.warnings)
+    small_ram = _linux("cpu", [], memory=8 * GiB)
+    plan = make_plan(small_ram, get_catalog_model("llama-3.1-70b-instruct:q4_k_m"))
+    assert not plan.ok and any(e.startswith("RAM:") for e in plan.errors)
+    no_avx2 = _linux("cpu", [])
+    no_avx2.cpu.flags = ["sse4_2"]
+    plan = make_plan(no_avx2, get_catalog_model("gemma-3-270m-it:q4_k_m"))
+    assert any("AVX2" in w for w in plan.warnings)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"concurrency": 0}, "concurrency"),
+        ({"concurrency": 1025}, "concurrency"),
+        ({"concurrency": True}, "concurrency"),
+        ({"concurrency": "4"}, "concurrency"),
+        ({"context": 255}, "context"),
+        ({"context": 131_073}, "context"),  # past Llama 3.1's native 131,072
+        ({"prefer": "fast"}, "prefer"),
+        ({"runtime": "tgi"}, "runtime"),
+    ],
+)
+def test_bad_inputs_name_their_field(kwargs: dict[str, object], field: str) -> None:
+    model = get_catalog_model("llama-3.1-8b-instruct")
+    with pytest.raises(BadInput) as err:
+        make_plan(_linux("cpu", []), model, **kwargs)  # type: ignore[arg-type]
+    assert err.value.field == field
+
+
+def test_context_limit_follows_the_model() -> None:
+    qwen = get_catalog_model("qwen2.5-7b-instruct:q4_k_m")  # native 32,768
+    with pytest.raises(BadInput, match="32,768"):
+        make_plan(_linux("cpu", []), qwen, context=65_536)
+    assert make_plan(_linux("cpu", []), qwen, context=32_768).context == 32_768
+    assert make_plan(_linux("cpu", []), get_catalog_model("gemma-3-270m-it:q8_0")).context == 8192
+
+
+def test_plan_to_json_round_trips() -> None:
+    plan = make_plan(_linux("cuda", [_rtx(0)]), get_catalog_model("llama-3.1-70b-instruct:q4_k_m"))
+    data = json.loads(json.dumps(plan.to_json()))
+    assert data["runtime"] == "llamacpp" and data["executable"] == "llama-server"
+    assert data["flags"] == plan.args and data["ok"] is True
+    memory = data["memory"]
+    assert memory["gpu_layers"] == 43 and memory["n_layers"] == 80
+    assert memory["total_bytes"] == (
+        memory["weights_bytes"] + memory["kv_cache_bytes"] + memory["overhead_bytes"]
+    )
+    assert [p["device"] for p in memory["placement"]] == ["cuda:0", "cpu"]
+    assert all(p["fits"] for p in memory["placement"])
