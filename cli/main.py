@@ -21,6 +21,7 @@ from rigctl import __version__
 from rigctl.cli import detect as detect_cmd
 from rigctl.cli import lab as lab_cmd
 from rigctl.cli import pending
+from rigctl.cli import plan as plan_cmd
 from rigctl.cli.render import error_line
 from rigctl.errors import EXIT_BAD_INPUT, RigctlError
 
@@ -43,7 +44,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
 
 cli.add_command(pending.provision)
 cli.add_command(detect_cmd.detect)
-cli.add_command(pending.plan)
+cli.add_command(plan_cmd.plan)
 cli.add_command(pending.bench)
 cli.add_command(pending.status)
 cli.add_command(pending.rollout)

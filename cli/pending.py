@@ -30,19 +30,6 @@ def provision(inventory: str, limit: str | None, dry: bool, yes: bool, as_json: 
 
 
 @click.command()
-@click.argument("target", required=False)
-@click.option("--hardware", type=click.Path(), help="Plan offline from a `detect --json` file.")
-@click.option("--model", help="Catalog name, hf:// or https:// URL, or GGUF path.")
-@click.option("--concurrency", type=int, help="Concurrent users to serve.")
-@click.option("--context", type=int, help="Context length per user, in tokens.")
-@click.option("--runtime", type=click.Choice(["auto", "ollama", "llamacpp", "vllm"]))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def plan(target: str | None, **_: object) -> None:
-    """Choose runtime and tuned flags for each host, and say why. [not built yet]"""
-    _not_built("plan", 3)
-
-
-@click.command()
 @click.argument("target")
 @click.option("--concurrency", default="1,4,10", show_default=True)
 @click.option("--prompt-tokens", type=int, default=512, show_default=True)

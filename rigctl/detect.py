@@ -7,7 +7,7 @@ from typing import Any
 
 from rigctl import hardware as _hardware
 from rigctl.hardware import Hardware
-from rigctl.pyinfra_api import RunSummary, Session, load_inventory
+from rigctl.pyinfra_api import Inventory, RunSummary, Session, load_inventory
 
 
 @dataclass
@@ -37,7 +37,10 @@ def detect(target: str) -> Detection:
     Hosts that cannot be reached or whose facts fail are reported in the summary; the others
     are detected all the same.
     """
-    inventory = load_inventory(target)
+    return detect_inventory(load_inventory(target))
+
+
+def detect_inventory(inventory: Inventory) -> Detection:
     with Session(inventory) as session:
         hardware = session.each_host(_hardware.detect_host)
         summary = session.summary()

@@ -83,6 +83,7 @@ __all__ = [
     "server_facts",
     # running
     "Host",
+    "Inventory",
     "Session",
     "HostResult",
     "OpResult",

@@ -29,7 +29,6 @@ def test_every_subcommand_has_help(command: str) -> None:
     ("argv", "issue"),
     [
         (["provision", "inv.py"], 4),
-        (["plan", "inv.py"], 3),
         (["bench", "inv.py"], 5),
         (["status", "inv.py"], 5),
         (["rollout", "inv.py"], 5),
@@ -74,3 +73,49 @@ def test_lab_status_json_parses() -> None:
     result = rigctl("lab", "status", "--json")
     assert result.returncode == 0, result.stderr
     assert isinstance(json.loads(result.stdout)["hosts"], list)
+
+
+RTX4090_HOST = {
+    "accelerator": "cuda",
+    "gpus": [{"vendor": "nvidia", "name": "NVIDIA GeForce RTX 4090", "index": 0,
+              "memory_bytes": 24564 * 1024 * 1024, "driver": "550.54.14", "compute_capability": "8.9"}],
+    "memory_bytes": 64 * 1024**3,
+    "cpu": {"model": "AMD Ryzen 9 7950X", "cores": 16, "threads": 32, "flags": ["avx2", "avx512f"]},
+    "os": {"system": "Linux", "distro": "ubuntu", "version": "24.04", "arch": "x86_64", "init": "systemd"},
+    "disk_free_bytes": 500 * 1024**3,
+    "cuda_driver_version": "12.4",
+}
+
+
+def test_plan_offline_from_detect_json(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    hardware = tmp_path / "hosts.json"
+    hardware.write_text(json.dumps({"hosts": {"rig-4090": RTX4090_HOST}}))
+    result = rigctl("plan", "--hardware", str(hardware), "--model", "llama-3.1-70b-instruct:q4_k_m", "--json")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)["hosts"]["rig-4090"]
+    assert plan["runtime"] == "llamacpp"
+    ngl = int(plan["args"][plan["args"].index("-ngl") + 1])
+    assert 0 < ngl < 80  # a partial offload, never -ngl 999
+    assert plan["reasons"] and plan["memory"]["placement"]
+
+    result = rigctl("plan", "--hardware", str(hardware), "--model", "llama-3.1-8b-instruct", "--concurrency", "10", "--json")
+    assert json.loads(result.stdout)["hosts"]["rig-4090"]["runtime"] == "vllm"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--model", "no-such-model"], "field model: unknown model 'no-such-model'"),
+        (["--model", "gemma-3-270m", "--context", "-5"], "field context:"),
+        (["--model", "gemma-3-270m", "--concurrency", "0"], "field concurrency:"),
+        (["--model", "gemma-3-270m", "--runtime", "vllm"], "field runtime:"),
+    ],
+)
+def test_plan_bad_input_is_one_line_exit_2(tmp_path, argv: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    hardware = tmp_path / "cpu.json"
+    cpu_host = dict(RTX4090_HOST, accelerator="cpu", gpus=[], cuda_driver_version=None)
+    hardware.write_text(json.dumps({"hosts": {"box": cpu_host}}))
+    result = rigctl("plan", "--hardware", str(hardware), *argv)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rigctl: error: host box: ") and message in lines[0], lines

@@ -1,0 +1,95 @@
+"""``rigctl plan``: the runtime and tuned flags for each host, with the reasons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from rigctl.cli.render import console, emit_json, error_line, table
+from rigctl.errors import BadInput
+from rigctl.planning import HostPlan, plan_inventory, plan_offline
+from rigctl.plan.types import PREFER_CHOICES, RUNTIME_CHOICES
+
+GiB = 1024**3
+
+
+def _gib(value: int) -> str:
+    return f"{value / GiB:.2f} GiB"
+
+
+def print_plan(name: str, host_plan: HostPlan) -> None:
+    plan = host_plan.plan
+    model = plan.model
+    console.print(f"[bold]{name}[/]: {plan.runtime} serving {model.name} {model.quant} ({_gib(model.size_bytes)})")
+    flags = plan.flags
+    if isinstance(flags, dict):
+        console.print("  env: " + " ".join(f"{k}={v}" for k, v in flags.items()), soft_wrap=True)
+    else:
+        console.print(f"  {plan.executable} " + " ".join(flags), soft_wrap=True)
+    memory = plan.memory
+    table(
+        None,
+        ["device", "weights", "kv cache", "overhead", "total", "usable", "fits"],
+        (
+            (p.device, _gib(p.weights), _gib(p.kv_cache), _gib(p.overhead), _gib(p.bytes), _gib(p.usable),
+             "yes" if p.fits else "NO")
+            for p in memory.placement
+        ),
+    )
+    for reason in plan.reasons:
+        console.print(f"  - {reason}", soft_wrap=True)
+    for warning in plan.warnings:
+        console.print(f"  [yellow]warning:[/] {warning}", soft_wrap=True)
+    for error in plan.errors:
+        console.print(f"  [red]error:[/] {error}", soft_wrap=True)
+
+
+@click.command()
+@click.argument("target", required=False)
+@click.option("--hardware", "hardware_file", type=click.Path(), help="Plan offline from a `detect --json` file.")
+@click.option("--model", help="Catalog name (name:quant), hf://org/repo/file.gguf, https:// URL, or GGUF path.")
+@click.option("--concurrency", type=int, help="Concurrent users to serve.")
+@click.option("--context", type=int, help="Context length per user, in tokens.")
+@click.option("--runtime", type=click.Choice(RUNTIME_CHOICES), help="Force a runtime (default auto).")
+@click.option("--prefer", type=click.Choice(PREFER_CHOICES), help="simple, control or throughput.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"hosts": {NAME: plan}} as JSON.')
+def plan(
+    target: str | None,
+    hardware_file: str | None,
+    model: str | None,
+    concurrency: int | None,
+    context: int | None,
+    runtime: str | None,
+    prefer: str | None,
+    as_json: bool,
+) -> None:
+    """Choose the runtime and tuned flags for each host, and say why.
+
+    \b
+    rigctl plan INVENTORY                      detect each host, plan from its host data
+    rigctl plan --hardware H.json --model M    plan offline from `detect --json` output
+    """
+    overrides: dict[str, Any] = {
+        key: value
+        for key, value in {"concurrency": concurrency, "context": context, "runtime": runtime, "prefer": prefer}.items()
+        if value is not None
+    }
+    if hardware_file:
+        if target:
+            raise BadInput("give either TARGET or --hardware, not both", field="target")
+        if not model:
+            raise BadInput("--hardware needs --model", field="model")
+        result = plan_offline(hardware_file, {"model": model, **overrides})
+    elif target:
+        result = plan_inventory(target, model=model, overrides=overrides)
+    else:
+        raise BadInput("give an inventory TARGET, or --hardware FILE with --model", field="target")
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        for name, host_plan in result.plans.items():
+            print_plan(name, host_plan)
+        for name, failure in result.failed.items():
+            error_line(f"host {name}: {failure['status']}: {failure['error']}")
+    raise click.exceptions.Exit(result.exit_code)
