@@ -22,6 +22,7 @@ from rigctl.cli import detect as detect_cmd
 from rigctl.cli import lab as lab_cmd
 from rigctl.cli import pending
 from rigctl.cli import plan as plan_cmd
+from rigctl.cli import provision as provision_cmd
 from rigctl.cli.render import error_line
 from rigctl.errors import EXIT_BAD_INPUT, RigctlError
 
@@ -42,7 +43,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-cli.add_command(pending.provision)
+cli.add_command(provision_cmd.provision)
 cli.add_command(detect_cmd.detect)
 cli.add_command(plan_cmd.plan)
 cli.add_command(pending.bench)

@@ -19,17 +19,6 @@ def _not_built(command: str, issue: int) -> None:
 
 
 @click.command()
-@click.argument("inventory")
-@click.option("--limit", help="Only these hosts (comma-separated names or groups).")
-@click.option("--dry", is_flag=True, help="Show the plan and what would change; change nothing.")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def provision(inventory: str, limit: str | None, dry: bool, yes: bool, as_json: bool) -> None:
-    """Take every host from bare OS to a tuned, serving, benchmarked endpoint. [not built yet]"""
-    _not_built("provision", 4)
-
-
-@click.command()
 @click.argument("target")
 @click.option("--concurrency", default="1,4,10", show_default=True)
 @click.option("--prompt-tokens", type=int, default=512, show_default=True)

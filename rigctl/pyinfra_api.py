@@ -89,6 +89,8 @@ __all__ = [
     "OpResult",
     "RunSummary",
     "load_inventory",
+    "read_file",
+    "run_command",
     "inventory_hosts",
 ]
 
@@ -263,17 +265,20 @@ class Session:
         parallel: int = 0,
         connect_timeout: int = 10,
         dry: bool = False,
+        limit: list[Host] | None = None,
     ) -> None:
         self.inventory = inventory
         self.recorder = _Recorder()
         config = Config(PARALLEL=parallel, CONNECT_TIMEOUT=connect_timeout)
-        self.state = State(inventory, config)
+        # Hosts outside the limit are never connected to (pyinfra's --limit).
+        self.state = State(inventory, config, initial_limit=limit)
         self.state.add_callback_handler(self.recorder)
         # FAIL_PERCENT None means: never stop the others because some failed.
         self.state.config.FAIL_PERCENT = None
         self.dry = dry
-        self.results: dict[str, HostResult] = {h.name: HostResult(h.name) for h in inventory}
-        self._hosts = {h.name: h for h in inventory}
+        selected = [h for h in inventory if limit is None or h in limit]
+        self.results: dict[str, HostResult] = {h.name: HostResult(h.name) for h in selected}
+        self._hosts = {h.name: h for h in selected}
         self._connected = False
 
     # -- context management
@@ -308,7 +313,7 @@ class Session:
 
     @property
     def active_hosts(self) -> list[Host]:
-        return [h for h in self.inventory if h in self.state.active_hosts]
+        return [h for h in self._hosts.values() if h in self.state.active_hosts]
 
     def host(self, name: str) -> Host:
         return self._hosts[name]
@@ -406,9 +411,16 @@ class Session:
         return RunSummary(dict(self.results))
 
 
-def capture_stdout(func: Callable[[], T]) -> tuple[T, str]:
-    """Run ``func`` with stdout captured (pyinfra prints progress bars on its own)."""
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        value = func()
-    return value, buffer.getvalue()
+def read_file(host_obj: Host, path: str) -> bytes:
+    """Read a (small) file from a host over the connector (SFTP for SSH), not through a shell:
+    used for secrets, whose content must never pass through command output or logs."""
+    buffer = io.BytesIO()
+    if not host_obj.get_file(path, buffer):
+        raise OSError(f"cannot read {path} on {host_obj.name}")
+    return buffer.getvalue()
+
+
+def run_command(host_obj: Host, command: str) -> tuple[bool, str, str]:
+    """Run a shell command on a host now (outside any operation): (ok, stdout, stderr)."""
+    ok, output = host_obj.run_shell_command(StringCommand(command))
+    return bool(ok), "\n".join(output.stdout_lines), "\n".join(output.stderr_lines)

@@ -28,7 +28,6 @@ def test_every_subcommand_has_help(command: str) -> None:
 @pytest.mark.parametrize(
     ("argv", "issue"),
     [
-        (["provision", "inv.py"], 4),
         (["bench", "inv.py"], 5),
         (["status", "inv.py"], 5),
         (["rollout", "inv.py"], 5),

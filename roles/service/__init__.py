@@ -25,18 +25,18 @@ def api_key_path(unit: str, config_root: str = defaults.SERVICE_CONFIG_ROOT) -> 
 
 
 @deploy("rigctl service user")
-def user(name: str, groups: Sequence[str] = (), home: str = "/nonexistent") -> None:
+def user(user_name: str, groups: Sequence[str] = (), home: str = "/nonexistent") -> None:
     """The dedicated system user a runtime runs as (no shell, no login).
 
-    + name: user and primary group name
+    + user_name: user and primary group name
     + groups: supplementary groups (``render``, ``video`` for GPU device access)
     + home: home directory (not created)
     """
-    server.group(name="service: group", group=name, system=True)
+    server.group(name="service: group", group=user_name, system=True)
     server.user(
         name="service: user",
-        user=name,
-        group=name,
+        user=user_name,
+        group=user_name,
         groups=list(groups) or None,
         system=True,
         home=home,

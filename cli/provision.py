@@ -1,0 +1,66 @@
+"""``rigctl provision``: the whole pipeline per host, then a summary."""
+
+from __future__ import annotations
+
+import click
+
+from rigctl.cli.render import emit_json, error_line, info, status_style, table
+from rigctl.provision import ProvisionResult, provision as run_provision
+
+
+def _report(host: str | None, stage: str, detail: str) -> None:
+    info(f"[dim]{host or 'all'}[/] {stage}: {detail}")
+
+
+def print_summary(result: ProvisionResult) -> None:
+    rows = []
+    for name, outcome in result.hosts.items():
+        smoke = outcome.smoke
+        rows.append(
+            (
+                name,
+                status_style(outcome.result.status),
+                outcome.plan.runtime if outcome.plan else "-",
+                outcome.endpoint or "-",
+                f"{smoke.ttft_ms:.0f} ms" if smoke and smoke.ttft_ms is not None else "-",
+                f"{smoke.tokens_per_second:.1f}" if smoke and smoke.tokens_per_second else "-",
+                len(outcome.result.changed_ops),
+            )
+        )
+    table("provision" + (" (dry run: nothing changed)" if result.dry else ""),
+          ["host", "result", "runtime", "endpoint", "TTFT", "tok/s", "changes"], rows)
+    for name, outcome in result.hosts.items():
+        if outcome.api_key_file and not outcome.result.failed:
+            info(f"{name}: API key in {outcome.api_key_file} on the host (readable by root and the service user)")
+        if outcome.result.failed:
+            error_line(f"host {name}: {outcome.result.error}")
+            for op in outcome.result.failed_ops:
+                for line in op.stderr_tail[-5:]:
+                    info(f"    {line}")
+            for line in outcome.journal[-10:]:
+                info(f"    journal: {line}")
+        elif result.dry and outcome.result.changed_ops:
+            info(f"{name} would change: " + ", ".join(outcome.result.changed_ops))
+
+
+@click.command()
+@click.argument("inventory")
+@click.option("--limit", help="Only these hosts or groups (comma-separated).")
+@click.option("--model", help="Serve this model on every host (overrides host data `model`).")
+@click.option("--dry", is_flag=True, help="Show each plan and what would change; change nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (rigctl never asks yet).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def provision(inventory: str, limit: str | None, model: str | None, dry: bool, yes: bool, as_json: bool) -> None:
+    """Take every host from bare OS to a tuned, serving, smoke-checked endpoint."""
+    result = run_provision(
+        inventory,
+        limit=[part.strip() for part in limit.split(",") if part.strip()] if limit else None,
+        dry=dry,
+        model=model,
+        report=_report,
+    )
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        print_summary(result)
+    raise click.exceptions.Exit(result.exit_code)

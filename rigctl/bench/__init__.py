@@ -1,0 +1,1 @@
+"""Measuring endpoints: readiness, the smoke check after a (re)start, and benchmarks."""

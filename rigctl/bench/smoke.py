@@ -1,0 +1,111 @@
+"""After a (re)start: wait until the server is ready, then one real chat completion.
+
+Works against any OpenAI-compatible endpoint (llama-server, Ollama's ``/v1``, vLLM). Time to
+first token and decode tokens/s come from the stream itself, as a client sees them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+
+import requests
+
+from rigctl.fetch.http import redact
+
+SMOKE_PROMPT = "Name three colours of the rainbow, as a list."
+
+
+@dataclass
+class SmokeResult:
+    ok: bool
+    ready_seconds: float | None = None
+    ttft_ms: float | None = None
+    tokens_per_second: float | None = None
+    completion_tokens: int = 0
+    text: str = ""
+    error: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def wait_ready(endpoint: str, timeout: float = 180.0, session: requests.Session | None = None) -> float:
+    """Seconds until ``GET /health`` answered 200 (llama-server answers 503 while loading)."""
+    http = session or requests.Session()
+    start = time.monotonic()
+    last = "no answer"
+    while time.monotonic() - start < timeout:
+        try:
+            response = http.get(f"{endpoint}/health", timeout=5)
+            if response.status_code == 200:
+                return time.monotonic() - start
+            last = f"HTTP {response.status_code}"
+        except requests.RequestException as e:
+            last = type(e).__name__
+        time.sleep(0.5)
+    raise TimeoutError(f"not ready after {timeout:.0f}s ({last})")
+
+
+def chat_once(
+    endpoint: str,
+    api_key: str,
+    *,
+    model: str = "default",
+    prompt: str = SMOKE_PROMPT,
+    max_tokens: int = 64,
+    session: requests.Session | None = None,
+    timeout: float = 120.0,
+) -> SmokeResult:
+    """One streamed chat completion; TTFT is the first content token, tok/s the decode rate."""
+    http = session or requests.Session()
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "temperature": 0,
+    }
+    headers = {"Authorization": f"Bearer {api_key}"}
+    start = time.monotonic()
+    first: float | None = None
+    last = start
+    chunks = 0
+    usage_tokens = 0
+    text = []
+    try:
+        with http.post(f"{endpoint}/v1/chat/completions", json=body, headers=headers, stream=True, timeout=timeout) as response:
+            if response.status_code != 200:
+                return SmokeResult(ok=False, error=f"HTTP {response.status_code}: {redact(response.text[:200])}")
+            for line in response.iter_lines():
+                if not line.startswith(b"data: "):
+                    continue
+                payload = line[len(b"data: "):]
+                if payload == b"[DONE]":
+                    break
+                event = json.loads(payload)
+                if event.get("usage"):
+                    usage_tokens = int(event["usage"].get("completion_tokens") or 0)
+                for choice in event.get("choices") or []:
+                    delta = (choice.get("delta") or {}).get("content")
+                    if delta:
+                        now = time.monotonic()
+                        first = first or now
+                        last = now
+                        chunks += 1
+                        text.append(delta)
+    except (requests.RequestException, ValueError) as e:
+        return SmokeResult(ok=False, error=redact(f"{type(e).__name__}: {e}")[:300])
+    if first is None:
+        return SmokeResult(ok=False, error="the stream carried no content")
+    tokens = usage_tokens or chunks
+    decode_seconds = last - first
+    return SmokeResult(
+        ok=True,
+        ttft_ms=round((first - start) * 1000, 1),
+        tokens_per_second=round((tokens - 1) / decode_seconds, 2) if tokens > 1 and decode_seconds > 0 else None,
+        completion_tokens=tokens,
+        text="".join(text),
+    )

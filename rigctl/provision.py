@@ -1,0 +1,221 @@
+"""``rigctl provision``: every host from bare OS to a serving, smoke-checked endpoint.
+
+The pipeline, all hosts in parallel:
+
+1. validate every host's data (bad input: exit 2, nothing touched);
+2. connect and detect each host; plan it (pure); a plan with errors (no disk, no RAM) fails
+   that host before anything changes on it;
+3. on the controller, once per fleet: fetch each model (verified, cached) and the llama.cpp
+   source;
+4. prepare each host's operations (roles via ``rigctl.deploys``) and run them;
+5. smoke-check each endpoint that should be serving: ready, one real completion.
+
+One failed host never stops the others; the result says which failed and why.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rigctl.bench.smoke import SmokeResult, chat_once, wait_ready
+from rigctl.errors import BadInput, RigctlError
+from rigctl.fetch.http import Verified
+from rigctl.fetch.llamacpp_source import LlamaCppSource, PackedSource
+from rigctl.fetch.llamacpp_source import prepare as prepare_source
+from rigctl.fetch.model import fetch_model
+from rigctl.hardware import Hardware, detect_host
+from rigctl.hostspec import HostSpec, host_spec
+from rigctl.plan import Plan
+from rigctl.planning import plan_for, resolve_for
+from rigctl.pyinfra_api import Host, HostResult, Session, host, load_inventory, read_file, run_command
+
+log = logging.getLogger(__name__)
+
+#: A stage reporter: ``report(host_or_None, stage, detail)``.
+Reporter = Callable[[str | None, str, str], None]
+
+JOURNAL_LINES = 20
+
+
+@dataclass
+class HostProvision:
+    name: str
+    result: HostResult
+    spec: HostSpec | None = None
+    plan: Plan | None = None
+    endpoint: str | None = None
+    api_key_file: str | None = None
+    build: str | None = None
+    smoke: SmokeResult | None = None
+    journal: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.result.status,
+            "error": self.result.error,
+            "changed_ops": self.result.changed_ops,
+            "failed_ops": [
+                {"name": op.name, "stderr_tail": op.stderr_tail} for op in self.result.failed_ops
+            ],
+            "runtime": self.plan.runtime if self.plan else None,
+            "plan": self.plan.to_json() if self.plan else None,
+            "endpoint": self.endpoint,
+            "api_key_file": self.api_key_file,
+            "build": self.build,
+            "smoke": self.smoke.to_json() if self.smoke else None,
+            "journal": self.journal,
+        }
+
+
+@dataclass
+class ProvisionResult:
+    hosts: dict[str, HostProvision] = field(default_factory=dict)
+    dry: bool = False
+
+    @property
+    def failed(self) -> list[str]:
+        return [name for name, h in self.hosts.items() if h.result.failed]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "hosts": {name: h.to_json() for name, h in self.hosts.items()},
+            "failed": self.failed,
+            "dry": self.dry,
+            "ok": not self.failed,
+        }
+
+
+def _quiet(_host: str | None, _stage: str, _detail: str) -> None:
+    return None
+
+
+def provision(
+    target: str,
+    *,
+    limit: list[str] | None = None,
+    dry: bool = False,
+    model: str | None = None,
+    report: Reporter = _quiet,
+) -> ProvisionResult:
+    inventory = load_inventory(target)
+    hosts = [h for h in inventory if not limit or h.name in limit or set(h.groups) & set(limit)]
+    if limit and not hosts:
+        raise BadInput(f"no host or group named {', '.join(limit)}", field="limit")
+
+    # 1. Everything the inventory says is checked before any host is touched.
+    specs = {h.name: host_spec(h.name, h.data.dict(), model=model) for h in hosts}
+    sources = {h.name: LlamaCppSource.from_host_data(h.data.get("llamacpp_source"), h.name) for h in hosts}
+    mirrors = {h.name: _mirrors(h) for h in hosts}
+    models = {spec.model: resolve_for(spec) for spec in specs.values()}
+
+    result = ProvisionResult(dry=dry)
+    with Session(inventory, dry=dry, limit=hosts) as session:
+        report(None, "detect", f"{len(hosts)} host(s)")
+        hardware: dict[str, Hardware] = session.each_host(detect_host)
+
+        # 2. Plans: impossible requests are bad input (exit 2, nothing has changed yet).
+        plans: dict[str, Plan] = {}
+        for name, hw in hardware.items():
+            plans[name] = plan_for(specs[name], hw, models[specs[name].model])
+        for name, plan in plans.items():
+            report(name, "plan", f"{plan.runtime}: {' '.join(plan.args)}")
+            if not plan.ok:
+                session.fail_host(name, "plan: " + "; ".join(plan.errors))
+            elif plan.runtime != "llamacpp":
+                session.fail_host(name, f"runtime {plan.runtime} is not deployable yet (issue #6)")
+
+        # 3. Controller-side fetches, once per fleet.
+        active = [h.name for h in session.active_hosts]
+        packed: dict[LlamaCppSource, PackedSource] = {}
+        fetched: dict[tuple[str, tuple[str, ...]], Verified] = {}
+        for name in active:
+            try:
+                if sources[name] not in packed:
+                    report(name, "source", f"llama.cpp {sources[name].version}")
+                    packed[sources[name]] = prepare_source(sources[name])
+                key = (plans[name].model.source, tuple(mirrors[name]))
+                if key not in fetched:
+                    report(name, "model", plans[name].model.source)
+                    fetched[key] = fetch_model(plans[name].model, mirrors=mirrors[name])
+            except RigctlError as e:
+                session.fail_host(name, str(e))
+
+        # 4. Roles, per host, in parallel.
+        served: dict[str, Any] = {}
+
+        def deploy() -> None:
+            from rigctl.deploys import llamacpp as llamacpp_deploy
+
+            name = host.name
+            plan = plans[name]
+            served[name] = llamacpp_deploy.serve(
+                specs[name],
+                hardware[name],
+                plan,
+                packed[sources[name]],
+                fetched[(plan.model.source, tuple(mirrors[name]))],
+                extra_cmake_args=list(host.data.get("llamacpp_cmake_args", [])),
+            )
+
+        report(None, "deploy", "preparing operations")
+        session.prepare(deploy)
+        report(None, "deploy", "running")
+        session.run()
+        summary = session.summary()
+
+        for name in [h.name for h in hosts]:
+            result.hosts[name] = HostProvision(
+                name=name,
+                result=summary.hosts[name],
+                spec=specs[name],
+                plan=plans.get(name),
+            )
+            if name in served:
+                result.hosts[name].endpoint = served[name].endpoint
+                result.hosts[name].api_key_file = served[name].api_key_file
+                result.hosts[name].build = served[name].build
+
+        # 5. Smoke checks where the service should be up.
+        if not dry:
+            ok_hosts = {name for name, r in summary.hosts.items() if not r.failed and name in served}
+            session.each_host(lambda h: _smoke(h, result.hosts[h.name], served[h.name], report) if h.name in ok_hosts else None)
+    return result
+
+
+def _mirrors(host_obj: Host) -> list[str]:
+    value = host_obj.data.get("model_mirrors", [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadInput("must be a list of URLs", host=host_obj.name, field="model_mirrors")
+    return [str(Path(v).expanduser().resolve().as_uri()) if v.startswith(("/", "~")) else v for v in value]
+
+
+def _smoke(host_obj: Host, outcome: HostProvision, served: Any, report: Reporter) -> None:
+    report(host_obj.name, "smoke", f"waiting for {served.endpoint}")
+    try:
+        ready = wait_ready(served.endpoint)
+    except TimeoutError as e:
+        outcome.journal = _journal(host_obj, served.unit)
+        outcome.result.fail(f"{served.unit} never became ready: {e}")
+        return
+    key = read_file(host_obj, served.api_key_file).decode().strip().splitlines()[0]
+    smoke = chat_once(served.endpoint, key)
+    smoke.ready_seconds = round(ready, 2)
+    outcome.smoke = smoke
+    if not smoke.ok:
+        outcome.journal = _journal(host_obj, served.unit)
+        outcome.result.fail(f"smoke check failed: {smoke.error}")
+    else:
+        report(host_obj.name, "smoke", f"TTFT {smoke.ttft_ms} ms, {smoke.tokens_per_second} tok/s")
+
+
+def _journal(host_obj: Host, unit: str) -> list[str]:
+    ok, out, _err = run_command(host_obj, f"journalctl -u {unit}.service -n {JOURNAL_LINES} --no-pager -o cat")
+    return out.splitlines()[-JOURNAL_LINES:] if ok else []
