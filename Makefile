@@ -8,6 +8,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.rigctl-installed
+LAB_DIR ?= $(or $(RIGCTL_LAB_DIR),$(HOME)/.cache/rigctl/lab)
 
 # Debian packages the controller needs: the lab (systemd-nspawn, debootstrap), SSH keys,
 # and a Python able to make virtualenvs.
@@ -16,15 +17,20 @@ SYSTEM_PACKAGES := systemd-container debootstrap openssh-client iproute2 python3
 .PHONY: demo test setup system-packages lint lab-down
 
 demo: setup
-	@echo "==> bringing up one lab host (Debian bookworm under systemd-nspawn, sshd on 127.0.1.1)"
+	@echo "==> 1/4 bringing up one lab host (Debian bookworm under systemd-nspawn, sshd on 127.0.1.1)"
 	$(BIN)/rigctl lab up 1
-	@echo "==> detecting it over SSH through pyinfra"
+	@echo "==> 2/4 detecting it over SSH through pyinfra"
 	$(BIN)/rigctl detect inventories/lab.py
+	@echo "==> 3/4 planning: runtime and flags from the hardware and the model's real size"
+	$(BIN)/rigctl plan inventories/lab.py
+	@echo "==> 4/4 provisioning: build llama.cpp from source, fetch the model, serve it, smoke-check it"
+	$(BIN)/rigctl provision inventories/lab.py
 	@echo
-	@echo "The lab host is still running, for you to use:"
-	@echo "  $(BIN)/rigctl lab status          # hosts and addresses"
-	@echo "  $(BIN)/rigctl detect inventories/lab.py --json"
-	@echo "  $(BIN)/rigctl lab down            # stop and remove the lab hosts"
+	@echo "The lab host is still serving, for you to use:"
+	@echo "  KEY=\$$(ssh -i $(LAB_DIR)/ssh/id_ed25519 -o UserKnownHostsFile=$(LAB_DIR)/ssh/known_hosts root@127.0.1.1 cat /etc/rigctl/rigctl-llama-server/api-key)"
+	@echo "  curl -s http://127.0.1.1:8080/v1/chat/completions -H \"Authorization: Bearer \$$KEY\" -H 'Content-Type: application/json' -d '{\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'"
+	@echo "  $(BIN)/rigctl provision inventories/lab.py   # again: changes nothing"
+	@echo "  $(BIN)/rigctl lab down                       # stop and remove the lab hosts"
 
 test: setup
 	$(BIN)/python -m pytest
@@ -50,7 +56,7 @@ $(STAMP): pyproject.toml setup.py
 	@echo "==> creating $(VENV) and installing rigctl with its test dependencies"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,lab]'
 	@touch $(STAMP)
 
 lint: setup

@@ -22,6 +22,7 @@ from rigctl.roles.service import api_key_path
 from rigctl.templates import render
 
 UNIT = "rigctl-llama-server"
+LAUNCHD_LABEL = "org.rigctl.llama-server"
 USER = "llama"
 MODEL_DIR = "/var/lib/rigctl/models"
 
@@ -87,6 +88,41 @@ def server_argv(plan: Plan, spec: HostSpec, key_file: str) -> list[str]:
     ]
 
 
+def render_unit(spec: HostSpec, plan: Plan, build: llamacpp.BuildSpec) -> str:
+    """The systemd unit for this host's llama-server (Linux)."""
+    return render(
+        "llama-server.service.j2",
+        unit=UNIT,
+        model_name=f"{plan.model.name} {plan.model.quant}",
+        build_name=build.name,
+        plan_summary=f"{plan.runtime}, {plan.concurrency} user(s), {plan.context} tokens each",
+        user=USER,
+        group=USER,
+        supplementary_groups=GPU_GROUPS.get(build.backend, []),
+        argv=server_argv(plan, spec, api_key_path(UNIT)),
+        environment={},
+        state_directory=UNIT,
+        read_only_paths=[MODEL_DIR, llamacpp.defaults.LLAMACPP_PREFIX, f"/etc/rigctl/{UNIT}"],
+        gpu_devices=GPU_DEVICES.get(build.backend, []),
+    )
+
+
+def render_plist(spec: HostSpec, plan: Plan, build: llamacpp.BuildSpec) -> str:
+    """The launchd LaunchDaemon for this host's llama-server (macOS), same content as the unit."""
+    return render(
+        "llama-server.plist.j2",
+        label=LAUNCHD_LABEL,
+        model_name=f"{plan.model.name} {plan.model.quant}",
+        build_name=build.name,
+        user=USER,
+        group=USER,
+        argv=server_argv(plan, spec, api_key_path(UNIT)),
+        environment={},
+        working_directory=f"/var/lib/{UNIT}",
+        log_path=f"/var/log/rigctl/{UNIT}.log",
+    )
+
+
 def serve(
     spec: HostSpec,
     hardware: Hardware,
@@ -111,21 +147,7 @@ def serve(
 
     service.user(user_name=USER, groups=GPU_GROUPS.get(build.backend, []))
     key_file = api_key_path(UNIT)
-    unit_text = render(
-        "llama-server.service.j2",
-        unit=UNIT,
-        model_name=f"{plan.model.name} {plan.model.quant}",
-        build_name=build.name,
-        plan_summary=f"{plan.runtime}, {plan.concurrency} user(s), {plan.context} tokens each",
-        user=USER,
-        group=USER,
-        supplementary_groups=GPU_GROUPS.get(build.backend, []),
-        argv=server_argv(plan, spec, key_file),
-        environment={},
-        state_directory=UNIT,
-        read_only_paths=[MODEL_DIR, llamacpp.defaults.LLAMACPP_PREFIX, f"/etc/rigctl/{UNIT}"],
-        gpu_devices=GPU_DEVICES.get(build.backend, []),
-    )
+    unit_text = render_unit(spec, plan, build)
     service.install(unit=UNIT, unit_text=unit_text, user_name=USER, changed_inputs=[model_op, current_build])
     return Served(
         unit=UNIT,

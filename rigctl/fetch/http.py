@@ -181,16 +181,19 @@ def _fetch(
         total = _total_size(response, have) or size
         done = have
         with part.open("ab" if resumed else "wb") as out:
-            for block in response.iter_content(CHUNK):
-                out.write(block)
-                digest.update(block)
-                done += len(block)
-                if progress:
-                    progress(done, total)
+            try:
+                for block in response.iter_content(CHUNK):
+                    out.write(block)
+                    digest.update(block)
+                    done += len(block)
+                    if progress:
+                        progress(done, total)
+            except requests.exceptions.ChunkedEncodingError:
+                pass  # the connection broke mid-body: keep what arrived, reported below
             out.flush()
             os.fsync(out.fileno())
     if total is not None and done != total:
-        raise OSError(f"connection closed at {done} of {total} bytes (will resume)")
+        raise OSError(f"connection closed at {done:,} of {total:,} bytes (kept; the next try will resume)")
     return digest.hexdigest()
 
 

@@ -134,8 +134,11 @@ def _is_mounted(path: Path) -> bool:
 # --------------------------------------------------------------------------- boot and stop
 
 
-def boot(host: LabHost) -> None:
-    """Start systemd-nspawn for the host in its own session (it outlives this process)."""
+def boot(host: LabHost, binds: dict[Path, str] | None = None) -> None:
+    """Start systemd-nspawn for the host in its own session (it outlives this process).
+
+    ``binds`` maps controller directories to paths inside the host (shared caches).
+    """
     log = open(host.dir / "console.log", "ab")  # noqa: SIM115 (handed to the child)
     process = subprocess.Popen(
         [
@@ -146,6 +149,7 @@ def boot(host: LabHost) -> None:
             f"--directory={host.root}",
             f"--machine={host.name}",
             "--console=read-only",
+            *[f"--bind={source}:{target}" for source, target in (binds or {}).items()],
         ],
         stdin=subprocess.DEVNULL,
         stdout=log,

@@ -63,7 +63,7 @@ def atomic_put(
     info = host.get_fact(file_facts.File, path=dest)
     same_content = remote_sha == _sha256_of(src)
     same_meta = bool(info) and info.get("user") == user and info.get("group") == group and (
-        f"{info.get('mode', 0):o}".zfill(4)[-4:] == mode.zfill(4)[-4:]
+        _same_mode(info.get("mode"), mode)
     )
     if same_content and same_meta:
         host.noop(f"{dest} is up to date")
@@ -78,6 +78,11 @@ def atomic_put(
     yield StringCommand("chown", f"{user}:{group}", QuoteString(tmp))
     yield StringCommand("chmod", mode, QuoteString(tmp))
     yield StringCommand("mv", "-f", QuoteString(tmp), QuoteString(dest))
+
+
+def _same_mode(fact_mode: object, wanted: str) -> bool:
+    """pyinfra's File fact gives the mode as the octal digits read as a number (0644 -> 644)."""
+    return fact_mode is not None and str(fact_mode).zfill(4)[-4:] == wanted.zfill(4)[-4:]
 
 
 def _as_bytes(src: IO[bytes] | IO[str]) -> IO[bytes]:
@@ -101,7 +106,7 @@ def secret_file(path: str, user: str, group: str, nbytes: int = 32) -> Generator
     """
     info = host.get_fact(file_facts.File, path=path)
     if info and info.get("size", 0) > 0:
-        if info.get("user") == user and info.get("group") == group and info.get("mode") == 0o600:
+        if info.get("user") == user and info.get("group") == group and _same_mode(info.get("mode"), "0600"):
             host.noop(f"secret {path} is in place")
             return
         yield StringCommand("chown", f"{user}:{group}", QuoteString(path))

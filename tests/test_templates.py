@@ -1,0 +1,118 @@
+"""Units and plists rendered from real plans, pinned by golden files and validated by the real
+tools: `systemd-analyze verify` for units, `plistlib` for launchd plists.
+
+Regenerate the golden files after an intended change with RIGCTL_UPDATE_GOLDEN=1.
+"""
+
+from __future__ import annotations
+
+import os
+import plistlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rigctl.deploys import llamacpp as deploy
+from rigctl.hardware import Cpu, Gpu, Hardware, OsInfo
+from rigctl.hostspec import host_spec
+from rigctl.models import get_catalog_model
+from rigctl.plan import make_plan
+from rigctl.templates import render, systemd_quote
+
+GOLDEN = Path(__file__).parent / "golden"
+GiB = 1024**3
+
+
+def _hardware(accelerator: str, gpus: list[Gpu], system: str = "Linux") -> Hardware:
+    return Hardware(
+        accelerator=accelerator,
+        gpus=gpus,
+        memory_bytes=64 * GiB,
+        cpu=Cpu("AMD Ryzen 9 7950X", 16, 32, ["avx2", "avx512f"]) if system == "Linux" else Cpu("Apple M2 Max", 12, 12, ["neon"]),
+        os=OsInfo(system, "ubuntu" if system == "Linux" else "macos", "24.04" if system == "Linux" else "14.5",
+                  "x86_64" if system == "Linux" else "arm64", "systemd" if system == "Linux" else "launchd"),
+        disk_free_bytes=500 * GiB,
+        cuda_driver_version="12.4" if accelerator == "cuda" else None,
+        unified_memory=system == "Darwin",
+    )
+
+
+CASES = {
+    "cuda": _hardware("cuda", [Gpu("nvidia", "NVIDIA GeForce RTX 4090", 0, 24564 * 1024**2, "550.54.14", "8.9")]),
+    "rocm": _hardware("rocm", [Gpu("amd", "AMD Radeon RX 7900 XTX", 0, 24 * GiB, gfx_target="gfx1100")]),
+    "vulkan": _hardware("vulkan", [Gpu("intel", "Intel Arc A770", 0, 16 * GiB)]),
+    "cpu": _hardware("cpu", []),
+}
+
+
+def _rendered(case: str) -> tuple[str, str]:
+    hardware = CASES[case]
+    plan = make_plan(hardware, get_catalog_model("llama-3.1-8b-instruct:q4_k_m"))
+    spec = host_spec("rig", {"model": "llama-3.1-8b-instruct:q4_k_m", "listen": "0.0.0.0", "port": 8080})
+    build = deploy.build_spec_for(hardware, plan, "0c1e57098", [])
+    return build.backend, deploy.render_unit(spec, plan, build)
+
+
+def _golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("RIGCTL_UPDATE_GOLDEN"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    assert path.exists(), f"missing golden file {path} (run with RIGCTL_UPDATE_GOLDEN=1)"
+    assert text == path.read_text()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_unit_matches_golden_and_verifies(case: str, tmp_path: Path) -> None:
+    backend, unit = _rendered(case)
+    assert backend == case
+    _golden(f"llama-server-{case}.service", unit)
+    assert "--api-key-file /etc/rigctl/rigctl-llama-server/api-key" in unit
+    assert "User=llama" in unit and "NoNewPrivileges=yes" in unit
+    if case == "cpu":
+        assert "PrivateDevices=yes" in unit
+    else:
+        assert "DevicePolicy=closed" in unit and "DeviceAllow=" in unit
+    if shutil.which("systemd-analyze"):
+        # verify checks that ExecStart's program exists; the build is not on this machine, so
+        # the copy verified here runs /bin/true with the same arguments.
+        checked = tmp_path / "rigctl-llama-server.service"
+        checked.write_text(unit.replace("/opt/rigctl/llamacpp/current/bin/llama-server", "/bin/true"))
+        result = subprocess.run(["systemd-analyze", "verify", str(checked)], capture_output=True, text=True)
+        problems = [line for line in result.stderr.splitlines() if "rigctl-llama-server.service" in line]
+        assert result.returncode == 0 and not problems, result.stderr
+
+
+def test_launchd_plist_for_metal() -> None:
+    hardware = _hardware("metal", [Gpu("apple", "Apple M2 Max", 0, 48 * GiB, cores=38)], system="Darwin")
+    plan = make_plan(hardware, get_catalog_model("llama-3.1-8b-instruct:q4_k_m"))
+    spec = host_spec("mac", {"model": "llama-3.1-8b-instruct:q4_k_m"})
+    build = deploy.build_spec_for(hardware, plan, "0c1e57098", [])
+    assert build.backend == "metal" and "-DGGML_METAL=ON" in build.cmake_args
+    text = deploy.render_plist(spec, plan, build)
+    _golden("llama-server-metal.plist", text)
+    plist = plistlib.loads(text.encode())
+    assert plist["Label"] == "org.rigctl.llama-server"
+    assert plist["ProgramArguments"][0] == "/opt/rigctl/llamacpp/current/bin/llama-server"
+    assert plist["ProgramArguments"][1:] == [*plan.args, "--host", "127.0.0.1", "--port", "8080",
+                                             "--api-key-file", "/etc/rigctl/rigctl-llama-server/api-key",
+                                             "--metrics", "--no-slots", "--no-webui"]
+    assert plist["UserName"] == "llama" and plist["KeepAlive"] == {"SuccessfulExit": False}
+    assert plist["Umask"] == 0o077
+
+
+def test_systemd_quoting() -> None:
+    assert systemd_quote("-ngl") == "-ngl"
+    assert systemd_quote("/models/my model.gguf") == '"/models/my model.gguf"'
+    assert systemd_quote("100%") == "100%%"
+    assert systemd_quote("$HOME") == '"$$HOME"'
+    assert systemd_quote('a"b') == '"a\\"b"'
+
+
+def test_missing_template_variable_is_bad_input() -> None:
+    from rigctl.errors import BadInput
+
+    with pytest.raises(BadInput, match="field template: template llama-server.service.j2"):
+        render("llama-server.service.j2", unit="x")
