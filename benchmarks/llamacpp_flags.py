@@ -23,13 +23,17 @@ import json
 import shlex
 import sys
 
+from rigctl.hardware import detect_host
 from rigctl.hostspec import host_spec
 from rigctl.planning import plan_for, resolve_for
-from rigctl.hardware import detect_host
 from rigctl.pyinfra_api import Session, load_inventory, run_command
 
 BENCH = "/opt/rigctl/llamacpp/current/bin/llama-bench"
-STOCK = {"threads": None, "batch": 2048, "ubatch": 512}  # llama.cpp defaults; threads = physical cores
+STOCK = {
+    "threads": None,
+    "batch": 2048,
+    "ubatch": 512,
+}  # llama.cpp defaults; threads = physical cores
 
 
 def flag(args: list[str], name: str) -> int:
@@ -51,16 +55,43 @@ def main() -> int:
         spec = host_spec(target.name, target.data.dict())
         hardware = session.each_host(detect_host)[target.name]
         plan = plan_for(spec, hardware, resolve_for(spec))
-        chosen = {"threads": flag(plan.args, "-t"), "batch": flag(plan.args, "-b"), "ubatch": flag(plan.args, "-ub")}
+        chosen = {
+            "threads": flag(plan.args, "-t"),
+            "batch": flag(plan.args, "-b"),
+            "ubatch": flag(plan.args, "-ub"),
+        }
         stock = dict(STOCK, threads=hardware.cpu.cores)
-        threads = sorted({1, max(1, hardware.cpu.cores // 2), hardware.cpu.cores, hardware.cpu.threads, chosen["threads"]})
+        threads = sorted(
+            {
+                1,
+                max(1, hardware.cpu.cores // 2),
+                hardware.cpu.cores,
+                hardware.cpu.threads,
+                chosen["threads"],
+            }
+        )
         batches = sorted({512, 2048, chosen["batch"]})
         ubatches = sorted({128, 512, chosen["ubatch"]})
         command = [
-            BENCH, "-m", plan.model.runtime_ref, "-ngl", str(flag(plan.args, "-ngl")),
-            "-t", ",".join(map(str, threads)), "-b", ",".join(map(str, batches)),
-            "-ub", ",".join(map(str, ubatches)), "-p", str(options.prompt), "-n", str(options.gen),
-            "-r", str(options.reps), "-o", "json",
+            BENCH,
+            "-m",
+            plan.model.runtime_ref,
+            "-ngl",
+            str(flag(plan.args, "-ngl")),
+            "-t",
+            ",".join(map(str, threads)),
+            "-b",
+            ",".join(map(str, batches)),
+            "-ub",
+            ",".join(map(str, ubatches)),
+            "-p",
+            str(options.prompt),
+            "-n",
+            str(options.gen),
+            "-r",
+            str(options.reps),
+            "-o",
+            "json",
         ]
         print(f"{target.name}: {shlex.join(command)}", file=sys.stderr)
         ok, out, err = run_command(target, shlex.join(command) + " 2>/dev/null")
@@ -74,22 +105,34 @@ def main() -> int:
             is_pp = row["n_prompt"] > 0 and row["n_gen"] == 0
             if (kind == "pp") != is_pp:
                 continue
-            if (row["n_threads"], row["n_batch"], row["n_ubatch"]) == (config["threads"], config["batch"], config["ubatch"]):
+            if (row["n_threads"], row["n_batch"], row["n_ubatch"]) == (
+                config["threads"],
+                config["batch"],
+                config["ubatch"],
+            ):
                 return float(row["avg_ts"])
         raise KeyError(config)
 
-    print(f"model {plan.model.name} {plan.model.quant} on {target.name} "
-          f"({hardware.cpu.model}, {hardware.cpu.cores} cores), {options.reps} reps each")
+    print(
+        f"model {plan.model.name} {plan.model.quant} on {target.name} "
+        f"({hardware.cpu.model}, {hardware.cpu.cores} cores), {options.reps} reps each"
+    )
     print(f"rigctl flags: -t {chosen['threads']} -b {chosen['batch']} -ub {chosen['ubatch']}")
-    print(f"{'':6} {'rigctl':>10} {'best':>10} {'stock':>10} {'rigctl/best':>12} {'rigctl/stock':>13}  best config")
+    print(
+        f"{'':6} {'rigctl':>10} {'best':>10} {'stock':>10} {'rigctl/best':>12} {'rigctl/stock':>13}  best config"
+    )
     for kind, label in (("pp", f"pp{options.prompt}"), ("tg", f"tg{options.gen}")):
         mine = rate(chosen, kind)
-        candidates = [r for r in rows if ((r["n_prompt"] > 0 and r["n_gen"] == 0) == (kind == "pp"))]
+        candidates = [
+            r for r in rows if ((r["n_prompt"] > 0 and r["n_gen"] == 0) == (kind == "pp"))
+        ]
         best = max(candidates, key=lambda r: r["avg_ts"])
         stock_rate = rate(stock, kind)
-        print(f"{label:6} {mine:10.1f} {best['avg_ts']:10.1f} {stock_rate:10.1f} "
-              f"{mine / best['avg_ts']:12.2f} {mine / stock_rate:13.2f}  "
-              f"-t {best['n_threads']} -b {best['n_batch']} -ub {best['n_ubatch']}")
+        print(
+            f"{label:6} {mine:10.1f} {best['avg_ts']:10.1f} {stock_rate:10.1f} "
+            f"{mine / best['avg_ts']:12.2f} {mine / stock_rate:13.2f}  "
+            f"-t {best['n_threads']} -b {best['n_batch']} -ub {best['n_ubatch']}"
+        )
     return 0
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import click
-
 from rigctl.cli.render import console, emit_json, error_line, table
+
 from rigctl.detect import detect as run_detect
 from rigctl.hardware import Hardware
 
@@ -25,12 +25,22 @@ def _print_host(name: str, hw: Hardware) -> None:
         ("os", f"{hw.os.distro} {hw.os.version} ({hw.os.system} {hw.os.arch}, {hw.os.init})"),
     ]
     if hw.cuda_driver_version or hw.cuda_toolkit_version:
-        rows.append(("cuda", f"driver supports {hw.cuda_driver_version or '?'}, toolkit {hw.cuda_toolkit_version or 'none'}"))
+        rows.append(
+            (
+                "cuda",
+                f"driver supports {hw.cuda_driver_version or '?'}, toolkit {hw.cuda_toolkit_version or 'none'}",
+            )
+        )
     if hw.rocm_version:
         rows.append(("rocm", hw.rocm_version))
     for gpu in hw.gpus:
         arch = gpu.compute_capability or gpu.gfx_target or ""
-        rows.append((f"gpu {gpu.index}", f"{gpu.vendor} {gpu.name} {_gib(gpu.memory_bytes)} {arch} {gpu.driver or ''}".strip()))
+        rows.append(
+            (
+                f"gpu {gpu.index}",
+                f"{gpu.vendor} {gpu.name} {_gib(gpu.memory_bytes)} {arch} {gpu.driver or ''}".strip(),
+            )
+        )
     for warning in hw.warnings:
         rows.append(("warning", warning))
     table(name, ["", ""], rows)

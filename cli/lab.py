@@ -5,8 +5,8 @@ from __future__ import annotations
 import pprint
 
 import click
-
 from rigctl.cli.render import emit_json, info, table
+
 from rigctl.lab import Lab
 
 

@@ -16,14 +16,14 @@ import logging
 import sys
 
 import click
-
-from rigctl import __version__
 from rigctl.cli import detect as detect_cmd
 from rigctl.cli import lab as lab_cmd
 from rigctl.cli import pending
 from rigctl.cli import plan as plan_cmd
 from rigctl.cli import provision as provision_cmd
 from rigctl.cli.render import error_line
+
+from rigctl import __version__
 from rigctl.errors import EXIT_BAD_INPUT, RigctlError
 
 

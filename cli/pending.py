@@ -7,7 +7,6 @@ built it moves to its own module.
 from __future__ import annotations
 
 import click
-
 from rigctl.cli.render import error_line
 
 EXIT_NOT_BUILT = 3

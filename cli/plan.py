@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import click
-
 from rigctl.cli.render import console, emit_json, error_line, table
+
 from rigctl.errors import BadInput
-from rigctl.planning import HostPlan, plan_inventory, plan_offline
 from rigctl.plan.types import PREFER_CHOICES, RUNTIME_CHOICES
+from rigctl.planning import HostPlan, plan_inventory, plan_offline
 
 GiB = 1024**3
 
@@ -21,7 +21,9 @@ def _gib(value: int) -> str:
 def print_plan(name: str, host_plan: HostPlan) -> None:
     plan = host_plan.plan
     model = plan.model
-    console.print(f"[bold]{name}[/]: {plan.runtime} serving {model.name} {model.quant} ({_gib(model.size_bytes)})")
+    console.print(
+        f"[bold]{name}[/]: {plan.runtime} serving {model.name} {model.quant} ({_gib(model.size_bytes)})"
+    )
     flags = plan.flags
     if isinstance(flags, dict):
         console.print("  env: " + " ".join(f"{k}={v}" for k, v in flags.items()), soft_wrap=True)
@@ -32,8 +34,15 @@ def print_plan(name: str, host_plan: HostPlan) -> None:
         None,
         ["device", "weights", "kv cache", "overhead", "total", "usable", "fits"],
         (
-            (p.device, _gib(p.weights), _gib(p.kv_cache), _gib(p.overhead), _gib(p.bytes), _gib(p.usable),
-             "yes" if p.fits else "NO")
+            (
+                p.device,
+                _gib(p.weights),
+                _gib(p.kv_cache),
+                _gib(p.overhead),
+                _gib(p.bytes),
+                _gib(p.usable),
+                "yes" if p.fits else "NO",
+            )
             for p in memory.placement
         ),
     )
@@ -47,11 +56,21 @@ def print_plan(name: str, host_plan: HostPlan) -> None:
 
 @click.command()
 @click.argument("target", required=False)
-@click.option("--hardware", "hardware_file", type=click.Path(), help="Plan offline from a `detect --json` file.")
-@click.option("--model", help="Catalog name (name:quant), hf://org/repo/file.gguf, https:// URL, or GGUF path.")
+@click.option(
+    "--hardware",
+    "hardware_file",
+    type=click.Path(),
+    help="Plan offline from a `detect --json` file.",
+)
+@click.option(
+    "--model",
+    help="Catalog name (name:quant), hf://org/repo/file.gguf, https:// URL, or GGUF path.",
+)
 @click.option("--concurrency", type=int, help="Concurrent users to serve.")
 @click.option("--context", type=int, help="Context length per user, in tokens.")
-@click.option("--runtime", type=click.Choice(RUNTIME_CHOICES), help="Force a runtime (default auto).")
+@click.option(
+    "--runtime", type=click.Choice(RUNTIME_CHOICES), help="Force a runtime (default auto)."
+)
 @click.option("--prefer", type=click.Choice(PREFER_CHOICES), help="simple, control or throughput.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"hosts": {NAME: plan}} as JSON.')
 def plan(
@@ -72,7 +91,12 @@ def plan(
     """
     overrides: dict[str, Any] = {
         key: value
-        for key, value in {"concurrency": concurrency, "context": context, "runtime": runtime, "prefer": prefer}.items()
+        for key, value in {
+            "concurrency": concurrency,
+            "context": context,
+            "runtime": runtime,
+            "prefer": prefer,
+        }.items()
         if value is not None
     }
     if hardware_file:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import click
-
 from rigctl.cli.render import emit_json, error_line, info, status_style, table
-from rigctl.provision import ProvisionResult, provision as run_provision
+
+from rigctl.provision import ProvisionResult
+from rigctl.provision import provision as run_provision
 
 
 def _report(host: str | None, stage: str, detail: str) -> None:
@@ -27,11 +28,16 @@ def print_summary(result: ProvisionResult) -> None:
                 len(outcome.result.changed_ops),
             )
         )
-    table("provision" + (" (dry run: nothing changed)" if result.dry else ""),
-          ["host", "result", "runtime", "endpoint", "TTFT", "tok/s", "changes"], rows)
+    table(
+        "provision" + (" (dry run: nothing changed)" if result.dry else ""),
+        ["host", "result", "runtime", "endpoint", "TTFT", "tok/s", "changes"],
+        rows,
+    )
     for name, outcome in result.hosts.items():
         if outcome.api_key_file and not outcome.result.failed:
-            info(f"{name}: API key in {outcome.api_key_file} on the host (readable by root and the service user)")
+            info(
+                f"{name}: API key in {outcome.api_key_file} on the host (readable by root and the service user)"
+            )
         if outcome.result.failed:
             error_line(f"host {name}: {outcome.result.error}")
             for op in outcome.result.failed_ops:
@@ -50,7 +56,9 @@ def print_summary(result: ProvisionResult) -> None:
 @click.option("--dry", is_flag=True, help="Show each plan and what would change; change nothing.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (rigctl never asks yet).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def provision(inventory: str, limit: str | None, model: str | None, dry: bool, yes: bool, as_json: bool) -> None:
+def provision(
+    inventory: str, limit: str | None, model: str | None, dry: bool, yes: bool, as_json: bool
+) -> None:
     """Take every host from bare OS to a tuned, serving, smoke-checked endpoint."""
     result = run_provision(
         inventory,

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rigctl.roles import llamacpp, service, toolchain
+from rigctl.roles.llamacpp.backends import cuda_architecture
+from rigctl.roles.service import api_key_path
+from rigctl.templates import render
+
 from rigctl.fetch.http import Verified
 from rigctl.fetch.llamacpp_source import PackedSource
 from rigctl.hardware import Hardware
@@ -16,10 +21,6 @@ from rigctl.hostspec import HostSpec
 from rigctl.operations.files import verified_file
 from rigctl.plan import Plan
 from rigctl.pyinfra_api import files
-from rigctl.roles import llamacpp, service, toolchain
-from rigctl.roles.llamacpp.backends import cuda_architecture
-from rigctl.roles.service import api_key_path
-from rigctl.templates import render
 
 UNIT = "rigctl-llama-server"
 LAUNCHD_LABEL = "org.rigctl.llama-server"
@@ -28,7 +29,13 @@ MODEL_DIR = "/var/lib/rigctl/models"
 
 #: Device nodes a GPU backend needs inside the unit's closed device policy.
 GPU_DEVICES = {
-    "cuda": ["/dev/nvidia0", "/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "char-nvidia*"],
+    "cuda": [
+        "/dev/nvidia0",
+        "/dev/nvidiactl",
+        "/dev/nvidia-uvm",
+        "/dev/nvidia-uvm-tools",
+        "char-nvidia*",
+    ],
     "rocm": ["/dev/kfd", "/dev/dri", "char-drm"],
     "vulkan": ["/dev/dri", "char-drm"],
 }
@@ -54,7 +61,9 @@ def backend_for(hardware: Hardware, plan: Plan) -> str:
     return "metal" if hardware.accelerator == "metal" else "cpu"
 
 
-def build_spec_for(hardware: Hardware, plan: Plan, version: str, extra_cmake_args: list[str]) -> llamacpp.BuildSpec:
+def build_spec_for(
+    hardware: Hardware, plan: Plan, version: str, extra_cmake_args: list[str]
+) -> llamacpp.BuildSpec:
     backend = backend_for(hardware, plan)
     return llamacpp.build_spec(
         version,
@@ -65,7 +74,9 @@ def build_spec_for(hardware: Hardware, plan: Plan, version: str, extra_cmake_arg
             for gpu in hardware.gpus
             if backend == "cuda" and gpu.compute_capability
         ],
-        gpu_targets=[gpu.gfx_target for gpu in hardware.gpus if backend == "rocm" and gpu.gfx_target],
+        gpu_targets=[
+            gpu.gfx_target for gpu in hardware.gpus if backend == "rocm" and gpu.gfx_target
+        ],
         extra_cmake_args=extra_cmake_args,
     )
 
@@ -79,9 +90,12 @@ def server_argv(plan: Plan, spec: HostSpec, key_file: str) -> list[str]:
     return [
         llamacpp.binary("llama-server"),
         *plan.args,
-        "--host", spec.listen,
-        "--port", str(spec.port),
-        "--api-key-file", key_file,
+        "--host",
+        spec.listen,
+        "--port",
+        str(spec.port),
+        "--api-key-file",
+        key_file,
         "--metrics",
         "--no-slots",
         "--no-webui",
@@ -148,7 +162,9 @@ def serve(
     service.user(user_name=USER, groups=GPU_GROUPS.get(build.backend, []))
     key_file = api_key_path(UNIT)
     unit_text = render_unit(spec, plan, build)
-    service.install(unit=UNIT, unit_text=unit_text, user_name=USER, changed_inputs=[model_op, current_build])
+    service.install(
+        unit=UNIT, unit_text=unit_text, user_name=USER, changed_inputs=[model_op, current_build]
+    )
     return Served(
         unit=UNIT,
         endpoint=spec.endpoint,

@@ -21,8 +21,16 @@ What to serve
     prefer       simple | control | throughput
 
 Where it listens
-    listen       bind address (default 127.0.0.1); anything else requires an API key
+    listen       bind address (default 127.0.0.1); every endpoint gets a per-host API key,
+                 generated on the host (/etc/rigctl/<unit>/api-key, 0600, service user)
     port         TCP port of the OpenAI-compatible endpoint (default 8080)
+
+Where things come from (the controller fetches once, hosts receive over SSH)
+    model_sha256      sha256 of a model given by URL or path (catalog models carry their own)
+    model_mirrors     URLs or paths tried before the model's own source, e.g. a LAN mirror
+    llamacpp_source   {"version": ..., "mirrors": [{"kind": "tarball", "location": URL,
+                      "sha256": ...}]} to build another llama.cpp; default: the pinned commit
+    llamacpp_cmake_args  extra -D options for the llama.cpp build
 """
 
 # A single workstation with one RTX 4090, serving one user.
@@ -57,5 +65,8 @@ serving = (
 
 # A Mac Studio on the desk: Metal, llama.cpp under launchd.
 apple = [
-    ("mac-studio", {"ssh_hostname": "192.0.2.30", "ssh_user": "admin", "model": "gemma-3-27b-it:q4_k_m"}),
+    (
+        "mac-studio",
+        {"ssh_hostname": "192.0.2.30", "ssh_user": "admin", "model": "gemma-3-27b-it:q4_k_m"},
+    ),
 ]

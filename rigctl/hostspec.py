@@ -63,7 +63,9 @@ def host_spec(host: str, data: dict[str, Any], *, model: str | None = None) -> H
     """Validate one host's data (``model`` overrides the host's own)."""
     model_value = model if model is not None else data.get("model")
     if model_value is None:
-        raise BadInput("no model: set `model` in the host data or pass --model", host=host, field="model")
+        raise BadInput(
+            "no model: set `model` in the host data or pass --model", host=host, field="model"
+        )
     spec_model = _text(host, "model", model_value)
     sha = data.get("model_sha256")
     if sha is not None:
@@ -76,15 +78,23 @@ def host_spec(host: str, data: dict[str, Any], *, model: str | None = None) -> H
         context = _int(host, "context", context, 256, 1_048_576)
     runtime = data.get("runtime", "auto")
     if runtime not in RUNTIME_CHOICES:
-        raise BadInput(f"must be one of {', '.join(RUNTIME_CHOICES)}, got {runtime!r}", host=host, field="runtime")
+        raise BadInput(
+            f"must be one of {', '.join(RUNTIME_CHOICES)}, got {runtime!r}",
+            host=host,
+            field="runtime",
+        )
     prefer = data.get("prefer", "control")
     if prefer not in PREFER_CHOICES:
-        raise BadInput(f"must be one of {', '.join(PREFER_CHOICES)}, got {prefer!r}", host=host, field="prefer")
+        raise BadInput(
+            f"must be one of {', '.join(PREFER_CHOICES)}, got {prefer!r}", host=host, field="prefer"
+        )
     listen = _text(host, "listen", data.get("listen", DEFAULT_LISTEN))
     try:
         ipaddress.ip_address(listen)
     except ValueError:
-        raise BadInput(f"must be an IP address, got {listen!r}", host=host, field="listen") from None
+        raise BadInput(
+            f"must be an IP address, got {listen!r}", host=host, field="listen"
+        ) from None
     port = _int(host, "port", data.get("port", DEFAULT_PORT), 1, 65535)
     return HostSpec(
         host=host,

@@ -81,7 +81,9 @@ def load_hardware_file(path: str) -> tuple[str, Hardware]:
     try:
         return name, Hardware.from_json(document)
     except (KeyError, TypeError, ValueError) as e:
-        raise BadInput(f"{path} is not a detect --json host entry ({e})", field="hardware") from None
+        raise BadInput(
+            f"{path} is not a detect --json host entry ({e})", field="hardware"
+        ) from None
 
 
 def plan_offline(hardware_file: str, data: dict[str, Any]) -> Planning:
@@ -93,7 +95,9 @@ def plan_offline(hardware_file: str, data: dict[str, Any]) -> Planning:
     return planning
 
 
-def plan_inventory(target: str, *, model: str | None = None, overrides: dict[str, Any] | None = None) -> Planning:
+def plan_inventory(
+    target: str, *, model: str | None = None, overrides: dict[str, Any] | None = None
+) -> Planning:
     """Validate every host's data first (exit 2 before connecting), then detect and plan."""
     from rigctl.detect import detect_inventory
     from rigctl.pyinfra_api import load_inventory
@@ -111,5 +115,7 @@ def plan_inventory(target: str, *, model: str | None = None, overrides: dict[str
             planning.failed[name] = {"status": result.status, "error": result.error}
     for name, hardware in detection.hardware.items():
         spec = specs[name]
-        planning.plans[name] = HostPlan(spec, hardware, plan_for(spec, hardware, models[spec.model]))
+        planning.plans[name] = HostPlan(
+            spec, hardware, plan_for(spec, hardware, models[spec.model])
+        )
     return planning

@@ -31,7 +31,15 @@ from rigctl.hardware import Hardware, detect_host
 from rigctl.hostspec import HostSpec, host_spec
 from rigctl.plan import Plan
 from rigctl.planning import plan_for, resolve_for
-from rigctl.pyinfra_api import Host, HostResult, Session, host, load_inventory, read_file, run_command
+from rigctl.pyinfra_api import (
+    Host,
+    HostResult,
+    Session,
+    host,
+    load_inventory,
+    read_file,
+    run_command,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +120,9 @@ def provision(
 
     # 1. Everything the inventory says is checked before any host is touched.
     specs = {h.name: host_spec(h.name, h.data.dict(), model=model) for h in hosts}
-    sources = {h.name: LlamaCppSource.from_host_data(h.data.get("llamacpp_source"), h.name) for h in hosts}
+    sources = {
+        h.name: LlamaCppSource.from_host_data(h.data.get("llamacpp_source"), h.name) for h in hosts
+    }
     mirrors = {h.name: _mirrors(h) for h in hosts}
     models = {spec.model: resolve_for(spec) for spec in specs.values()}
 
@@ -185,8 +195,16 @@ def provision(
 
         # 5. Smoke checks where the service should be up.
         if not dry:
-            ok_hosts = {name for name, r in summary.hosts.items() if not r.failed and name in served}
-            session.each_host(lambda h: _smoke(h, result.hosts[h.name], served[h.name], report) if h.name in ok_hosts else None)
+            ok_hosts = {
+                name for name, r in summary.hosts.items() if not r.failed and name in served
+            }
+            session.each_host(
+                lambda h: (
+                    _smoke(h, result.hosts[h.name], served[h.name], report)
+                    if h.name in ok_hosts
+                    else None
+                )
+            )
     return result
 
 
@@ -194,7 +212,10 @@ def _mirrors(host_obj: Host) -> list[str]:
     value = host_obj.data.get("model_mirrors", [])
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise BadInput("must be a list of URLs", host=host_obj.name, field="model_mirrors")
-    return [str(Path(v).expanduser().resolve().as_uri()) if v.startswith(("/", "~")) else v for v in value]
+    return [
+        str(Path(v).expanduser().resolve().as_uri()) if v.startswith(("/", "~")) else v
+        for v in value
+    ]
 
 
 def _smoke(host_obj: Host, outcome: HostProvision, served: Any, report: Reporter) -> None:
@@ -217,5 +238,7 @@ def _smoke(host_obj: Host, outcome: HostProvision, served: Any, report: Reporter
 
 
 def _journal(host_obj: Host, unit: str) -> list[str]:
-    ok, out, _err = run_command(host_obj, f"journalctl -u {unit}.service -n {JOURNAL_LINES} --no-pager -o cat")
+    ok, out, _err = run_command(
+        host_obj, f"journalctl -u {unit}.service -n {JOURNAL_LINES} --no-pager -o cat"
+    )
     return out.splitlines()[-JOURNAL_LINES:] if ok else []

@@ -33,7 +33,9 @@ def lab_available() -> str | None:
     return None
 
 
-def make_test_lab(name: str = "test-lab", network: str = TEST_LAB_NETWORK, prefix: str = TEST_LAB_PREFIX) -> Lab:
+def make_test_lab(
+    name: str = "test-lab", network: str = TEST_LAB_NETWORK, prefix: str = TEST_LAB_PREFIX
+) -> Lab:
     cache = default_lab_dir()
     return Lab(cache.parent / name, images_dir=cache / "images", network=network, prefix=prefix)
 
@@ -60,7 +62,9 @@ def lab_inventory(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def rigctl(*args: str, check: bool = False, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def rigctl(
+    *args: str, check: bool = False, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """Run the real console script, as a user would."""
     exe = shutil.which("rigctl", path=str(Path(sys.executable).parent)) or "rigctl"
     return subprocess.run(

@@ -37,7 +37,10 @@ def test_every_subcommand_has_help(command: str) -> None:
 def test_unbuilt_commands_say_so_and_fail(argv: list[str], issue: int) -> None:
     result = rigctl(*argv)
     assert result.returncode == 3
-    assert result.stderr.strip() == f"rigctl: error: `rigctl {argv[0]}` is not built yet (tracked in issue #{issue})"
+    assert (
+        result.stderr.strip()
+        == f"rigctl: error: `rigctl {argv[0]}` is not built yet (tracked in issue #{issue})"
+    )
 
 
 def test_usage_errors_exit_2_with_one_line() -> None:
@@ -76,11 +79,25 @@ def test_lab_status_json_parses() -> None:
 
 RTX4090_HOST = {
     "accelerator": "cuda",
-    "gpus": [{"vendor": "nvidia", "name": "NVIDIA GeForce RTX 4090", "index": 0,
-              "memory_bytes": 24564 * 1024 * 1024, "driver": "550.54.14", "compute_capability": "8.9"}],
+    "gpus": [
+        {
+            "vendor": "nvidia",
+            "name": "NVIDIA GeForce RTX 4090",
+            "index": 0,
+            "memory_bytes": 24564 * 1024 * 1024,
+            "driver": "550.54.14",
+            "compute_capability": "8.9",
+        }
+    ],
     "memory_bytes": 64 * 1024**3,
     "cpu": {"model": "AMD Ryzen 9 7950X", "cores": 16, "threads": 32, "flags": ["avx2", "avx512f"]},
-    "os": {"system": "Linux", "distro": "ubuntu", "version": "24.04", "arch": "x86_64", "init": "systemd"},
+    "os": {
+        "system": "Linux",
+        "distro": "ubuntu",
+        "version": "24.04",
+        "arch": "x86_64",
+        "init": "systemd",
+    },
     "disk_free_bytes": 500 * 1024**3,
     "cuda_driver_version": "12.4",
 }
@@ -89,7 +106,9 @@ RTX4090_HOST = {
 def test_plan_offline_from_detect_json(tmp_path) -> None:  # type: ignore[no-untyped-def]
     hardware = tmp_path / "hosts.json"
     hardware.write_text(json.dumps({"hosts": {"rig-4090": RTX4090_HOST}}))
-    result = rigctl("plan", "--hardware", str(hardware), "--model", "llama-3.1-70b-instruct:q4_k_m", "--json")
+    result = rigctl(
+        "plan", "--hardware", str(hardware), "--model", "llama-3.1-70b-instruct:q4_k_m", "--json"
+    )
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)["hosts"]["rig-4090"]
     assert plan["runtime"] == "llamacpp"
@@ -97,7 +116,16 @@ def test_plan_offline_from_detect_json(tmp_path) -> None:  # type: ignore[no-unt
     assert 0 < ngl < 80  # a partial offload, never -ngl 999
     assert plan["reasons"] and plan["memory"]["placement"]
 
-    result = rigctl("plan", "--hardware", str(hardware), "--model", "llama-3.1-8b-instruct", "--concurrency", "10", "--json")
+    result = rigctl(
+        "plan",
+        "--hardware",
+        str(hardware),
+        "--model",
+        "llama-3.1-8b-instruct",
+        "--concurrency",
+        "10",
+        "--json",
+    )
     assert json.loads(result.stdout)["hosts"]["rig-4090"]["runtime"] == "vllm"
 
 
@@ -117,4 +145,6 @@ def test_plan_bad_input_is_one_line_exit_2(tmp_path, argv: list[str], message: s
     result = rigctl("plan", "--hardware", str(hardware), *argv)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("rigctl: error: host box: ") and message in lines[0], lines
+    assert (
+        len(lines) == 1 and lines[0].startswith("rigctl: error: host box: ") and message in lines[0]
+    ), lines

@@ -24,17 +24,23 @@ def served(tmp_path: Path) -> tuple[FileServer, bytes, str]:
         yield server, payload, hashlib.sha256(payload).hexdigest()
 
 
-def test_download_verifies_and_places_atomically(served: tuple[FileServer, bytes, str], tmp_path: Path) -> None:
+def test_download_verifies_and_places_atomically(
+    served: tuple[FileServer, bytes, str], tmp_path: Path
+) -> None:
     server, payload, sha = served
     dest = tmp_path / "cache" / "model.gguf"
     seen: list[tuple[int, int | None]] = []
-    verified = download([f"{server.url}/model.gguf"], dest, sha256=sha, progress=lambda d, t: seen.append((d, t)))
+    verified = download(
+        [f"{server.url}/model.gguf"], dest, sha256=sha, progress=lambda d, t: seen.append((d, t))
+    )
     assert dest.read_bytes() == payload and verified.sha256 == sha
     assert not part_path(dest).exists() and marker_path(dest).exists()
     assert seen[-1] == (len(payload), len(payload))
 
 
-def test_interrupted_download_resumes_with_range(served: tuple[FileServer, bytes, str], tmp_path: Path) -> None:
+def test_interrupted_download_resumes_with_range(
+    served: tuple[FileServer, bytes, str], tmp_path: Path
+) -> None:
     server, payload, sha = served
     dest = tmp_path / "model.gguf"
     server.faults.cut_after_bytes = 2 * 1024 * 1024
@@ -47,7 +53,9 @@ def test_interrupted_download_resumes_with_range(served: tuple[FileServer, bytes
     assert server.faults.requests[-1]["range"] == f"bytes={2 * 1024 * 1024}-"
 
 
-def test_server_ignoring_range_restarts_cleanly(served: tuple[FileServer, bytes, str], tmp_path: Path) -> None:
+def test_server_ignoring_range_restarts_cleanly(
+    served: tuple[FileServer, bytes, str], tmp_path: Path
+) -> None:
     server, payload, sha = served
     dest = tmp_path / "model.gguf"
     part_path(dest).write_bytes(payload[:1000])
@@ -56,7 +64,9 @@ def test_server_ignoring_range_restarts_cleanly(served: tuple[FileServer, bytes,
     assert dest.read_bytes() == payload
 
 
-def test_corrupted_download_is_rejected_and_nothing_is_left(served: tuple[FileServer, bytes, str], tmp_path: Path) -> None:
+def test_corrupted_download_is_rejected_and_nothing_is_left(
+    served: tuple[FileServer, bytes, str], tmp_path: Path
+) -> None:
     server, _payload, sha = served
     dest = tmp_path / "model.gguf"
     server.faults.corrupt = True
@@ -68,11 +78,17 @@ def test_corrupted_download_is_rejected_and_nothing_is_left(served: tuple[FileSe
 def test_mirrors_are_tried_in_order(served: tuple[FileServer, bytes, str], tmp_path: Path) -> None:
     server, payload, sha = served
     dest = tmp_path / "model.gguf"
-    download([f"{server.url}/missing.gguf", "http://127.0.0.1:1/none.gguf", f"{server.url}/model.gguf"], dest, sha256=sha)
+    download(
+        [f"{server.url}/missing.gguf", "http://127.0.0.1:1/none.gguf", f"{server.url}/model.gguf"],
+        dest,
+        sha256=sha,
+    )
     assert dest.read_bytes() == payload
 
 
-def test_verified_marker_avoids_rehashing(served: tuple[FileServer, bytes, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_verified_marker_avoids_rehashing(
+    served: tuple[FileServer, bytes, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     server, _payload, sha = served
     dest = tmp_path / "model.gguf"
     download([f"{server.url}/model.gguf"], dest, sha256=sha)
@@ -82,7 +98,9 @@ def test_verified_marker_avoids_rehashing(served: tuple[FileServer, bytes, str],
     assert len(server.faults.requests) == requests_before
 
 
-def test_changed_file_loses_its_marker(served: tuple[FileServer, bytes, str], tmp_path: Path) -> None:
+def test_changed_file_loses_its_marker(
+    served: tuple[FileServer, bytes, str], tmp_path: Path
+) -> None:
     server, payload, sha = served
     dest = tmp_path / "model.gguf"
     download([f"{server.url}/model.gguf"], dest, sha256=sha)
@@ -100,8 +118,12 @@ def test_malformed_checksum_is_refused(tmp_path: Path) -> None:
 
 def test_hf_token_never_appears_in_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_TOKEN", "hf_secret_value_123")
-    assert "hf_secret_value_123" not in http.redact("failed: Bearer hf_secret_value_123 at x?token=abc")
-    assert http.auth_headers("https://huggingface.co/a/b/resolve/main/f.gguf") == {"Authorization": "Bearer hf_secret_value_123"}
+    assert "hf_secret_value_123" not in http.redact(
+        "failed: Bearer hf_secret_value_123 at x?token=abc"
+    )
+    assert http.auth_headers("https://huggingface.co/a/b/resolve/main/f.gguf") == {
+        "Authorization": "Bearer hf_secret_value_123"
+    }
     assert http.auth_headers("http://127.0.0.1:8000/f.gguf") == {}
 
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 from conftest import make_test_lab, rigctl
+from rigctl.roles import toolchain
 
 from rigctl.errors import LabError
 from rigctl.lab import Lab
 from rigctl.lab.hosts import processes_in_namespace
 from rigctl.pyinfra_api import Session, load_inventory, server_facts
-from rigctl.roles import toolchain
 
 pytestmark = pytest.mark.lab
 
@@ -86,7 +86,9 @@ def test_unreachable_host_fails_alone_with_exit_1(lab: Lab, tmp_path: Path) -> N
     host = lab.running_hosts()[0]
     ghost = dict(lab.host_data(host), ssh_hostname="127.0.2.250", ssh_connect_retries=0)
     inventory = tmp_path / "mixed.py"
-    inventory.write_text(f"hosts = [({host.name!r}, {lab.host_data(host)!r}), ('ghost', {ghost!r})]\n")
+    inventory.write_text(
+        f"hosts = [({host.name!r}, {lab.host_data(host)!r}), ('ghost', {ghost!r})]\n"
+    )
     result = rigctl("detect", str(inventory), "--json")
     assert result.returncode == 1, result.stderr
     document = json.loads(result.stdout)
@@ -104,7 +106,7 @@ def test_operation_failure_on_one_host_does_not_stop_the_other(lab_inventory: Pa
         server.shell(name="touch marker", commands=["touch /tmp/rigctl-marker"])
         server.shell(
             name="fail on one host",
-            commands=[f"test \"$(hostname)\" != {first_name} || (echo boom >&2; exit 3)"],
+            commands=[f'test "$(hostname)" != {first_name} || (echo boom >&2; exit 3)'],
         )
         server.shell(name="after", commands=["touch /tmp/rigctl-after"])
 
@@ -171,7 +173,9 @@ def test_lab_refuses_clearly_when_a_tool_is_missing(monkeypatch: pytest.MonkeyPa
     import shutil
 
     real_which = shutil.which
-    monkeypatch.setattr(shutil, "which", lambda name: None if name == "debootstrap" else real_which(name))
+    monkeypatch.setattr(
+        shutil, "which", lambda name: None if name == "debootstrap" else real_which(name)
+    )
     with pytest.raises(LabError, match=r"^the lab needs debootstrap: apt-get install debootstrap$"):
         Lab.check_requirements()
 
@@ -194,7 +198,9 @@ def _cmdline(pid: int) -> str:
 
 def _mounted(path: Path) -> bool:
     target = str(path.resolve())
-    return any(line.split()[1] == target for line in Path("/proc/self/mounts").read_text().splitlines())
+    return any(
+        line.split()[1] == target for line in Path("/proc/self/mounts").read_text().splitlines()
+    )
 
 
 def _answers(address: str) -> bool:
@@ -218,7 +224,11 @@ def test_lab_host_with_nvidia_smi_double_is_detected_as_cuda(lab: Lab, tmp_path:
     def place(present: bool) -> None:
         with Session(load_inventory(str(inventory))) as session:
             if present:
-                session.prepare(lambda: files.put(src=str(double), dest="/usr/local/bin/nvidia-smi", mode="0755"))
+                session.prepare(
+                    lambda: files.put(
+                        src=str(double), dest="/usr/local/bin/nvidia-smi", mode="0755"
+                    )
+                )
             else:
                 session.prepare(lambda: files.file(path="/usr/local/bin/nvidia-smi", present=False))
             session.run()

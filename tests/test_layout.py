@@ -30,20 +30,44 @@ def test_only_the_adapter_imports_pyinfra() -> None:
         for path in (REPO / folder).rglob("*.py"):
             if path == ADAPTER:
                 continue
-            pyinfra_imports = {n for n in _imports(path) if n.split(".")[0] in ("pyinfra", "pyinfra_cli")}
+            pyinfra_imports = {
+                n for n in _imports(path) if n.split(".")[0] in ("pyinfra", "pyinfra_cli")
+            }
             if pyinfra_imports:
                 offenders.append(f"{path.relative_to(REPO)}: {sorted(pyinfra_imports)}")
-    assert offenders == [], "import pyinfra through rigctl.pyinfra_api only:\n" + "\n".join(offenders)
+    assert offenders == [], "import pyinfra through rigctl.pyinfra_api only:\n" + "\n".join(
+        offenders
+    )
 
 
 def test_design_card_folders_exist() -> None:
-    for name in ["pyproject.toml", "deploys", "inventories", "templates", "roles", "cli", "tests", "README.md"]:
+    for name in [
+        "pyproject.toml",
+        "deploys",
+        "inventories",
+        "templates",
+        "roles",
+        "cli",
+        "tests",
+        "README.md",
+    ]:
         assert (REPO / name).exists(), name
 
 
 def test_wheel_maps_folders_into_one_package(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
         check=True,
         capture_output=True,
     )

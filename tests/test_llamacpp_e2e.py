@@ -44,7 +44,12 @@ def controller_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def provisioned(lab: Lab, model_server: FileServer, controller_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def provisioned(
+    lab: Lab,
+    model_server: FileServer,
+    controller_cache: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict:
     host = lab.running_hosts()[0]
     data = dict(lab.host_data(host), model_mirrors=[f"{model_server.url}/{LAB_MODEL_FILE}"])
     inventory = tmp_path_factory.mktemp("e2e") / "e2e.py"
@@ -69,12 +74,18 @@ def _provision(inventory: Path, env: dict[str, str]) -> dict:
     return json.loads(result.stdout)
 
 
-def test_provision_builds_fetches_serves_and_smokes(provisioned: dict, model_server: FileServer, controller_cache: Path) -> None:
+def test_provision_builds_fetches_serves_and_smokes(
+    provisioned: dict, model_server: FileServer, controller_cache: Path
+) -> None:
     outcome = provisioned["first"]["hosts"][provisioned["host"].name]
     assert outcome["status"] == "changed"
     assert outcome["runtime"] == "llamacpp"
     assert any(op.endswith("llama.cpp: build " + outcome["build"]) for op in outcome["changed_ops"])
-    assert outcome["smoke"]["ok"] and outcome["smoke"]["ttft_ms"] > 0 and outcome["smoke"]["tokens_per_second"] > 0
+    assert (
+        outcome["smoke"]["ok"]
+        and outcome["smoke"]["ttft_ms"] > 0
+        and outcome["smoke"]["tokens_per_second"] > 0
+    )
     # the model travelled over HTTP from 127.0.0.1 into the controller cache, verified
     assert any(r["path"] == f"/{LAB_MODEL_FILE}" for r in model_server.faults.requests)
     cached = list((controller_cache / "models").rglob(LAB_MODEL_FILE))
@@ -88,26 +99,43 @@ def test_openai_client_with_and_without_key(provisioned: dict) -> None:
     outcome = provisioned["first"]["hosts"][host.name]
     with Session(load_inventory(str(provisioned["inventory"]))) as session:
         key = read_file(session.host(host.name), outcome["api_key_file"]).decode().strip()
-    client = openai.OpenAI(base_url=f"{outcome['endpoint']}/v1", api_key=key, max_retries=0, timeout=120)
+    client = openai.OpenAI(
+        base_url=f"{outcome['endpoint']}/v1", api_key=key, max_retries=0, timeout=120
+    )
     reply = client.chat.completions.create(
-        model="served", messages=[{"role": "user", "content": "Say hello."}], max_tokens=16, temperature=0
+        model="served",
+        messages=[{"role": "user", "content": "Say hello."}],
+        max_tokens=16,
+        temperature=0,
     )
     assert reply.choices[0].message.content
     assert reply.usage and reply.usage.completion_tokens > 0
-    refused = openai.OpenAI(base_url=f"{outcome['endpoint']}/v1", api_key="not-the-key", max_retries=0)
+    refused = openai.OpenAI(
+        base_url=f"{outcome['endpoint']}/v1", api_key="not-the-key", max_retries=0
+    )
     with pytest.raises(openai.AuthenticationError):
-        refused.chat.completions.create(model="served", messages=[{"role": "user", "content": "hi"}], max_tokens=4)
+        refused.chat.completions.create(
+            model="served", messages=[{"role": "user", "content": "hi"}], max_tokens=4
+        )
 
 
 def test_service_runs_hardened_as_its_own_user(provisioned: dict) -> None:
     host = provisioned["host"]
     with Session(load_inventory(str(provisioned["inventory"]))) as session:
         target = session.host(host.name)
-        _ok, show, _ = run_command(target, "systemctl show rigctl-llama-server -p User -p ActiveState -p NoNewPrivileges")
-        _ok, security, _ = run_command(target, "systemd-analyze security rigctl-llama-server.service --no-pager | tail -1")
+        _ok, show, _ = run_command(
+            target, "systemctl show rigctl-llama-server -p User -p ActiveState -p NoNewPrivileges"
+        )
+        _ok, security, _ = run_command(
+            target, "systemd-analyze security rigctl-llama-server.service --no-pager | tail -1"
+        )
         _ok, ps, _ = run_command(target, "ps -o user=,args= -C llama-server")
-        _ok, key_stat, _ = run_command(target, "stat -c '%U %a' /etc/rigctl/rigctl-llama-server/api-key")
-        _ok, model_sum, _ = run_command(target, "sha256sum /var/lib/rigctl/models/gemma-3-270m-q4_k_m.gguf")
+        _ok, key_stat, _ = run_command(
+            target, "stat -c '%U %a' /etc/rigctl/rigctl-llama-server/api-key"
+        )
+        _ok, model_sum, _ = run_command(
+            target, "sha256sum /var/lib/rigctl/models/gemma-3-270m-q4_k_m.gguf"
+        )
     assert "User=llama" in show and "ActiveState=active" in show and "NoNewPrivileges=yes" in show
     exposure = float(re.search(r"exposure level for \S+: ([0-9.]+)", security).group(1))
     assert exposure <= 3.0, security

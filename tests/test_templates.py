@@ -13,13 +13,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from rigctl.deploys import llamacpp as deploy
+from rigctl.templates import render, systemd_quote
+
 from rigctl.hardware import Cpu, Gpu, Hardware, OsInfo
 from rigctl.hostspec import host_spec
 from rigctl.models import get_catalog_model
 from rigctl.plan import make_plan
-from rigctl.templates import render, systemd_quote
 
 GOLDEN = Path(__file__).parent / "golden"
 GiB = 1024**3
@@ -30,9 +30,16 @@ def _hardware(accelerator: str, gpus: list[Gpu], system: str = "Linux") -> Hardw
         accelerator=accelerator,
         gpus=gpus,
         memory_bytes=64 * GiB,
-        cpu=Cpu("AMD Ryzen 9 7950X", 16, 32, ["avx2", "avx512f"]) if system == "Linux" else Cpu("Apple M2 Max", 12, 12, ["neon"]),
-        os=OsInfo(system, "ubuntu" if system == "Linux" else "macos", "24.04" if system == "Linux" else "14.5",
-                  "x86_64" if system == "Linux" else "arm64", "systemd" if system == "Linux" else "launchd"),
+        cpu=Cpu("AMD Ryzen 9 7950X", 16, 32, ["avx2", "avx512f"])
+        if system == "Linux"
+        else Cpu("Apple M2 Max", 12, 12, ["neon"]),
+        os=OsInfo(
+            system,
+            "ubuntu" if system == "Linux" else "macos",
+            "24.04" if system == "Linux" else "14.5",
+            "x86_64" if system == "Linux" else "arm64",
+            "systemd" if system == "Linux" else "launchd",
+        ),
         disk_free_bytes=500 * GiB,
         cuda_driver_version="12.4" if accelerator == "cuda" else None,
         unified_memory=system == "Darwin",
@@ -40,8 +47,12 @@ def _hardware(accelerator: str, gpus: list[Gpu], system: str = "Linux") -> Hardw
 
 
 CASES = {
-    "cuda": _hardware("cuda", [Gpu("nvidia", "NVIDIA GeForce RTX 4090", 0, 24564 * 1024**2, "550.54.14", "8.9")]),
-    "rocm": _hardware("rocm", [Gpu("amd", "AMD Radeon RX 7900 XTX", 0, 24 * GiB, gfx_target="gfx1100")]),
+    "cuda": _hardware(
+        "cuda", [Gpu("nvidia", "NVIDIA GeForce RTX 4090", 0, 24564 * 1024**2, "550.54.14", "8.9")]
+    ),
+    "rocm": _hardware(
+        "rocm", [Gpu("amd", "AMD Radeon RX 7900 XTX", 0, 24 * GiB, gfx_target="gfx1100")]
+    ),
     "vulkan": _hardware("vulkan", [Gpu("intel", "Intel Arc A770", 0, 16 * GiB)]),
     "cpu": _hardware("cpu", []),
 }
@@ -50,7 +61,9 @@ CASES = {
 def _rendered(case: str) -> tuple[str, str]:
     hardware = CASES[case]
     plan = make_plan(hardware, get_catalog_model("llama-3.1-8b-instruct:q4_k_m"))
-    spec = host_spec("rig", {"model": "llama-3.1-8b-instruct:q4_k_m", "listen": "0.0.0.0", "port": 8080})
+    spec = host_spec(
+        "rig", {"model": "llama-3.1-8b-instruct:q4_k_m", "listen": "0.0.0.0", "port": 8080}
+    )
     build = deploy.build_spec_for(hardware, plan, "0c1e57098", [])
     return build.backend, deploy.render_unit(spec, plan, build)
 
@@ -79,14 +92,22 @@ def test_unit_matches_golden_and_verifies(case: str, tmp_path: Path) -> None:
         # verify checks that ExecStart's program exists; the build is not on this machine, so
         # the copy verified here runs /bin/true with the same arguments.
         checked = tmp_path / "rigctl-llama-server.service"
-        checked.write_text(unit.replace("/opt/rigctl/llamacpp/current/bin/llama-server", "/bin/true"))
-        result = subprocess.run(["systemd-analyze", "verify", str(checked)], capture_output=True, text=True)
-        problems = [line for line in result.stderr.splitlines() if "rigctl-llama-server.service" in line]
+        checked.write_text(
+            unit.replace("/opt/rigctl/llamacpp/current/bin/llama-server", "/bin/true")
+        )
+        result = subprocess.run(
+            ["systemd-analyze", "verify", str(checked)], capture_output=True, text=True
+        )
+        problems = [
+            line for line in result.stderr.splitlines() if "rigctl-llama-server.service" in line
+        ]
         assert result.returncode == 0 and not problems, result.stderr
 
 
 def test_launchd_plist_for_metal() -> None:
-    hardware = _hardware("metal", [Gpu("apple", "Apple M2 Max", 0, 48 * GiB, cores=38)], system="Darwin")
+    hardware = _hardware(
+        "metal", [Gpu("apple", "Apple M2 Max", 0, 48 * GiB, cores=38)], system="Darwin"
+    )
     plan = make_plan(hardware, get_catalog_model("llama-3.1-8b-instruct:q4_k_m"))
     spec = host_spec("mac", {"model": "llama-3.1-8b-instruct:q4_k_m"})
     build = deploy.build_spec_for(hardware, plan, "0c1e57098", [])
@@ -96,9 +117,18 @@ def test_launchd_plist_for_metal() -> None:
     plist = plistlib.loads(text.encode())
     assert plist["Label"] == "org.rigctl.llama-server"
     assert plist["ProgramArguments"][0] == "/opt/rigctl/llamacpp/current/bin/llama-server"
-    assert plist["ProgramArguments"][1:] == [*plan.args, "--host", "127.0.0.1", "--port", "8080",
-                                             "--api-key-file", "/etc/rigctl/rigctl-llama-server/api-key",
-                                             "--metrics", "--no-slots", "--no-webui"]
+    assert plist["ProgramArguments"][1:] == [
+        *plan.args,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "8080",
+        "--api-key-file",
+        "/etc/rigctl/rigctl-llama-server/api-key",
+        "--metrics",
+        "--no-slots",
+        "--no-webui",
+    ]
     assert plist["UserName"] == "llama" and plist["KeepAlive"] == {"SuccessfulExit": False}
     assert plist["Umask"] == 0o077
 

@@ -31,7 +31,9 @@ class SmokeResult:
         return asdict(self)
 
 
-def wait_ready(endpoint: str, timeout: float = 180.0, session: requests.Session | None = None) -> float:
+def wait_ready(
+    endpoint: str, timeout: float = 180.0, session: requests.Session | None = None
+) -> float:
     """Seconds until ``GET /health`` answered 200 (llama-server answers 503 while loading)."""
     http = session or requests.Session()
     start = time.monotonic()
@@ -76,13 +78,21 @@ def chat_once(
     usage_tokens = 0
     text = []
     try:
-        with http.post(f"{endpoint}/v1/chat/completions", json=body, headers=headers, stream=True, timeout=timeout) as response:
+        with http.post(
+            f"{endpoint}/v1/chat/completions",
+            json=body,
+            headers=headers,
+            stream=True,
+            timeout=timeout,
+        ) as response:
             if response.status_code != 200:
-                return SmokeResult(ok=False, error=f"HTTP {response.status_code}: {redact(response.text[:200])}")
+                return SmokeResult(
+                    ok=False, error=f"HTTP {response.status_code}: {redact(response.text[:200])}"
+                )
             for line in response.iter_lines():
                 if not line.startswith(b"data: "):
                     continue
-                payload = line[len(b"data: "):]
+                payload = line[len(b"data: ") :]
                 if payload == b"[DONE]":
                     break
                 event = json.loads(payload)
@@ -105,7 +115,9 @@ def chat_once(
     return SmokeResult(
         ok=True,
         ttft_ms=round((first - start) * 1000, 1),
-        tokens_per_second=round((tokens - 1) / decode_seconds, 2) if tokens > 1 and decode_seconds > 0 else None,
+        tokens_per_second=round((tokens - 1) / decode_seconds, 2)
+        if tokens > 1 and decode_seconds > 0
+        else None,
         completion_tokens=tokens,
         text="".join(text),
     )

@@ -142,11 +142,17 @@ def download(
             continue
         if sha256 is not None and digest != sha256:
             part_path(dest).unlink(missing_ok=True)
-            errors.append(f"{_short(url)}: sha256 mismatch (got {digest[:12]}…, want {sha256[:12]}…)")
+            errors.append(
+                f"{_short(url)}: sha256 mismatch (got {digest[:12]}…, want {sha256[:12]}…)"
+            )
             continue
         os.replace(part_path(dest), dest)
         return write_marker(dest, digest)
-    kind = ChecksumMismatch if errors and all("sha256 mismatch" in e for e in errors) else DownloadError
+    kind = (
+        ChecksumMismatch
+        if errors and all("sha256 mismatch" in e for e in errors)
+        else DownloadError
+    )
     raise kind(f"could not download {dest.name}: " + "; ".join(errors or ["no source given"]))
 
 
@@ -169,7 +175,9 @@ def _fetch(
     headers = auth_headers(url)
     if have:
         headers["Range"] = f"bytes={have}-"
-    with http.get(url, headers=headers, stream=True, timeout=TIMEOUT, allow_redirects=True) as response:
+    with http.get(
+        url, headers=headers, stream=True, timeout=TIMEOUT, allow_redirects=True
+    ) as response:
         if response.status_code == 416 and have:  # asked past the end: the part may be complete
             return _hash_file(part, digest)
         response.raise_for_status()
@@ -193,7 +201,9 @@ def _fetch(
             out.flush()
             os.fsync(out.fileno())
     if total is not None and done != total:
-        raise OSError(f"connection closed at {done:,} of {total:,} bytes (kept; the next try will resume)")
+        raise OSError(
+            f"connection closed at {done:,} of {total:,} bytes (kept; the next try will resume)"
+        )
     return digest.hexdigest()
 
 

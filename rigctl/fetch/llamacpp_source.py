@@ -78,7 +78,9 @@ class LlamaCppSource:
         if isinstance(data, list):
             keep = [m for m in default.mirrors if m.kind in data]
             if not keep:
-                raise BadInput(f"no default mirror of kind {data}", host=host, field="llamacpp_source")
+                raise BadInput(
+                    f"no default mirror of kind {data}", host=host, field="llamacpp_source"
+                )
             return cls(default.version, tuple(keep))
         if not isinstance(data, dict) or "version" not in data or "mirrors" not in data:
             raise BadInput(
@@ -93,7 +95,9 @@ class LlamaCppSource:
                 raise BadInput(f"unknown mirror kind {kind!r}", host=host, field="llamacpp_source")
             sha = entry.get("sha256")
             if kind in ("tarball", "file") and not sha:
-                raise BadInput(f"a {kind} mirror needs a sha256", host=host, field="llamacpp_source")
+                raise BadInput(
+                    f"a {kind} mirror needs a sha256", host=host, field="llamacpp_source"
+                )
             mirrors.append(Mirror(kind, str(entry["location"]), sha))
         return cls(str(data["version"]), tuple(mirrors))
 
@@ -164,16 +168,31 @@ def _fetch_tree(mirror: Mirror, scratch: Path) -> Path:
 
 def _pip_download_sdist(requirement: str, scratch: Path) -> Path:
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-         "-q", "-d", str(scratch), requirement],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "-q",
+            "-d",
+            str(scratch),
+            requirement,
+        ],
         capture_output=True,
         text=True,
         check=False,
     )
     archives = list(scratch.glob("*.tar.gz"))
     if not archives:
-        lines = [line for line in result.stderr.splitlines() if line.strip() and "WARNING" not in line]
-        raise SourceError(f"pip download {requirement} failed: {lines[-1] if lines else 'no archive'}")
+        lines = [
+            line for line in result.stderr.splitlines() if line.strip() and "WARNING" not in line
+        ]
+        raise SourceError(
+            f"pip download {requirement} failed: {lines[-1] if lines else 'no archive'}"
+        )
     return archives[0]
 
 

@@ -39,7 +39,9 @@ def hf_lfs_sha256(url: str, session: requests.Session | None = None) -> str | No
     """The sha256 Hugging Face publishes for an LFS file (``X-Linked-Etag`` of the resolve URL)."""
     http = session or requests.Session()
     try:
-        response = http.head(url, headers=auth_headers(url), allow_redirects=False, timeout=(10, 30))
+        response = http.head(
+            url, headers=auth_headers(url), allow_redirects=False, timeout=(10, 30)
+        )
     except requests.RequestException:
         return None
     etag = response.headers.get("X-Linked-Etag") or response.headers.get("ETag") or ""

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from rigctl.errors import LabError
-from rigctl.paths import cache_dir
 from rigctl.lab import hosts as _hosts
 from rigctl.lab.hosts import LabHost
 from rigctl.lab.image import build_image, image_ready
 from rigctl.lab.model import model_available, place_model
+from rigctl.paths import cache_dir
 
 __all__ = ["LAB_MODEL", "LAB_MODEL_FILE", "Lab", "LabHost", "LabHostStatus", "default_lab_dir"]
 
@@ -119,8 +119,14 @@ class Lab:
 
     def _validate_network(self) -> None:
         parts = self.network.split(".")
-        if len(parts) != 3 or parts[0] != "127" or not all(p.isdigit() and int(p) < 256 for p in parts):
-            raise LabError(f"lab network must look like 127.X.Y (loopback only), got {self.network!r}")
+        if (
+            len(parts) != 3
+            or parts[0] != "127"
+            or not all(p.isdigit() and int(p) < 256 for p in parts)
+        ):
+            raise LabError(
+                f"lab network must look like 127.X.Y (loopback only), got {self.network!r}"
+            )
 
     # -- requirements
 
@@ -228,7 +234,9 @@ class Lab:
             # lab's own copy when there is one (`make demo` puts it there).
             "model": LAB_MODEL,
             "llamacpp_source": ["pypi-sdist"],
-            "model_mirrors": [str(path) for path in [self.models_dir / LAB_MODEL_FILE] if path.exists()],
+            "model_mirrors": [
+                str(path) for path in [self.models_dir / LAB_MODEL_FILE] if path.exists()
+            ],
         }
 
     def inventory(self) -> list[tuple[str, dict[str, Any]]]:
@@ -254,7 +262,18 @@ class Lab:
         os.chmod(self.ssh_dir, 0o700)
         if not self.key_path.exists():
             subprocess.run(
-                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "rigctl-lab", "-f", str(self.key_path)],
+                [
+                    "ssh-keygen",
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    "rigctl-lab",
+                    "-f",
+                    str(self.key_path),
+                ],
                 check=True,
                 capture_output=True,
             )

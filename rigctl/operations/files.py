@@ -62,8 +62,11 @@ def atomic_put(
     remote_sha = host.get_fact(file_facts.Sha256File, path=dest)
     info = host.get_fact(file_facts.File, path=dest)
     same_content = remote_sha == _sha256_of(src)
-    same_meta = bool(info) and info.get("user") == user and info.get("group") == group and (
-        _same_mode(info.get("mode"), mode)
+    same_meta = (
+        bool(info)
+        and info.get("user") == user
+        and info.get("group") == group
+        and (_same_mode(info.get("mode"), mode))
     )
     if same_content and same_meta:
         host.noop(f"{dest} is up to date")
@@ -92,7 +95,9 @@ def _as_bytes(src: IO[bytes] | IO[str]) -> IO[bytes]:
 
 
 @operation()
-def secret_file(path: str, user: str, group: str, nbytes: int = 32) -> Generator[StringCommand, None, None]:
+def secret_file(
+    path: str, user: str, group: str, nbytes: int = 32
+) -> Generator[StringCommand, None, None]:
     """Make sure ``path`` holds a random secret, mode 0600, owned by ``user``.
 
     + path: where the secret lives on the host
@@ -106,7 +111,11 @@ def secret_file(path: str, user: str, group: str, nbytes: int = 32) -> Generator
     """
     info = host.get_fact(file_facts.File, path=path)
     if info and info.get("size", 0) > 0:
-        if info.get("user") == user and info.get("group") == group and _same_mode(info.get("mode"), "0600"):
+        if (
+            info.get("user") == user
+            and info.get("group") == group
+            and _same_mode(info.get("mode"), "0600")
+        ):
             host.noop(f"secret {path} is in place")
             return
         yield StringCommand("chown", f"{user}:{group}", QuoteString(path))
@@ -115,7 +124,8 @@ def secret_file(path: str, user: str, group: str, nbytes: int = 32) -> Generator
     tmp = path + UPLOAD_SUFFIX
     yield StringCommand("mkdir", "-p", QuoteString(str(Path(path).parent)))
     yield StringCommand(
-        "sh", "-c",
+        "sh",
+        "-c",
         QuoteString(
             f"umask 077 && od -An -tx1 -N{int(nbytes)} /dev/urandom | tr -d ' \\n' > {_q(tmp)}"
             f" && echo >> {_q(tmp)}"
@@ -149,10 +159,13 @@ def verified_file(
     """
     size = Path(src).stat().st_size
     marker = f"{dest}.sha256"
-    state = host.get_fact(
-        server_facts.Command,
-        f"stat -c %s {_q(dest)} 2>/dev/null || echo missing; cat {_q(marker)} 2>/dev/null || true",
-    ) or ""
+    state = (
+        host.get_fact(
+            server_facts.Command,
+            f"stat -c %s {_q(dest)} 2>/dev/null || echo missing; cat {_q(marker)} 2>/dev/null || true",
+        )
+        or ""
+    )
     lines = state.splitlines()
     remote_size = lines[0].strip() if lines else "missing"
     remote_marker = lines[1].split()[0] if len(lines) > 1 and lines[1].split() else ""
@@ -164,7 +177,8 @@ def verified_file(
     yield StringCommand("rm", "-f", QuoteString(marker))
     yield FileUploadCommand(src, part)
     yield StringCommand(
-        "sh", "-c",
+        "sh",
+        "-c",
         QuoteString(
             f"echo {_q(f'{sha256}  {part}')} | sha256sum -c --status"
             f" || {{ rm -f {_q(part)}; echo {_q(f'sha256 mismatch after upload: {dest}')} >&2; exit 1; }}"
@@ -173,7 +187,9 @@ def verified_file(
     yield StringCommand("chown", f"{user}:{group}", QuoteString(part))
     yield StringCommand("chmod", mode, QuoteString(part))
     yield StringCommand("mv", "-f", QuoteString(part), QuoteString(dest))
-    yield StringCommand("sh", "-c", QuoteString(f"echo {_q(f'{sha256}  {Path(dest).name}')} > {_q(marker)}"))
+    yield StringCommand(
+        "sh", "-c", QuoteString(f"echo {_q(f'{sha256}  {Path(dest).name}')} > {_q(marker)}")
+    )
 
 
 def _q(text: str) -> str:

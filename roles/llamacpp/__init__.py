@@ -14,9 +14,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from rigctl.pyinfra_api import deploy, files, host
 from rigctl.roles.llamacpp import backends, defaults
 from rigctl.roles.llamacpp.operations import build
+
+from rigctl.pyinfra_api import deploy, files, host
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,9 @@ def install(source_tarball: str, spec: BuildSpec, jobs: int | None = None) -> An
         build_info={"version": spec.version, "backend": spec.backend, "key": spec.key},
     )
     # Returned so a service can restart when the build it runs changed.
-    return files.link(name="llama.cpp: current build", path=f"{prefix}/current", target=install_dir(spec, prefix))
+    return files.link(
+        name="llama.cpp: current build", path=f"{prefix}/current", target=install_dir(spec, prefix)
+    )
 
 
 def _cpu_count() -> int:

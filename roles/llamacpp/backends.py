@@ -41,7 +41,9 @@ BACKENDS: dict[str, Backend] = {
     # GGML_NATIVE tunes for the build host's CPU (-march=native): the build key includes the
     # CPU's flags, so only hosts with the same instruction sets share a build.
     "cpu": Backend("cpu", ("-DGGML_NATIVE=ON",), note="CPU only, -march=native"),
-    "cuda": Backend("cuda", ("-DGGML_NATIVE=ON", "-DGGML_CUDA=ON"), note="needs the CUDA toolkit (nvcc)"),
+    "cuda": Backend(
+        "cuda", ("-DGGML_NATIVE=ON", "-DGGML_CUDA=ON"), note="needs the CUDA toolkit (nvcc)"
+    ),
     "rocm": Backend(
         "rocm",
         ("-DGGML_NATIVE=ON", "-DGGML_HIP=ON"),
@@ -50,7 +52,9 @@ BACKENDS: dict[str, Backend] = {
         note="needs ROCm (hipconfig)",
     ),
     "metal": Backend("metal", ("-DGGML_METAL=ON",), note="default on macOS"),
-    "vulkan": Backend("vulkan", ("-DGGML_NATIVE=ON", "-DGGML_VULKAN=ON"), note="needs Vulkan headers and glslc"),
+    "vulkan": Backend(
+        "vulkan", ("-DGGML_NATIVE=ON", "-DGGML_VULKAN=ON"), note="needs Vulkan headers and glslc"
+    ),
 }
 
 
@@ -69,7 +73,9 @@ def cmake_args(
     + extra: more -D arguments from the host data ``llamacpp_cmake_args``
     """
     if backend not in BACKENDS:
-        raise BadInput(f"unknown llama.cpp backend {backend!r} (one of {', '.join(BACKENDS)})", field="backend")
+        raise BadInput(
+            f"unknown llama.cpp backend {backend!r} (one of {', '.join(BACKENDS)})", field="backend"
+        )
     args = [*COMMON_ARGS, *BACKENDS[backend].args]
     if backend == "cuda" and cuda_architectures:
         args.append(f"-DCMAKE_CUDA_ARCHITECTURES={';'.join(sorted(set(cuda_architectures)))}")
@@ -83,8 +89,10 @@ def cmake_args(
 
 
 def cuda_architecture(compute_capability: str) -> str:
-    """"8.9" -> "89", as CMAKE_CUDA_ARCHITECTURES wants it."""
+    """ "8.9" -> "89", as CMAKE_CUDA_ARCHITECTURES wants it."""
     major, _, minor = compute_capability.partition(".")
     if not major.isdigit() or not (minor or "0").isdigit():
-        raise BadInput(f"not a compute capability: {compute_capability!r}", field="compute_capability")
+        raise BadInput(
+            f"not a compute capability: {compute_capability!r}", field="compute_capability"
+        )
     return f"{major}{minor or '0'}"

@@ -45,7 +45,9 @@ def build(
     work = f"{build_root}/{build_name}"
     partial = f"{install_dir}.partial"
     yield StringCommand("rm", "-rf", QuoteString(work), QuoteString(partial))
-    yield StringCommand("mkdir", "-p", QuoteString(work), QuoteString(ccache_dir), QuoteString(f"{prefix}/builds"))
+    yield StringCommand(
+        "mkdir", "-p", QuoteString(work), QuoteString(ccache_dir), QuoteString(f"{prefix}/builds")
+    )
     yield StringCommand("tar", "-xzf", QuoteString(source_tarball), "-C", QuoteString(work))
 
     env_parts: list[object] = ["env", f"CCACHE_DIR={ccache_dir}"]
@@ -54,24 +56,39 @@ def build(
     yield StringCommand(
         *env_parts,
         "cmake",
-        "-S", QuoteString(f"{work}/llama.cpp"),
-        "-B", QuoteString(f"{work}/build"),
+        "-S",
+        QuoteString(f"{work}/llama.cpp"),
+        "-B",
+        QuoteString(f"{work}/build"),
         "-DGGML_CCACHE=ON",
         *[QuoteString(arg) for arg in cmake_args],
     )
     yield StringCommand(
-        "env", f"CCACHE_DIR={ccache_dir}",
-        "cmake", "--build", QuoteString(f"{work}/build"), "--config", "Release",
-        "-j", str(jobs), "--target", *[QuoteString(t) for t in targets],
+        "env",
+        f"CCACHE_DIR={ccache_dir}",
+        "cmake",
+        "--build",
+        QuoteString(f"{work}/build"),
+        "--config",
+        "Release",
+        "-j",
+        str(jobs),
+        "--target",
+        *[QuoteString(t) for t in targets],
     )
     yield StringCommand("mkdir", "-p", QuoteString(f"{partial}/bin"))
     yield StringCommand(
-        "install", "-m", "0755",
+        "install",
+        "-m",
+        "0755",
         *[QuoteString(f"{work}/build/bin/{target}") for target in targets],
         QuoteString(f"{partial}/bin/"),
     )
-    info = json.dumps({**(build_info or {}), "build": build_name, "cmake_args": cmake_args}, indent=2)
-    yield StringCommand("printf", "%s\\n", QuoteString(info), ">", QuoteString(f"{partial}/BUILD_INFO.json"))
+    info = json.dumps(
+        {**(build_info or {}), "build": build_name, "cmake_args": cmake_args}, indent=2
+    )
+    yield StringCommand(
+        "printf", "%s\\n", QuoteString(info), ">", QuoteString(f"{partial}/BUILD_INFO.json")
+    )
     yield StringCommand("mv", "-T", QuoteString(partial), QuoteString(install_dir))
     yield StringCommand("rm", "-rf", QuoteString(work))
-

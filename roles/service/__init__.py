@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from io import StringIO
 from typing import Any
 
+from rigctl.roles.service import defaults
+
 from rigctl.operations.files import atomic_put, secret_file
 from rigctl.pyinfra_api import deploy, files, host, server, systemd
-from rigctl.roles.service import defaults
 
 
 def config_dir(unit: str) -> str:
@@ -55,10 +56,16 @@ def install(unit: str, unit_text: str, user_name: str, changed_inputs: Sequence[
     + changed_inputs: operations whose change must restart the service (model, build, env)
     """
     conf = config_dir(unit)
-    files.directory(name="service: config directory", path=conf, user="root", group=user_name, mode="0750")
-    key = secret_file(name="service: API key", path=f"{conf}/api-key", user=user_name, group=user_name)
+    files.directory(
+        name="service: config directory", path=conf, user="root", group=user_name, mode="0750"
+    )
+    key = secret_file(
+        name="service: API key", path=f"{conf}/api-key", user=user_name, group=user_name
+    )
     unit_path = f"{host.data.get('systemd_unit_dir', defaults.SYSTEMD_UNIT_DIR)}/{unit}.service"
-    unit_file = atomic_put(name="service: unit file", src=StringIO(unit_text), dest=unit_path, mode="0644")
+    unit_file = atomic_put(
+        name="service: unit file", src=StringIO(unit_text), dest=unit_path, mode="0644"
+    )
 
     triggers = [unit_file, key, *changed_inputs]
     systemd.service(

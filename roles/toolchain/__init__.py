@@ -6,8 +6,9 @@ One job: make a host able to run ``cmake --build``. Which packages, per OS famil
 
 from __future__ import annotations
 
-from rigctl.pyinfra_api import OperationError, deploy, host, server_facts
 from rigctl.roles.toolchain import defaults
+
+from rigctl.pyinfra_api import OperationError, deploy, host, server_facts
 
 
 @deploy("rigctl toolchain")

@@ -28,7 +28,16 @@ APT_BACKEND_PACKAGES: dict[str, list[str]] = {
 }
 
 #: Fedora/RHEL equivalents.
-DNF_PACKAGES: list[str] = ["gcc", "gcc-c++", "make", "cmake", "git", "ccache", "pkgconf-pkg-config", "curl"]
+DNF_PACKAGES: list[str] = [
+    "gcc",
+    "gcc-c++",
+    "make",
+    "cmake",
+    "git",
+    "ccache",
+    "pkgconf-pkg-config",
+    "curl",
+]
 
 #: Seconds an ``apt-get update`` stays fresh: a re-run within it changes nothing.
 APT_CACHE_TIME: int = 3600
