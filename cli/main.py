@@ -18,6 +18,7 @@ import sys
 import click
 from rigctl.cli import detect as detect_cmd
 from rigctl.cli import lab as lab_cmd
+from rigctl.cli import models as models_cmd
 from rigctl.cli import pending
 from rigctl.cli import plan as plan_cmd
 from rigctl.cli import provision as provision_cmd
@@ -50,6 +51,7 @@ cli.add_command(pending.bench)
 cli.add_command(pending.status)
 cli.add_command(pending.rollout)
 cli.add_command(pending.verify)
+cli.add_command(models_cmd.models)
 cli.add_command(lab_cmd.lab)
 
 

@@ -14,7 +14,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-console = Console(highlight=False)
+# Off a terminal (logs, pipes) Rich would assume 80 columns and fold every table; give it room.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

@@ -144,10 +144,11 @@ def serve(
     source: PackedSource,
     model: Verified,
     extra_cmake_args: list[str] | None = None,
+    prebuilt: str | None = None,
 ) -> Served:
     build = build_spec_for(hardware, plan, source.version, extra_cmake_args or [])
     toolchain.install(backend=build.backend)
-    current_build = llamacpp.install(source_tarball=str(source.tarball), spec=build)
+    current_build = llamacpp.install(source_tarball=str(source.tarball), spec=build, prebuilt=prebuilt)
 
     model_path = plan.model.runtime_ref
     files.directory(name="model: directory", path=MODEL_DIR, mode="0755")

@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from rigctl.bench.smoke import SmokeResult, chat_once, wait_ready
+from rigctl.deploys.llamacpp import build_spec_for
 from rigctl.errors import BadInput, RigctlError
+from rigctl.fetch.builds import cached_build, keep_build
 from rigctl.fetch.http import Verified
 from rigctl.fetch.llamacpp_source import LlamaCppSource, PackedSource
 from rigctl.fetch.llamacpp_source import prepare as prepare_source
@@ -35,11 +37,13 @@ from rigctl.pyinfra_api import (
     Host,
     HostResult,
     Session,
+    endpoint_from_controller,
     host,
     load_inventory,
     read_file,
     run_command,
 )
+from rigctl.roles.llamacpp import install_prefix
 
 log = logging.getLogger(__name__)
 
@@ -120,92 +124,145 @@ def provision(
 
     # 1. Everything the inventory says is checked before any host is touched.
     specs = {h.name: host_spec(h.name, h.data.dict(), model=model) for h in hosts}
-    sources = {
-        h.name: LlamaCppSource.from_host_data(h.data.get("llamacpp_source"), h.name) for h in hosts
-    }
+    sources = {h.name: LlamaCppSource.from_host_data(h.data.get("llamacpp_source"), h.name) for h in hosts}
     mirrors = {h.name: _mirrors(h) for h in hosts}
+    cmake_extra = {h.name: _cmake_args(h) for h in hosts}
     models = {spec.model: resolve_for(spec) for spec in specs.values()}
 
     result = ProvisionResult(dry=dry)
-    with Session(inventory, dry=dry, limit=hosts) as session:
+    for h in hosts:
+        result.hosts[h.name] = HostProvision(name=h.name, result=HostResult(h.name), spec=specs[h.name])
+
+    # 2. Detect and plan. Impossible requests are bad input (exit 2): nothing has changed yet.
+    with Session(inventory, limit=hosts) as session:
         report(None, "detect", f"{len(hosts)} host(s)")
         hardware: dict[str, Hardware] = session.each_host(detect_host)
-
-        # 2. Plans: impossible requests are bad input (exit 2, nothing has changed yet).
-        plans: dict[str, Plan] = {}
-        for name, hw in hardware.items():
-            plans[name] = plan_for(specs[name], hw, models[specs[name].model])
+        plans = {name: plan_for(specs[name], hw, models[specs[name].model]) for name, hw in hardware.items()}
         for name, plan in plans.items():
+            result.hosts[name].plan = plan
             report(name, "plan", f"{plan.runtime}: {' '.join(plan.args)}")
             if not plan.ok:
                 session.fail_host(name, "plan: " + "; ".join(plan.errors))
             elif plan.runtime != "llamacpp":
                 session.fail_host(name, f"runtime {plan.runtime} is not deployable yet (issue #6)")
+        for name, host_result in session.results.items():
+            if host_result.failed:
+                result.hosts[name].result = host_result
+        ready = [h for h in hosts if h in session.active_hosts]
 
-        # 3. Controller-side fetches, once per fleet.
-        active = [h.name for h in session.active_hosts]
-        packed: dict[LlamaCppSource, PackedSource] = {}
-        fetched: dict[tuple[str, tuple[str, ...]], Verified] = {}
-        for name in active:
-            try:
-                if sources[name] not in packed:
-                    report(name, "source", f"llama.cpp {sources[name].version}")
-                    packed[sources[name]] = prepare_source(sources[name])
-                key = (plans[name].model.source, tuple(mirrors[name]))
-                if key not in fetched:
-                    report(name, "model", plans[name].model.source)
-                    fetched[key] = fetch_model(plans[name].model, mirrors=mirrors[name])
-            except RigctlError as e:
-                session.fail_host(name, str(e))
+    # 3. Controller-side fetches, once per fleet.
+    packed: dict[LlamaCppSource, PackedSource] = {}
+    fetched: dict[str, Verified] = {}
+    builds: dict[str, Any] = {}
+    for h in list(ready):
+        name = h.name
+        try:
+            if sources[name] not in packed:
+                report(name, "source", f"llama.cpp {sources[name].version}")
+                packed[sources[name]] = prepare_source(sources[name])
+            key = _model_key(plans[name], mirrors[name])
+            if key not in fetched:
+                report(name, "model", plans[name].model.source)
+                fetched[key] = fetch_model(plans[name].model, mirrors=mirrors[name])
+            builds[name] = build_spec_for(hardware[name], plans[name], packed[sources[name]].version, cmake_extra[name])
+        except RigctlError as e:
+            result.hosts[name].result.fail(str(e))
+            ready.remove(h)
 
-        # 4. Roles, per host, in parallel.
-        served: dict[str, Any] = {}
+    # 4. Roles, in waves: the first host of each build key not yet on the controller compiles;
+    #    the others with that key receive its binaries in the next wave.
+    for wave in _waves(ready, builds, dry):
+        _run_wave(inventory, wave, dry, report, result, plans, hardware, packed, sources, fetched, mirrors, builds, cmake_extra)
+    return result
 
-        def deploy() -> None:
-            from rigctl.deploys import llamacpp as llamacpp_deploy
 
-            name = host.name
-            plan = plans[name]
-            served[name] = llamacpp_deploy.serve(
-                specs[name],
-                hardware[name],
-                plan,
-                packed[sources[name]],
-                fetched[(plan.model.source, tuple(mirrors[name]))],
-                extra_cmake_args=list(host.data.get("llamacpp_cmake_args", [])),
-            )
+def _waves(ready: list[Host], builds: dict[str, Any], dry: bool) -> list[list[Host]]:
+    first: list[Host] = []
+    later: list[Host] = []
+    builders: set[str] = set()
+    for h in ready:
+        name = builds[h.name].name
+        if dry or cached_build(name) or name not in builders:
+            first.append(h)
+            builders.add(name)
+        else:
+            later.append(h)
+    return [wave for wave in (first, later) if wave]
 
-        report(None, "deploy", "preparing operations")
+
+def _run_wave(
+    inventory: Any,
+    wave: list[Host],
+    dry: bool,
+    report: Reporter,
+    result: ProvisionResult,
+    plans: dict[str, Plan],
+    hardware: dict[str, Hardware],
+    packed: dict[LlamaCppSource, PackedSource],
+    sources: dict[str, LlamaCppSource],
+    fetched: dict[str, Verified],
+    mirrors: dict[str, list[str]],
+    builds: dict[str, Any],
+    cmake_extra: dict[str, list[str]],
+) -> None:
+    from rigctl.deploys import llamacpp as llamacpp_deploy
+
+    served: dict[str, Any] = {}
+
+    def deploy() -> None:
+        name = host.name
+        prebuilt = cached_build(builds[name].name)
+        served[name] = llamacpp_deploy.serve(
+            result.hosts[name].spec,
+            hardware[name],
+            plans[name],
+            packed[sources[name]],
+            fetched[_model_key(plans[name], mirrors[name])],
+            extra_cmake_args=cmake_extra[name],
+            prebuilt=str(prebuilt) if prebuilt else None,
+        )
+
+    with Session(inventory, limit=wave, dry=dry) as session:
+        report(None, "deploy", f"preparing {', '.join(h.name for h in wave)}")
         session.prepare(deploy)
         report(None, "deploy", "running")
         session.run()
         summary = session.summary()
+        for h in wave:
+            outcome = result.hosts[h.name]
+            outcome.result = summary.hosts[h.name]
+            if h.name in served:
+                outcome.endpoint = served[h.name].endpoint
+                outcome.api_key_file = served[h.name].api_key_file
+                outcome.build = served[h.name].build
+        if dry:
+            return
+        ok = {h.name for h in wave if not summary.hosts[h.name].failed and h.name in served}
 
-        for name in [h.name for h in hosts]:
-            result.hosts[name] = HostProvision(
-                name=name,
-                result=summary.hosts[name],
-                spec=specs[name],
-                plan=plans.get(name),
-            )
-            if name in served:
-                result.hosts[name].endpoint = served[name].endpoint
-                result.hosts[name].api_key_file = served[name].api_key_file
-                result.hosts[name].build = served[name].build
+        def finish(h: Host) -> None:
+            if h.name not in ok:
+                return
+            name = builds[h.name].name
+            if not cached_build(name) and any(op.endswith(f"build {name}") for op in summary.hosts[h.name].changed_ops):
+                report(h.name, "build", f"keeping {name} for hosts with the same key")
+                try:
+                    keep_build(h, name, install_prefix(h))
+                except OSError as e:
+                    log.warning("could not keep build %s: %s", name, e)
+            _smoke(h, result.hosts[h.name], served[h.name], report)
 
-        # 5. Smoke checks where the service should be up.
-        if not dry:
-            ok_hosts = {
-                name for name, r in summary.hosts.items() if not r.failed and name in served
-            }
-            session.each_host(
-                lambda h: (
-                    _smoke(h, result.hosts[h.name], served[h.name], report)
-                    if h.name in ok_hosts
-                    else None
-                )
-            )
-    return result
+        session.each_host(finish)
+
+
+def _model_key(plan: Plan, mirrors: list[str]) -> str:
+    return "\n".join([plan.model.source, *mirrors])
+
+
+def _cmake_args(host_obj: Host) -> list[str]:
+    value = host_obj.data.get("llamacpp_cmake_args", [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.startswith("-D") for v in value):
+        raise BadInput("must be a list of -D options", host=host_obj.name, field="llamacpp_cmake_args")
+    return list(value)
 
 
 def _mirrors(host_obj: Host) -> list[str]:
@@ -219,15 +276,18 @@ def _mirrors(host_obj: Host) -> list[str]:
 
 
 def _smoke(host_obj: Host, outcome: HostProvision, served: Any, report: Reporter) -> None:
+    spec = outcome.spec
+    assert spec is not None
     report(host_obj.name, "smoke", f"waiting for {served.endpoint}")
-    try:
-        ready = wait_ready(served.endpoint)
-    except TimeoutError as e:
-        outcome.journal = _journal(host_obj, served.unit)
-        outcome.result.fail(f"{served.unit} never became ready: {e}")
-        return
-    key = read_file(host_obj, served.api_key_file).decode().strip().splitlines()[0]
-    smoke = chat_once(served.endpoint, key)
+    with endpoint_from_controller(host_obj, spec.listen, spec.port) as endpoint:
+        try:
+            ready = wait_ready(endpoint)
+        except TimeoutError as e:
+            outcome.journal = _journal(host_obj, served.unit)
+            outcome.result.fail(f"{served.unit} never became ready: {e}")
+            return
+        key = read_file(host_obj, served.api_key_file).decode().strip().splitlines()[0]
+        smoke = chat_once(endpoint, key)
     smoke.ready_seconds = round(ready, 2)
     outcome.smoke = smoke
     if not smoke.ok:

@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import rigctl
 
-COMMANDS = ["provision", "detect", "plan", "bench", "status", "rollout", "verify", "lab"]
+COMMANDS = ["provision", "detect", "plan", "bench", "status", "rollout", "verify", "models", "lab"]
 LAB_COMMANDS = ["up", "down", "status", "inventory"]
 
 
@@ -18,7 +18,7 @@ def test_help_lists_every_command() -> None:
         assert f"  {command} " in result.stdout
 
 
-@pytest.mark.parametrize("command", COMMANDS + [f"lab {sub}" for sub in LAB_COMMANDS])
+@pytest.mark.parametrize("command", [*COMMANDS, "models list", *[f"lab {sub}" for sub in LAB_COMMANDS]])
 def test_every_subcommand_has_help(command: str) -> None:
     result = rigctl(*command.split(), "--help")
     assert result.returncode == 0, result.stderr
@@ -148,3 +148,13 @@ def test_plan_bad_input_is_one_line_exit_2(tmp_path, argv: list[str], message: s
     assert (
         len(lines) == 1 and lines[0].startswith("rigctl: error: host box: ") and message in lines[0]
     ), lines
+
+
+def test_models_list_json() -> None:
+    result = rigctl("models", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    catalog = json.loads(result.stdout)["models"]
+    assert "llama-3.1-70b-instruct" in catalog and "gemma-3-270m" in catalog
+    exact = catalog["gemma-3-270m"]["gguf"][0]
+    assert exact["size_bytes"] == 253_113_024 and exact["sha256"].startswith("a5fd3b62")
+    assert rigctl("models", "list").returncode == 0

@@ -248,3 +248,23 @@ def test_lab_host_with_nvidia_smi_double_is_detected_as_cuda(lab: Lab, tmp_path:
     assert gpu["name"] == "NVIDIA GeForce RTX 4090"
     assert gpu["memory_bytes"] == 24564 * 1024 * 1024
     assert gpu["compute_capability"] == "8.9"
+
+
+def test_endpoint_tunnel_through_ssh(lab: Lab, lab_inventory: Path) -> None:
+    """A port only the host can reach is forwarded through the SSH connection (as ssh -L)."""
+    import socket as socket_module
+    from urllib.parse import urlsplit
+
+    from rigctl.pyinfra_api import endpoint_from_controller
+
+    host = lab.running_hosts()[0]
+    with Session(load_inventory(str(lab_inventory))) as session:
+        target = session.host(host.name)
+        with endpoint_from_controller(target, host.address, 22) as direct:
+            assert direct == f"http://{host.address}:22"
+        with endpoint_from_controller(target, host.address, 22, tunnel=True) as tunnelled:
+            local = urlsplit(tunnelled)
+            assert local.hostname == "127.0.0.1" and local.port != 22
+            for _ in range(2):  # two connections through one tunnel
+                with socket_module.create_connection((local.hostname, local.port), timeout=5) as conn:
+                    assert conn.recv(4) == b"SSH-"

@@ -151,3 +151,21 @@ def test_second_run_changes_nothing_and_rebuilds_nothing(provisioned: dict) -> N
     assert outcome["changed_ops"] == []
     assert outcome["build"] == provisioned["first"]["hosts"][provisioned["host"].name]["build"]
     assert outcome["smoke"]["ok"]
+
+
+def test_a_host_with_the_same_build_key_receives_the_build(
+    lab: Lab, provisioned: dict, model_server: FileServer, tmp_path: Path
+) -> None:
+    """The fleet compiles once: the second host gets the first host's binaries."""
+    first, second = lab.running_hosts()[:2]
+    mirror = [f"{model_server.url}/{LAB_MODEL_FILE}"]
+    entries = [(h.name, dict(lab.host_data(h), model_mirrors=mirror)) for h in (first, second)]
+    inventory = tmp_path / "fleet.py"
+    inventory.write_text(f"hosts = {entries!r}\n")
+    fleet = _provision(inventory, provisioned["env"])
+    build = provisioned["first"]["hosts"][first.name]["build"]
+    assert fleet["hosts"][first.name]["changed_ops"] == []
+    received = fleet["hosts"][second.name]
+    assert received["build"] == build and received["smoke"]["ok"]
+    assert any(op.endswith(f"install prebuilt {build}") for op in received["changed_ops"])
+    assert not any(op.endswith(f"build {build}") for op in received["changed_ops"])

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rigctl.roles.llamacpp import backends, defaults
-from rigctl.roles.llamacpp.operations import build
+from rigctl.roles.llamacpp.operations import build, install_prebuilt
 
 from rigctl.pyinfra_api import deploy, files, host
 
@@ -69,23 +69,44 @@ def install_dir(spec: BuildSpec, prefix: str = defaults.LLAMACPP_PREFIX) -> str:
     return f"{prefix}/builds/{spec.name}"
 
 
+def install_prefix(host_obj: Any) -> str:
+    """The install root on a host (host data ``llamacpp_prefix``)."""
+    return str(host_obj.data.get("llamacpp_prefix", defaults.LLAMACPP_PREFIX))
+
+
 def binary(name: str = "llama-server", prefix: str = defaults.LLAMACPP_PREFIX) -> str:
     """Path of a binary of the current build (what units run)."""
     return f"{prefix}/current/bin/{name}"
 
 
 @deploy("rigctl llama.cpp")
-def install(source_tarball: str, spec: BuildSpec, jobs: int | None = None) -> Any:
-    """Push the packed source, build it for the spec's backend unless built, point ``current`` at it.
+def install(
+    source_tarball: str, spec: BuildSpec, jobs: int | None = None, prebuilt: str | None = None
+) -> Any:
+    """Build llama.cpp for the spec's backend unless built, and point ``current`` at it.
 
     + source_tarball: the packed llama.cpp source on the controller (``rigctl.fetch.llamacpp_source``)
     + spec: the build (``build_spec(...)``)
     + jobs: compile jobs (default: ``llamacpp_jobs`` host data, else the host's CPU count)
+    + prebuilt: a ``<build name>.tar.gz`` on the controller made by another host with the same
+      key (``rigctl.provision`` keeps them): installed instead of compiling
     """
-    prefix = host.data.get("llamacpp_prefix", defaults.LLAMACPP_PREFIX)
+    prefix = install_prefix(host)
     build_root = host.data.get("llamacpp_build_root", defaults.LLAMACPP_BUILD_ROOT)
     ccache_dir = host.data.get("llamacpp_ccache_dir", defaults.LLAMACPP_CCACHE_DIR)
     jobs = jobs or host.data.get("llamacpp_jobs", defaults.LLAMACPP_JOBS) or _cpu_count()
+
+    if prebuilt:
+        install_prebuilt(
+            name=f"llama.cpp: install prebuilt {spec.name}",
+            archive=prebuilt,
+            build_name=spec.name,
+            prefix=prefix,
+            build_root=build_root,
+        )
+        return files.link(
+            name="llama.cpp: current build", path=f"{prefix}/current", target=install_dir(spec, prefix)
+        )
 
     files.directory(name="llama.cpp: source directory", path=f"{prefix}/src", mode="0755")
     remote_source = f"{prefix}/src/llama.cpp-{spec.version}.tar.gz"

@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Generator
 
-from rigctl.pyinfra_api import QuoteString, StringCommand, file_facts, host, operation
+from rigctl.pyinfra_api import (
+    FileUploadCommand,
+    QuoteString,
+    StringCommand,
+    file_facts,
+    host,
+    operation,
+)
 
 
 @operation()
@@ -92,3 +99,32 @@ def build(
     )
     yield StringCommand("mv", "-T", QuoteString(partial), QuoteString(install_dir))
     yield StringCommand("rm", "-rf", QuoteString(work))
+
+
+@operation()
+def install_prebuilt(
+    archive: str,
+    build_name: str,
+    prefix: str,
+    build_root: str,
+) -> Generator[object, None, None]:
+    """Install a build made on another host with the same key, instead of compiling again.
+
+    + archive: local path (on the controller) of ``<build_name>.tar.gz`` holding ``<build_name>/``
+    + build_name: ``<version>-<backend>-<key>``; an existing complete build is left alone
+    + prefix: install root; builds go under ``prefix/builds``
+    + build_root: scratch directory for the upload
+    """
+    install_dir = f"{prefix}/builds/{build_name}"
+    if host.get_fact(file_facts.File, path=f"{install_dir}/BUILD_INFO.json"):
+        host.noop(f"llama.cpp build {build_name} is installed")
+        return
+    remote = f"{build_root}/{build_name}.tar.gz"
+    partial = f"{install_dir}.partial"
+    yield StringCommand("mkdir", "-p", QuoteString(build_root), QuoteString(partial))
+    yield FileUploadCommand(archive, remote)
+    yield StringCommand(
+        "tar", "-xzf", QuoteString(remote), "-C", QuoteString(partial), "--strip-components=1"
+    )
+    yield StringCommand("mv", "-T", QuoteString(partial), QuoteString(install_dir))
+    yield StringCommand("rm", "-f", QuoteString(remote))
