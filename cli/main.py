@@ -16,12 +16,15 @@ import logging
 import sys
 
 import click
+from rigctl.cli import bench as bench_cmd
 from rigctl.cli import detect as detect_cmd
 from rigctl.cli import lab as lab_cmd
 from rigctl.cli import models as models_cmd
 from rigctl.cli import pending
 from rigctl.cli import plan as plan_cmd
 from rigctl.cli import provision as provision_cmd
+from rigctl.cli import rollout as rollout_cmd
+from rigctl.cli import status as status_cmd
 from rigctl.cli.render import error_line
 
 from rigctl import __version__
@@ -47,9 +50,9 @@ def cli(ctx: click.Context, verbose: int) -> None:
 cli.add_command(provision_cmd.provision)
 cli.add_command(detect_cmd.detect)
 cli.add_command(plan_cmd.plan)
-cli.add_command(pending.bench)
-cli.add_command(pending.status)
-cli.add_command(pending.rollout)
+cli.add_command(bench_cmd.bench)
+cli.add_command(status_cmd.status)
+cli.add_command(rollout_cmd.rollout)
 cli.add_command(pending.verify)
 cli.add_command(models_cmd.models)
 cli.add_command(lab_cmd.lab)

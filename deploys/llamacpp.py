@@ -8,17 +8,19 @@ nothing is re-derived here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from io import StringIO
 
 from rigctl.roles import llamacpp, service, toolchain
 from rigctl.roles.llamacpp.backends import cuda_architecture
 from rigctl.roles.service import api_key_path
 from rigctl.templates import render
 
+from rigctl.deployment import MANIFEST, Deployment
 from rigctl.fetch.http import Verified
 from rigctl.fetch.llamacpp_source import PackedSource
 from rigctl.hardware import Hardware
 from rigctl.hostspec import HostSpec
-from rigctl.operations.files import verified_file
+from rigctl.operations.files import atomic_put, verified_file
 from rigctl.plan import Plan
 from rigctl.pyinfra_api import files
 
@@ -165,6 +167,23 @@ def serve(
     unit_text = render_unit(spec, plan, build)
     service.install(
         unit=UNIT, unit_text=unit_text, user_name=USER, changed_inputs=[model_op, current_build]
+    )
+    manifest = Deployment(
+        runtime="llamacpp",
+        unit=UNIT,
+        listen=spec.listen,
+        port=spec.port,
+        api_key_file=key_file,
+        user=USER,
+        build=build.name,
+        model_name=plan.model.name,
+        model_quant=plan.model.quant,
+        model_path=model_path,
+        model_sha256=model.sha256,
+        args=server_argv(plan, spec, key_file),
+    )
+    atomic_put(
+        name="deployment manifest", src=StringIO(manifest.render()), dest=MANIFEST, mode="0644"
     )
     return Served(
         unit=UNIT,

@@ -12,3 +12,12 @@ def cache_dir() -> Path:
     if env:
         return Path(env)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rigctl"
+
+
+def state_dir() -> Path:
+    """``$RIGCTL_STATE_DIR``, else ``$XDG_STATE_HOME/rigctl``, else ``~/.local/state/rigctl``:
+    what rigctl remembers (benchmark baselines), as opposed to caches it can fetch again."""
+    env = os.environ.get("RIGCTL_STATE_DIR")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "rigctl"

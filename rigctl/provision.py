@@ -42,6 +42,7 @@ from rigctl.pyinfra_api import (
     load_inventory,
     read_file,
     run_command,
+    select_hosts,
 )
 from rigctl.roles.llamacpp import install_prefix
 
@@ -118,9 +119,7 @@ def provision(
     report: Reporter = _quiet,
 ) -> ProvisionResult:
     inventory = load_inventory(target)
-    hosts = [h for h in inventory if not limit or h.name in limit or set(h.groups) & set(limit)]
-    if limit and not hosts:
-        raise BadInput(f"no host or group named {', '.join(limit)}", field="limit")
+    hosts = select_hosts(inventory, limit)
 
     # 1. Everything the inventory says is checked before any host is touched.
     specs = {h.name: host_spec(h.name, h.data.dict(), model=model) for h in hosts}
@@ -281,7 +280,7 @@ def _smoke(host_obj: Host, outcome: HostProvision, served: Any, report: Reporter
     report(host_obj.name, "smoke", f"waiting for {served.endpoint}")
     with endpoint_from_controller(host_obj, spec.listen, spec.port) as endpoint:
         try:
-            ready = wait_ready(endpoint)
+            ready = wait_ready(endpoint, give_up=lambda: crash_loop(host_obj, served.unit))
         except TimeoutError as e:
             outcome.journal = _journal(host_obj, served.unit)
             outcome.result.fail(f"{served.unit} never became ready: {e}")
@@ -295,6 +294,18 @@ def _smoke(host_obj: Host, outcome: HostProvision, served: Any, report: Reporter
         outcome.result.fail(f"smoke check failed: {smoke.error}")
     else:
         report(host_obj.name, "smoke", f"TTFT {smoke.ttft_ms} ms, {smoke.tokens_per_second} tok/s")
+
+
+def crash_loop(host_obj: Host, unit: str) -> str | None:
+    """Why waiting for the unit is pointless (it keeps dying), or None."""
+    ok, out, _ = run_command(host_obj, f"systemctl show {unit}.service -p NRestarts -p ActiveState -p Result")
+    if not ok:
+        return None
+    fields = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    restarts = int(fields.get("NRestarts", "0") or 0)
+    if restarts >= 2 or fields.get("ActiveState") == "failed":
+        return f"{unit} keeps failing ({fields.get('Result')}, {restarts} restarts)"
+    return None
 
 
 def _journal(host_obj: Host, unit: str) -> list[str]:

@@ -94,7 +94,7 @@ __all__ = [
     "fetch_file",
     "endpoint_from_controller",
     "run_command",
-    "inventory_hosts",
+    "select_hosts",
 ]
 
 #: The host being prepared (greenlet-local inside :meth:`Session.prepare`).
@@ -148,8 +148,14 @@ def load_inventory(spec: str, *, override_data: dict[str, Any] | None = None) ->
     return inventory
 
 
-def inventory_hosts(inventory: Inventory) -> list[Host]:
-    return list(inventory)
+def select_hosts(inventory: Inventory, limit: list[str] | None) -> list[Host]:
+    """The hosts named in ``limit`` (host names or group names), or all; like ``--limit``."""
+    if not limit:
+        return list(inventory)
+    hosts = [h for h in inventory if h.name in limit or set(h.groups) & set(limit)]
+    if not hosts:
+        raise InventoryError(f"no host or group named {', '.join(limit)}", field="limit")
+    return hosts
 
 
 @contextlib.contextmanager

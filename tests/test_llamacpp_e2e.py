@@ -60,17 +60,7 @@ def provisioned(
 
 
 def _provision(inventory: Path, env: dict[str, str]) -> dict:
-    old = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
-        result = rigctl("provision", str(inventory), "--json", timeout=1800)
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    result = _rigctl_env(env, "provision", str(inventory), "--json", timeout=1800)
     return json.loads(result.stdout)
 
 
@@ -169,3 +159,89 @@ def test_a_host_with_the_same_build_key_receives_the_build(
     assert received["build"] == build and received["smoke"]["ok"]
     assert any(op.endswith(f"install prebuilt {build}") for op in received["changed_ops"])
     assert not any(op.endswith(f"build {build}") for op in received["changed_ops"])
+
+
+def test_bench_measures_levels_and_compares_with_baseline(provisioned: dict, tmp_path: Path) -> None:
+    env = dict(provisioned["env"], RIGCTL_STATE_DIR=str(tmp_path / "state"))
+    argv = ["bench", str(provisioned["inventory"]), "--concurrency", "1,2", "--duration", "1",
+            "--prompt-tokens", "64", "--max-tokens", "16", "--json"]
+    first = json.loads(_rigctl_env(env, *argv).stdout)
+    host = first["hosts"][provisioned["host"].name]
+    assert host["runtime"] == "llamacpp" and host["error"] is None
+    assert 48 <= host["prompt_tokens"] <= 80  # calibrated by the server's own count
+    levels = {level["concurrency"]: level for level in host["levels"]}
+    assert set(levels) == {1, 2}
+    for level in levels.values():
+        assert level["errors"] == 0 and level["requests"] >= level["concurrency"]
+        assert level["aggregate_tps"] > 0 and level["decode_tps_per_request"] > 0 and level["ttft_p50_ms"] > 0
+    assert host["vs_baseline"] == {}  # the first run is the baseline
+    second = json.loads(_rigctl_env(env, *argv).stdout)["hosts"][provisioned["host"].name]
+    assert set(second["vs_baseline"]) == {"1", "2"}
+    assert isinstance(second["vs_baseline"]["1"]["aggregate_tps"], float)
+
+    status = json.loads(_rigctl_env(env, "status", str(provisioned["inventory"]), "--json").stdout)
+    row = status["hosts"][provisioned["host"].name]
+    assert row["ok"] and row["unit_state"] == "active" and row["healthy"]
+    assert row["model_sha256"] == SHA256 and row["runtime"] == "llamacpp"
+    assert any(name.startswith("llamacpp:") for name in row["metrics"])
+    assert row["last_bench"]["levels"][0]["concurrency"] == 1
+
+
+def _rigctl_env(env: dict[str, str], *argv: str, timeout: float = 600):  # type: ignore[no-untyped-def]
+    """Run the CLI with extra environment (the controller cache of this test module)."""
+    old = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        result = rigctl(*argv, timeout=timeout)
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    return result
+
+
+def test_rollout_rolls_back_a_failing_canary_and_halts(
+    lab: Lab, provisioned: dict, model_server: FileServer, tmp_path: Path
+) -> None:
+    """The canary's change makes its server fail to start (its new port is taken by sshd): it is
+    rolled back and serving again on its old port, the rollout halts, the next batch is untouched."""
+    first, second = lab.running_hosts()[:2]
+    mirror = [f"{model_server.url}/{LAB_MODEL_FILE}"]
+    entries = [
+        (first.name, dict(lab.host_data(first), model_mirrors=mirror, port=22)),  # taken by sshd
+        (second.name, dict(lab.host_data(second), model_mirrors=mirror, port=8081)),
+    ]
+    inventory = tmp_path / "rollout.py"
+    inventory.write_text(f"hosts = {entries!r}\n")
+    env = dict(provisioned["env"], RIGCTL_STATE_DIR=str(tmp_path / "state"))
+    old = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        result = rigctl("rollout", str(inventory), "--canary", "1", "--batch", "1", "--json", timeout=900)
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    assert result.returncode == 1, result.stderr[-2000:]
+    document = json.loads(result.stdout)
+    assert document["batches"] == [[first.name], [second.name]]
+    assert document["halted_after_batch"] == 0
+    canary = document["hosts"][first.name]
+    assert canary["status"] == "rolled-back", canary
+    assert "keeps failing" in canary["reason"] or "never became ready" in canary["reason"]
+    assert document["hosts"][second.name]["status"] == "skipped"
+
+    with Session(load_inventory(str(provisioned["inventory"]))) as session:
+        _ok, first_port, _ = run_command(session.host(first.name), "grep -o -- '--port [0-9]*' /etc/systemd/system/rigctl-llama-server.service")
+        _ok, health, _ = run_command(session.host(first.name), "systemctl is-active rigctl-llama-server")
+    assert first_port == "--port 8080" and health == "active"
+    import requests
+
+    assert requests.get(f"http://{first.address}:8080/health", timeout=5).status_code == 200
+    # the second host was never touched: still on its old port
+    assert requests.get(f"http://{second.address}:8080/health", timeout=5).status_code == 200

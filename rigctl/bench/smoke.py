@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import requests
@@ -32,13 +33,27 @@ class SmokeResult:
 
 
 def wait_ready(
-    endpoint: str, timeout: float = 180.0, session: requests.Session | None = None
+    endpoint: str,
+    timeout: float = 180.0,
+    session: requests.Session | None = None,
+    give_up: Callable[[], str | None] | None = None,
+    check_every: float = 3.0,
 ) -> float:
-    """Seconds until ``GET /health`` answered 200 (llama-server answers 503 while loading)."""
+    """Seconds until ``GET /health`` answered 200 (llama-server answers 503 while loading).
+
+    ``give_up`` is asked every ``check_every`` seconds; a reason from it (say, the unit is in
+    a crash loop) ends the wait at once instead of at the timeout.
+    """
     http = session or requests.Session()
     start = time.monotonic()
     last = "no answer"
+    next_check = start + check_every
     while time.monotonic() - start < timeout:
+        if give_up and time.monotonic() >= next_check:
+            next_check = time.monotonic() + check_every
+            reason = give_up()
+            if reason:
+                raise TimeoutError(reason)
         try:
             response = http.get(f"{endpoint}/health", timeout=5)
             if response.status_code == 200:

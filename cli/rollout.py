@@ -1,0 +1,51 @@
+"""``rigctl rollout``: batches, gates, rollback."""
+
+from __future__ import annotations
+
+import click
+from rigctl.cli.render import emit_json, error_line, info, table
+
+from rigctl.rollout import rollout as run_rollout
+
+
+def _report(host: str | None, stage: str, detail: str) -> None:
+    info(f"[dim]{host or 'all'}[/] {stage}: {detail}")
+
+
+@click.command()
+@click.argument("inventory")
+@click.option("--limit", help="Only these hosts or groups (comma-separated).")
+@click.option("--batch", default="1", show_default=True, help="Hosts per batch after the canaries: N or P%.")
+@click.option("--canary", type=int, default=1, show_default=True, help="Hosts in the first batch.")
+@click.option("--max-fail", type=int, default=0, show_default=True, help="Failed hosts tolerated before halting.")
+@click.option("--gate-tokps-drop", type=float, default=10.0, show_default=True,
+              help="Roll a host back when its decode tok/s drops more than this percent.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def rollout(
+    inventory: str, limit: str | None, batch: str, canary: int, max_fail: int, gate_tokps_drop: float, as_json: bool
+) -> None:
+    """Roll the inventory's desired state out in batches, gated on health and speed, with rollback."""
+    result = run_rollout(
+        inventory,
+        batch=batch,
+        canary=canary,
+        max_fail=max_fail,
+        gate_tokps_drop=gate_tokps_drop,
+        limit=[p.strip() for p in limit.split(",")] if limit else None,
+        report=_report,
+    )
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        table(
+            "rollout",
+            ["host", "batch", "result", "tok/s before", "tok/s after", "why"],
+            (
+                (name, h.batch, h.status, f"{h.before_tps:.1f}" if h.before_tps else "-",
+                 f"{h.after_tps:.1f}" if h.after_tps else "-", h.reason or "")
+                for name, h in result.hosts.items()
+            ),
+        )
+        if result.halted_after_batch is not None:
+            error_line(f"rollout halted after batch {result.halted_after_batch}; later batches untouched")
+    raise click.exceptions.Exit(result.exit_code)

@@ -1,0 +1,62 @@
+"""``rigctl status``: the fleet table."""
+
+from __future__ import annotations
+
+import click
+from rigctl.cli.render import emit_json, error_line, table
+
+from rigctl.status import HostStatus, fleet_status
+
+# Shown when present (llama-server's names; other runtimes' metrics stay in --json).
+METRICS = {
+    "requests": ("llamacpp:requests_processing", "llamacpp:n_requests_processing"),
+    "tokens out": ("llamacpp:tokens_predicted_total",),
+    "kv use": ("llamacpp:kv_cache_usage_ratio",),
+}
+
+
+def _metric(status: HostStatus, names: tuple[str, ...]) -> str:
+    for name in names:
+        if name in status.metrics:
+            value = status.metrics[name]
+            return f"{value:.0%}" if name.endswith("ratio") else f"{value:,.0f}"
+    return "-"
+
+
+def _last_bench(status: HostStatus) -> str:
+    levels = (status.last_bench or {}).get("levels") or []
+    if not levels:
+        return "-"
+    first = levels[0]
+    return f"{first.get('decode_tps_per_request') or 0:.1f} tok/s, TTFT {first.get('ttft_p50_ms') or 0:.0f} ms"
+
+
+@click.command()
+@click.argument("target")
+@click.option("--limit", help="Only these hosts or groups (comma-separated).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def status(target: str, limit: str | None, as_json: bool) -> None:
+    """Fleet table: runtime, build, model, unit state, health, metrics, last bench."""
+    statuses = fleet_status(target, [p.strip() for p in limit.split(",")] if limit else None)
+    if as_json:
+        emit_json({"hosts": {name: s.to_json() for name, s in statuses.items()},
+                   "failed": [name for name, s in statuses.items() if not s.ok]})
+    else:
+        rows = []
+        for name, s in statuses.items():
+            d = s.deployment
+            rows.append((
+                name,
+                d.runtime if d else "-",
+                d.build if d else "-",
+                f"{d.model_name} {d.model_quant} ({d.model_sha256[:12]})" if d else "-",
+                s.unit_state or "-",
+                "healthy" if s.healthy else (s.health_detail or "-"),
+                *[_metric(s, names) for names in METRICS.values()],
+                _last_bench(s),
+            ))
+        table("fleet", ["host", "runtime", "build", "model", "unit", "endpoint", *METRICS, "last bench (1 user)"], rows)
+        for name, s in statuses.items():
+            if s.error:
+                error_line(f"host {name}: {s.error}")
+    raise click.exceptions.Exit(0 if all(s.ok for s in statuses.values()) else 1)

@@ -1,0 +1,49 @@
+"""What rigctl deployed on a host, recorded on the host itself: ``/etc/rigctl/deployment.json``.
+
+Written by each runtime's deploy (atomically, no secrets: the API key's *path* only) and read by
+``bench``, ``status`` and ``verify``, so they need no plan, no inventory model key and no
+guessing about which runtime serves where.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from rigctl.pyinfra_api import Host, read_file
+
+MANIFEST = "/etc/rigctl/deployment.json"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    runtime: str
+    unit: str
+    listen: str
+    port: int
+    api_key_file: str
+    user: str
+    build: str
+    model_name: str
+    model_quant: str
+    model_path: str
+    model_sha256: str
+    args: list[str] = field(default_factory=list)
+    metrics_path: str = "/metrics"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def render(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
+
+
+def read_deployment(host: Host) -> Deployment:
+    """The host's manifest; raises OSError/ValueError when it has none (not provisioned)."""
+    try:
+        data = json.loads(read_file(host, MANIFEST))
+    except OSError:
+        raise OSError(f"no rigctl deployment on {host.name} ({MANIFEST} missing): run `rigctl provision` first") from None
+    known = set(Deployment.__dataclass_fields__)
+    return Deployment(**{key: value for key, value in data.items() if key in known})

@@ -1,0 +1,109 @@
+"""``rigctl status``: what each host serves and how it is doing, as one fleet table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from rigctl.bench.run import load_last
+from rigctl.deployment import Deployment, read_deployment
+from rigctl.pyinfra_api import (
+    Host,
+    Session,
+    endpoint_from_controller,
+    load_inventory,
+    read_file,
+    run_command,
+    select_hosts,
+)
+
+
+@dataclass
+class HostStatus:
+    name: str
+    deployment: Deployment | None = None
+    unit_state: str | None = None
+    since: str | None = None
+    healthy: bool = False
+    health_detail: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    last_bench: dict[str, Any] | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.healthy and self.unit_state == "active"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "runtime": self.deployment.runtime if self.deployment else None,
+            "build": self.deployment.build if self.deployment else None,
+            "model": f"{self.deployment.model_name} {self.deployment.model_quant}" if self.deployment else None,
+            "model_sha256": self.deployment.model_sha256 if self.deployment else None,
+            "endpoint": f"http://{self.deployment.listen}:{self.deployment.port}" if self.deployment else None,
+            "unit": self.deployment.unit if self.deployment else None,
+            "unit_state": self.unit_state,
+            "since": self.since,
+            "healthy": self.healthy,
+            "health_detail": self.health_detail,
+            "metrics": self.metrics,
+            "last_bench": self.last_bench,
+            "error": self.error,
+            "ok": self.ok,
+        }
+
+
+def parse_prometheus(text: str) -> dict[str, float]:
+    """Prometheus text exposition -> {name{labels}: value} (comments and bad lines skipped)."""
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, _, value = line.rpartition(" ")
+        try:
+            values[name.strip()] = float(value)
+        except ValueError:
+            continue
+    return values
+
+
+def _one_host(host: Host, deployment: Deployment) -> HostStatus:
+    status = HostStatus(host.name, deployment=deployment, last_bench=load_last(host.name))
+    ok, out, _ = run_command(host, f"systemctl show {deployment.unit}.service -p ActiveState -p ActiveEnterTimestamp")
+    if ok:
+        fields = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        status.unit_state = fields.get("ActiveState")
+        status.since = fields.get("ActiveEnterTimestamp") or None
+    try:
+        key = read_file(host, deployment.api_key_file).decode().strip().splitlines()[0]
+    except OSError as e:
+        status.error = str(e)
+        return status
+    with endpoint_from_controller(host, deployment.listen, deployment.port) as endpoint:
+        try:
+            health = requests.get(f"{endpoint}/health", timeout=5)
+            status.healthy = health.status_code == 200
+            status.health_detail = f"HTTP {health.status_code}"
+            metrics = requests.get(
+                f"{endpoint}{deployment.metrics_path}", headers={"Authorization": f"Bearer {key}"}, timeout=5
+            )
+            if metrics.status_code == 200:
+                status.metrics = parse_prometheus(metrics.text)
+        except requests.RequestException as e:
+            status.health_detail = type(e).__name__
+    return status
+
+
+def fleet_status(target: str, limit: list[str] | None = None) -> dict[str, HostStatus]:
+    inventory = load_inventory(target)
+    hosts = select_hosts(inventory, limit)
+    statuses: dict[str, HostStatus] = {}
+    with Session(inventory, limit=hosts) as session:
+        found = session.each_host(lambda h: _one_host(h, read_deployment(h)))
+        statuses.update(found)
+        for name, result in session.results.items():
+            if name not in statuses:
+                statuses[name] = HostStatus(name, error=result.error or result.status)
+    return {h.name: statuses[h.name] for h in hosts}
