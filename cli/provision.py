@@ -3,14 +3,51 @@
 from __future__ import annotations
 
 import click
-from rigctl.cli.render import emit_json, error_line, info, status_style, table
+from rich.live import Live
+from rich.table import Table
+from rigctl.cli.render import emit_json, err_console, error_line, info, status_style, table
 
 from rigctl.provision import ProvisionResult
 from rigctl.provision import provision as run_provision
 
 
-def _report(host: str | None, stage: str, detail: str) -> None:
-    info(f"[dim]{host or 'all'}[/] {stage}: {detail}")
+class Progress:
+    """Live view of a run: one line per host (stage and detail) on a terminal; plain log lines
+    otherwise (CI logs, pipes), so nothing is lost when there is no screen to redraw."""
+
+    def __init__(self) -> None:
+        self.live: Live | None = None
+        self.rows: dict[str, tuple[str, str]] = {}
+        self.fleet = ""
+
+    def __enter__(self) -> Progress:
+        if err_console.is_terminal:
+            self.live = Live(self._render(), console=err_console, auto_refresh=False, transient=False)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live:
+            self.live.__exit__(None, None, None)
+
+    def __call__(self, host: str | None, stage: str, detail: str) -> None:
+        if self.live is None:
+            info(f"[dim]{host or 'all'}[/] {stage}: {detail}")
+            return
+        if host is None:
+            self.fleet = f"{stage}: {detail}"
+        else:
+            self.rows[host] = (stage, detail)
+        self.live.update(self._render(), refresh=True)
+
+    def _render(self) -> Table:
+        grid = Table(title=self.fleet or "provision", title_justify="left", expand=False)
+        grid.add_column("host")
+        grid.add_column("stage")
+        grid.add_column("detail", overflow="ellipsis", no_wrap=True, max_width=100)
+        for host, (stage, detail) in sorted(self.rows.items()):
+            grid.add_row(host, stage, detail)
+        return grid
 
 
 def print_summary(result: ProvisionResult) -> None:
@@ -60,13 +97,14 @@ def provision(
     inventory: str, limit: str | None, model: str | None, dry: bool, yes: bool, as_json: bool
 ) -> None:
     """Take every host from bare OS to a tuned, serving, smoke-checked endpoint."""
-    result = run_provision(
-        inventory,
-        limit=[part.strip() for part in limit.split(",") if part.strip()] if limit else None,
-        dry=dry,
-        model=model,
-        report=_report,
-    )
+    with Progress() as progress:
+        result = run_provision(
+            inventory,
+            limit=[part.strip() for part in limit.split(",") if part.strip()] if limit else None,
+            dry=dry,
+            model=model,
+            report=progress,
+        )
     if as_json:
         emit_json(result.to_json())
     else:

@@ -221,7 +221,11 @@ def _run_wave(
             prebuilt=str(prebuilt) if prebuilt else None,
         )
 
-    with Session(inventory, limit=wave, dry=dry) as session:
+    def on_operation(name: str, operation: str, event: str) -> None:
+        if event == "start":
+            report(name, "running", operation)
+
+    with Session(inventory, limit=wave, dry=dry, on_operation=on_operation) as session:
         report(None, "deploy", f"preparing {', '.join(h.name for h in wave)}")
         session.prepare(deploy)
         report(None, "deploy", "running")

@@ -240,14 +240,34 @@ class RunSummary:
         }
 
 
-class _Recorder(BaseStateCallback):
-    """Collects why hosts could not be reached; pyinfra only logs it."""
+#: ``on_operation(host_name, operation_name, event)`` with event "start", "ok" or "error".
+OperationHook = Callable[[str, str, str], None]
 
-    def __init__(self) -> None:
+
+class _Recorder(BaseStateCallback):
+    """Collects why hosts could not be reached (pyinfra only logs it), and passes operation
+    progress to an optional hook (the CLI's live view)."""
+
+    def __init__(self, on_operation: OperationHook | None = None) -> None:
         self.connect_errors: dict[str, str] = {}
+        self.on_operation = on_operation
 
     def host_connect_error(self, state: State, host: Host, error: Exception) -> None:
         self.connect_errors[host.name] = _one_line(error)
+
+    def _operation(self, state: State, host: Host, op_hash: str, event: str) -> None:
+        if self.on_operation:
+            names = state.get_op_meta(op_hash).names
+            self.on_operation(host.name, ", ".join(sorted(names)) or op_hash, event)
+
+    def operation_host_start(self, state: State, host: Host, op_hash: str) -> None:
+        self._operation(state, host, op_hash, "start")
+
+    def operation_host_success(self, state: State, host: Host, op_hash: str, retry_count: int = 0) -> None:
+        self._operation(state, host, op_hash, "ok")
+
+    def operation_host_error(self, state: State, host: Host, op_hash: str, *args: Any) -> None:
+        self._operation(state, host, op_hash, "error")
 
 
 # --------------------------------------------------------------------------- session
@@ -275,9 +295,10 @@ class Session:
         connect_timeout: int = 10,
         dry: bool = False,
         limit: list[Host] | None = None,
+        on_operation: OperationHook | None = None,
     ) -> None:
         self.inventory = inventory
-        self.recorder = _Recorder()
+        self.recorder = _Recorder(on_operation)
         config = Config(PARALLEL=parallel, CONNECT_TIMEOUT=connect_timeout)
         # Hosts outside the limit are never connected to (pyinfra's --limit).
         self.state = State(inventory, config, initial_limit=limit)
@@ -373,6 +394,10 @@ class Session:
         per host (API mode orders each host's operations by the order it added them).
         """
         self.each_host(lambda _h: deploy_func(*args, **kwargs))
+
+    def fact_command(self, command: str) -> dict[str, str]:
+        """Run a read-only shell command on every active host in parallel; its stdout per host."""
+        return self.fact(server_facts.Command, command)
 
     def fact(self, fact_cls: type[FactBase[T]], *args: Any, **kwargs: Any) -> dict[str, T]:
         """Read one fact from every active host in parallel."""
