@@ -31,6 +31,8 @@ demo: setup
 	@echo "  curl -s http://127.0.1.1:8080/v1/chat/completions -H \"Authorization: Bearer \$$KEY\" -H 'Content-Type: application/json' -d '{\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'"
 	@echo "  $(BIN)/rigctl provision inventories/lab.py   # again: changes nothing"
 	@echo "  $(BIN)/rigctl lab down                       # stop and remove the lab hosts"
+	@echo "==> and a smoke benchmark of its endpoint: 1 and 4 concurrent users"
+	$(BIN)/rigctl bench inventories/lab.py --concurrency 1,4 --duration 5 --max-tokens 64
 
 test: setup
 	$(BIN)/python -m pytest

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.live import Live
 from rich.table import Table
-from rigctl.cli.render import emit_json, err_console, error_line, info, status_style, table
+from rigctl.cli.render import console, emit_json, err_console, error_line, info, status_style, table
 
 from rigctl.provision import ProvisionResult
 from rigctl.provision import provision as run_provision
@@ -84,6 +84,8 @@ def print_summary(result: ProvisionResult) -> None:
                 info(f"    journal: {line}")
         elif result.dry and outcome.result.changed_ops:
             info(f"{name} would change: " + ", ".join(outcome.result.changed_ops))
+            for diff in outcome.diffs.values():
+                console.print(diff, markup=False, highlight=False, end="")
 
 
 @click.command()

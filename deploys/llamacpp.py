@@ -54,6 +54,8 @@ class Served:
     api_key_file: str
     build: str
     model_path: str
+    #: files rendered for this host, path -> content (``provision --dry`` diffs them)
+    rendered: dict[str, str]
 
 
 def backend_for(hardware: Hardware, plan: Plan) -> str:
@@ -191,4 +193,5 @@ def serve(
         api_key_file=key_file,
         build=build.name,
         model_path=model_path,
+        rendered={service.unit_path(UNIT): unit_text, MANIFEST: manifest.render()},
     )

@@ -15,6 +15,7 @@ One failed host never stops the others; the result says which failed and why.
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ class HostProvision:
     build: str | None = None
     smoke: SmokeResult | None = None
     journal: list[str] = field(default_factory=list)
+    diffs: dict[str, str] = field(default_factory=dict)  # --dry: path -> unified diff
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,6 +83,7 @@ class HostProvision:
             "build": self.build,
             "smoke": self.smoke.to_json() if self.smoke else None,
             "journal": self.journal,
+            "diffs": self.diffs,
         }
 
 
@@ -239,6 +242,7 @@ def _run_wave(
                 outcome.api_key_file = served[h.name].api_key_file
                 outcome.build = served[h.name].build
         if dry:
+            session.each_host(lambda h: _diff(h, result.hosts[h.name], served.get(h.name)))
             return
         ok = {h.name for h in wave if not summary.hosts[h.name].failed and h.name in served}
 
@@ -298,6 +302,23 @@ def _smoke(host_obj: Host, outcome: HostProvision, served: Any, report: Reporter
         outcome.result.fail(f"smoke check failed: {smoke.error}")
     else:
         report(host_obj.name, "smoke", f"TTFT {smoke.ttft_ms} ms, {smoke.tokens_per_second} tok/s")
+
+
+def _diff(host_obj: Host, outcome: HostProvision, served: Any) -> None:
+    """What the rendered files would change on the host, as unified diffs (dry runs)."""
+    if served is None:
+        return
+    for path, new in served.rendered.items():
+        try:
+            old = read_file(host_obj, path).decode(errors="replace")
+        except OSError:
+            old = ""
+        if old != new:
+            outcome.diffs[path] = "".join(
+                difflib.unified_diff(
+                    old.splitlines(keepends=True), new.splitlines(keepends=True), f"{path} (on host)", f"{path} (new)"
+                )
+            )
 
 
 def crash_loop(host_obj: Host, unit: str) -> str | None:

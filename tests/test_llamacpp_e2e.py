@@ -218,6 +218,8 @@ def test_dry_run_shows_changes_and_changes_nothing(fleet: dict) -> None:
         outcome = document["hosts"][host.name]
         assert any(op.endswith("service: unit file") for op in outcome["changed_ops"]), outcome
         assert outcome["smoke"] is None
+        diff = outcome["diffs"]["/etc/systemd/system/rigctl-llama-server.service"]
+        assert "-c 8192" in diff and "-c 4096" in diff
     assert _unit_digests(fleet) == before
 
 

@@ -21,6 +21,11 @@ def config_dir(unit: str) -> str:
     return f"{host.data.get('service_config_root', defaults.SERVICE_CONFIG_ROOT)}/{unit}"
 
 
+def unit_path(unit: str) -> str:
+    """Where the unit file of ``unit`` lives on the current host."""
+    return f"{host.data.get('systemd_unit_dir', defaults.SYSTEMD_UNIT_DIR)}/{unit}.service"
+
+
 def api_key_path(unit: str, config_root: str = defaults.SERVICE_CONFIG_ROOT) -> str:
     return f"{config_root}/{unit}/api-key"
 
@@ -62,19 +67,20 @@ def install(unit: str, unit_text: str, user_name: str, changed_inputs: Sequence[
     key = secret_file(
         name="service: API key", path=f"{conf}/api-key", user=user_name, group=user_name
     )
-    unit_path = f"{host.data.get('systemd_unit_dir', defaults.SYSTEMD_UNIT_DIR)}/{unit}.service"
+    path = unit_path(unit)
     unit_file = atomic_put(
-        name="service: unit file", src=StringIO(unit_text), dest=unit_path, mode="0644"
+        name="service: unit file", src=StringIO(unit_text), dest=path, mode="0644"
     )
 
-    triggers = [unit_file, key, *changed_inputs]
-    systemd.service(
-        name="service: restart on change",
-        service=f"{unit}.service",
-        running=True,
-        enabled=True,
-        restarted=True,
-        daemon_reload=True,
-        _if=lambda: any(op.did_change() for op in triggers),
-    )
+    # Decided while preparing, from what each input operation will change, so a dry run shows
+    # a restart exactly when a real run would do one.
+    if any(op.will_change for op in (unit_file, key, *changed_inputs)):
+        systemd.service(
+            name="service: restart on change",
+            service=f"{unit}.service",
+            running=True,
+            enabled=True,
+            restarted=True,
+            daemon_reload=True,
+        )
     systemd.service(name="service: running", service=f"{unit}.service", running=True, enabled=True)
