@@ -166,10 +166,23 @@ def serve(
 
     service.user(user_name=USER, groups=GPU_GROUPS.get(build.backend, []))
     key_file = api_key_path(UNIT)
-    unit_text = render_unit(spec, plan, build)
-    service.install(
-        unit=UNIT, unit_text=unit_text, user_name=USER, changed_inputs=[model_op, current_build]
-    )
+    if hardware.os.init == "launchd":
+        unit_text = render_plist(spec, plan, build)
+        unit_file = f"/Library/LaunchDaemons/{LAUNCHD_LABEL}.plist"
+        service.install_launchd(
+            unit=UNIT,
+            label=LAUNCHD_LABEL,
+            plist_text=unit_text,
+            user_name=USER,
+            directories=[f"/var/lib/{UNIT}", "/var/log/rigctl"],
+            changed_inputs=[model_op, current_build],
+        )
+    else:
+        unit_text = render_unit(spec, plan, build)
+        unit_file = service.unit_path(UNIT)
+        service.install(
+            unit=UNIT, unit_text=unit_text, user_name=USER, changed_inputs=[model_op, current_build]
+        )
     manifest = Deployment(
         runtime="llamacpp",
         unit=UNIT,
@@ -193,5 +206,5 @@ def serve(
         api_key_file=key_file,
         build=build.name,
         model_path=model_path,
-        rendered={service.unit_path(UNIT): unit_text, MANIFEST: manifest.render()},
+        rendered={unit_file: unit_text, MANIFEST: manifest.render()},
     )

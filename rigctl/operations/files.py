@@ -162,7 +162,9 @@ def verified_file(
     state = (
         host.get_fact(
             server_facts.Command,
-            f"stat -c %s {_q(dest)} 2>/dev/null || echo missing; cat {_q(marker)} 2>/dev/null || true",
+            # wc -c and cat: the same on GNU and BSD (macOS) hosts, unlike stat's options
+            f"if [ -f {_q(dest)} ]; then wc -c < {_q(dest)} | tr -d ' '; else echo missing; fi;"
+            f" cat {_q(marker)} 2>/dev/null || true",
         )
         or ""
     )
@@ -180,7 +182,8 @@ def verified_file(
         "sh",
         "-c",
         QuoteString(
-            f"echo {_q(f'{sha256}  {part}')} | sha256sum -c --status"
+            f"got=$( (sha256sum {_q(part)} 2>/dev/null || shasum -a 256 {_q(part)}) | cut -d' ' -f1 );"
+            f" [ \"$got\" = {sha256} ]"
             f" || {{ rm -f {_q(part)}; echo {_q(f'sha256 mismatch after upload: {dest}')} >&2; exit 1; }}"
         ),
     )

@@ -97,7 +97,10 @@ def build(
     yield StringCommand(
         "printf", "%s\\n", QuoteString(info), ">", QuoteString(f"{partial}/BUILD_INFO.json")
     )
-    yield StringCommand("mv", "-T", QuoteString(partial), QuoteString(install_dir))
+    # plain mv (BSD/macOS mv has no -T); install_dir cannot exist without BUILD_INFO.json
+    # unless an older rigctl left it half-made, so it goes first
+    yield StringCommand("rm", "-rf", QuoteString(install_dir))
+    yield StringCommand("mv", QuoteString(partial), QuoteString(install_dir))
     yield StringCommand("rm", "-rf", QuoteString(work))
 
 
@@ -126,5 +129,8 @@ def install_prebuilt(
     yield StringCommand(
         "tar", "-xzf", QuoteString(remote), "-C", QuoteString(partial), "--strip-components=1"
     )
-    yield StringCommand("mv", "-T", QuoteString(partial), QuoteString(install_dir))
+    # plain mv (BSD/macOS mv has no -T); install_dir cannot exist without BUILD_INFO.json
+    # unless an older rigctl left it half-made, so it goes first
+    yield StringCommand("rm", "-rf", QuoteString(install_dir))
+    yield StringCommand("mv", QuoteString(partial), QuoteString(install_dir))
     yield StringCommand("rm", "-f", QuoteString(remote))

@@ -14,7 +14,7 @@ from typing import Any
 from rigctl.roles.service import defaults
 
 from rigctl.operations.files import atomic_put, secret_file
-from rigctl.pyinfra_api import deploy, files, host, server, systemd
+from rigctl.pyinfra_api import deploy, files, host, server, server_facts, systemd
 
 
 def config_dir(unit: str) -> str:
@@ -38,6 +38,11 @@ def user(user_name: str, groups: Sequence[str] = (), home: str = "/nonexistent")
     + groups: supplementary groups (``render``, ``video`` for GPU device access)
     + home: home directory (not created)
     """
+    if host.get_fact(server_facts.Kernel) == "Darwin":
+        from rigctl.roles.service import setup_macos
+
+        setup_macos.user(user_name)
+        return
     server.group(name="service: group", group=user_name, system=True)
     server.user(
         name="service: user",
@@ -84,3 +89,34 @@ def install(unit: str, unit_text: str, user_name: str, changed_inputs: Sequence[
             daemon_reload=True,
         )
     systemd.service(name="service: running", service=f"{unit}.service", running=True, enabled=True)
+
+
+@deploy("rigctl service (launchd)")
+def install_launchd(
+    unit: str,
+    label: str,
+    plist_text: str,
+    user_name: str,
+    directories: Sequence[str] = (),
+    changed_inputs: Sequence[Any] = (),
+) -> None:
+    """The macOS equivalent of :func:`install`: a LaunchDaemon running as ``user_name``.
+
+    + unit: name of the service's config directory (``/etc/rigctl/<unit>``, API key inside)
+    + label: the launchd label (``org.rigctl.llama-server``)
+    + plist_text: the rendered plist (see ``rigctl.templates``)
+    + user_name: the service user
+    + directories: directories the service writes (working directory, logs), owned by the user
+    + changed_inputs: operations whose change must reload the daemon
+    """
+    from rigctl.roles.service import setup_macos
+
+    setup_macos.install(
+        unit,
+        label,
+        plist_text,
+        user_name,
+        config_dir(unit),
+        directories=directories,
+        changed_inputs=changed_inputs,
+    )
