@@ -7,9 +7,9 @@ nothing is re-derived here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from io import StringIO
 
+from rigctl.deploys import Served
 from rigctl.roles import llamacpp, service, toolchain
 from rigctl.roles.llamacpp.backends import cuda_architecture
 from rigctl.roles.service import api_key_path
@@ -43,19 +43,6 @@ GPU_DEVICES = {
 }
 #: Groups that own GPU device nodes on Debian/Ubuntu (upstream installers add their users too).
 GPU_GROUPS = {"cuda": [], "rocm": ["render", "video"], "vulkan": ["render", "video"]}
-
-
-@dataclass(frozen=True)
-class Served:
-    """What was set up, for the summary and the smoke check."""
-
-    unit: str
-    endpoint: str
-    api_key_file: str
-    build: str
-    model_path: str
-    #: files rendered for this host, path -> content (``provision --dry`` diffs them)
-    rendered: dict[str, str]
 
 
 def backend_for(hardware: Hardware, plan: Plan) -> str:
@@ -196,6 +183,7 @@ def serve(
         model_path=model_path,
         model_sha256=model.sha256,
         args=server_argv(plan, spec, key_file),
+        config_files=[unit_file],
     )
     atomic_put(
         name="deployment manifest", src=StringIO(manifest.render()), dest=MANIFEST, mode="0644"

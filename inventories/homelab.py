@@ -31,6 +31,10 @@ Where things come from (the controller fetches once, hosts receive over SSH)
     llamacpp_source   {"version": ..., "mirrors": [{"kind": "tarball", "location": URL,
                       "sha256": ...}]} to build another llama.cpp; default: the pinned commit
     llamacpp_cmake_args  extra -D options for the llama.cpp build
+    ollama_base_url   where Ollama release archives come from (default https://ollama.com/download)
+    ollama_version    pin an Ollama release; ollama_sha256 {"ollama-linux-amd64.tgz": ...}
+
+Ollama has no API key: rigctl serves it on loopback addresses only (`listen` must be one).
 """
 
 # A single workstation with one RTX 4090, serving one user.

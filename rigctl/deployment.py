@@ -30,13 +30,24 @@ class Deployment:
     model_path: str
     model_sha256: str
     args: list[str] = field(default_factory=list)
-    metrics_path: str = "/metrics"
+    metrics_path: str = "/metrics"  # "" where the runtime has none (Ollama)
+    served_model: str = "default"
+    health_path: str = "/health"
+    #: the files rigctl wrote that define the service (a rollout snapshots and restores them)
+    config_files: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     def render(self) -> str:
         return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
+
+
+def read_api_key(host: Host, path: str) -> str:
+    """The endpoint's API key, read over SFTP ("" for runtimes without one: Ollama on loopback)."""
+    if not path:
+        return ""
+    return read_file(host, path).decode().strip().splitlines()[0]
 
 
 def read_deployment(host: Host) -> Deployment:

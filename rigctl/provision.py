@@ -23,15 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from rigctl.bench.smoke import SmokeResult, chat_once, wait_ready
+from rigctl.deployment import read_api_key
+from rigctl.deploys import ollama as ollama_deploy
 from rigctl.deploys.llamacpp import build_spec_for
 from rigctl.errors import BadInput, RigctlError
 from rigctl.fetch.builds import cached_build, keep_build
-from rigctl.fetch.http import Verified
+from rigctl.fetch.http import Verified, download
 from rigctl.fetch.llamacpp_source import LlamaCppSource, PackedSource
 from rigctl.fetch.llamacpp_source import prepare as prepare_source
 from rigctl.fetch.model import fetch_model
 from rigctl.hardware import Hardware, detect_host
 from rigctl.hostspec import HostSpec, host_spec
+from rigctl.paths import cache_dir
 from rigctl.plan import Plan
 from rigctl.planning import plan_for, resolve_for
 from rigctl.pyinfra_api import (
@@ -45,7 +48,9 @@ from rigctl.pyinfra_api import (
     run_command,
     select_hosts,
 )
+from rigctl.roles import ollama as ollama_role
 from rigctl.roles.llamacpp import install_prefix
+from rigctl.roles.ollama import defaults as ollama_defaults
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +148,11 @@ def provision(
         for name, plan in plans.items():
             result.hosts[name].plan = plan
             report(name, "plan", f"{plan.runtime}: {' '.join(plan.args)}")
+            if plan.runtime == "ollama":
+                ollama_deploy.check_listen(specs[name])  # bad input: exit 2 before any change
             if not plan.ok:
                 session.fail_host(name, "plan: " + "; ".join(plan.errors))
-            elif plan.runtime != "llamacpp":
+            elif plan.runtime not in DEPLOYABLE:
                 session.fail_host(name, f"runtime {plan.runtime} is not deployable yet (issue #6)")
         for name, host_result in session.results.items():
             if host_result.failed:
@@ -156,16 +163,21 @@ def provision(
     packed: dict[LlamaCppSource, PackedSource] = {}
     fetched: dict[str, Verified] = {}
     builds: dict[str, Any] = {}
+    archives: dict[str, list[Verified]] = {}
     for h in list(ready):
         name = h.name
         try:
-            if sources[name] not in packed:
-                report(name, "source", f"llama.cpp {sources[name].version}")
-                packed[sources[name]] = prepare_source(sources[name])
             key = _model_key(plans[name], mirrors[name])
             if key not in fetched:
                 report(name, "model", plans[name].model.source)
                 fetched[key] = fetch_model(plans[name].model, mirrors=mirrors[name])
+            if plans[name].runtime == "ollama":
+                report(name, "ollama", "release archive")
+                archives[name] = fetch_ollama(h, hardware[name])
+                continue
+            if sources[name] not in packed:
+                report(name, "source", f"llama.cpp {sources[name].version}")
+                packed[sources[name]] = prepare_source(sources[name])
             builds[name] = build_spec_for(hardware[name], plans[name], packed[sources[name]].version, cmake_extra[name])
         except RigctlError as e:
             result.hosts[name].result.fail(str(e))
@@ -174,7 +186,10 @@ def provision(
     # 4. Roles, in waves: the first host of each build key not yet on the controller compiles;
     #    the others with that key receive its binaries in the next wave.
     for wave in _waves(ready, builds, dry):
-        _run_wave(inventory, wave, dry, report, result, plans, hardware, packed, sources, fetched, mirrors, builds, cmake_extra)
+        _run_wave(
+            inventory, wave, dry, report, result, plans, hardware, packed, sources, fetched, mirrors, builds, cmake_extra,
+            archives,
+        )
     return result
 
 
@@ -183,6 +198,9 @@ def _waves(ready: list[Host], builds: dict[str, Any], dry: bool) -> list[list[Ho
     later: list[Host] = []
     builders: set[str] = set()
     for h in ready:
+        if h.name not in builds:  # not a llama.cpp host: nothing to compile
+            first.append(h)
+            continue
         name = builds[h.name].name
         if dry or cached_build(name) or name not in builders:
             first.append(h)
@@ -206,6 +224,7 @@ def _run_wave(
     mirrors: dict[str, list[str]],
     builds: dict[str, Any],
     cmake_extra: dict[str, list[str]],
+    archives: dict[str, list[Verified]],
 ) -> None:
     from rigctl.deploys import llamacpp as llamacpp_deploy
 
@@ -213,6 +232,15 @@ def _run_wave(
 
     def deploy() -> None:
         name = host.name
+        if plans[name].runtime == "ollama":
+            served[name] = ollama_deploy.serve(
+                result.hosts[name].spec,
+                hardware[name],
+                plans[name],
+                archives[name],
+                fetched[_model_key(plans[name], mirrors[name])],
+            )
+            return
         prebuilt = cached_build(builds[name].name)
         served[name] = llamacpp_deploy.serve(
             result.hosts[name].spec,
@@ -249,8 +277,8 @@ def _run_wave(
         def finish(h: Host) -> None:
             if h.name not in ok:
                 return
-            name = builds[h.name].name
-            if not cached_build(name) and any(op.endswith(f"build {name}") for op in summary.hosts[h.name].changed_ops):
+            name = builds[h.name].name if h.name in builds else ""
+            if name and not cached_build(name) and any(op.endswith(f"build {name}") for op in summary.hosts[h.name].changed_ops):
                 report(h.name, "build", f"keeping {name} for hosts with the same key")
                 try:
                     keep_build(h, name, install_prefix(h))
@@ -272,6 +300,24 @@ def _cmake_args(host_obj: Host) -> list[str]:
     return list(value)
 
 
+#: Runtimes ``provision`` can deploy today.
+DEPLOYABLE = ("llamacpp", "ollama")
+
+
+def fetch_ollama(host_obj: Host, hardware: Hardware) -> list[Verified]:
+    """Ollama's release archive(s) for this host, fetched once into the controller's cache."""
+    base = host_obj.data.get("ollama_base_url", ollama_defaults.OLLAMA_BASE_URL)
+    version = host_obj.data.get("ollama_version", ollama_defaults.OLLAMA_VERSION)
+    sums = host_obj.data.get("ollama_sha256", ollama_defaults.OLLAMA_SHA256) or {}
+    if not isinstance(sums, dict):
+        raise BadInput("must map archive names to sha256", host=host_obj.name, field="ollama_sha256")
+    fetched = []
+    for name in ollama_role.archive_names(hardware.os.arch, hardware.accelerator):
+        dest = cache_dir() / "ollama" / (version or "latest") / name
+        fetched.append(download([ollama_role.archive_url(name, base, version)], dest, sha256=sums.get(name)))
+    return fetched
+
+
 def _mirrors(host_obj: Host) -> list[str]:
     value = host_obj.data.get("model_mirrors", [])
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -288,13 +334,15 @@ def _smoke(host_obj: Host, outcome: HostProvision, served: Any, report: Reporter
     report(host_obj.name, "smoke", f"waiting for {served.endpoint}")
     with endpoint_from_controller(host_obj, spec.listen, spec.port) as endpoint:
         try:
-            ready = wait_ready(endpoint, give_up=lambda: crash_loop(host_obj, served.unit))
+            ready = wait_ready(
+                endpoint, give_up=lambda: crash_loop(host_obj, served.unit), health_path=served.health_path
+            )
         except TimeoutError as e:
             outcome.journal = _journal(host_obj, served.unit)
             outcome.result.fail(f"{served.unit} never became ready: {e}")
             return
-        key = read_file(host_obj, served.api_key_file).decode().strip().splitlines()[0]
-        smoke = chat_once(endpoint, key)
+        key = read_api_key(host_obj, served.api_key_file)
+        smoke = chat_once(endpoint, key, model=served.served_model)
     smoke.ready_seconds = round(ready, 2)
     outcome.smoke = smoke
     if not smoke.ok:

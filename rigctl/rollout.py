@@ -186,26 +186,25 @@ def rollout(
     return result
 
 
+def _config_files(deployment: Deployment) -> list[str]:
+    # manifests written before config_files existed name only their unit
+    return deployment.config_files or [f"/etc/systemd/system/{deployment.unit}.service"]
+
+
 def _snapshot(inventory: Any, members: list[str]) -> dict[str, Deployment]:
-    """Keep each serving host's current unit, manifest and build on the host, for rollback."""
+    """Keep each serving host's service files, manifest and build on the host, for rollback."""
     hosts = [h for h in inventory if h.name in members]
 
     def snapshot(host: Host) -> Deployment:
         deployment = read_deployment(host)
         prefix = host.data.get("llamacpp_prefix", llamacpp_defaults.LLAMACPP_PREFIX)
-        unit = f"/etc/systemd/system/{deployment.unit}.service"
-        script = " && ".join(
-            [
-                f"mkdir -p {ROLLBACK_DIR}",
-                f"cp -p {unit} {ROLLBACK_DIR}/unit.service.tmp",
-                f"mv -f {ROLLBACK_DIR}/unit.service.tmp {ROLLBACK_DIR}/unit.service",
-                f"cp -p {MANIFEST} {ROLLBACK_DIR}/deployment.json.tmp",
-                f"mv -f {ROLLBACK_DIR}/deployment.json.tmp {ROLLBACK_DIR}/deployment.json",
-                f"readlink {prefix}/current > {ROLLBACK_DIR}/current.tmp",
-                f"mv -f {ROLLBACK_DIR}/current.tmp {ROLLBACK_DIR}/current",
-            ]
-        )
-        ok, _out, err = run_command(host, f"sh -c {shlex.quote(script)}")
+        steps = [f"rm -rf {ROLLBACK_DIR}.tmp", f"mkdir -p {ROLLBACK_DIR}.tmp"]
+        for index, path in enumerate([*_config_files(deployment), MANIFEST]):
+            steps.append(f"cp -p {shlex.quote(path)} {ROLLBACK_DIR}.tmp/{index}")
+        steps.append(f"if [ -L {prefix}/current ]; then readlink {prefix}/current > {ROLLBACK_DIR}.tmp/current; fi")
+        # the snapshot replaces the previous one whole, or not at all
+        steps += [f"rm -rf {ROLLBACK_DIR}", f"mv {ROLLBACK_DIR}.tmp {ROLLBACK_DIR}"]
+        ok, _out, err = run_command(host, f"sh -c {shlex.quote(' && '.join(steps))}")
         if not ok:
             raise OSError(f"snapshot failed: {err[-200:]}")
         return deployment
@@ -236,28 +235,30 @@ def _decode_speed(target: str, names: list[str]) -> dict[str, float]:
 def _roll_back(inventory: Any, name: str, previous: Deployment) -> str | None:
     """Put the snapshot back and restart; None when the host serves again, else why not."""
     hosts = [h for h in inventory if h.name == name]
-    unit = f"/etc/systemd/system/{previous.unit}.service"
 
     def restore(host: Host) -> str | None:
         prefix = host.data.get("llamacpp_prefix", llamacpp_defaults.LLAMACPP_PREFIX)
-        script = " && ".join(
-            [
-                f'ln -sfn "$(cat {ROLLBACK_DIR}/current)" {prefix}/current.rollback',
-                f"mv -T {prefix}/current.rollback {prefix}/current",
-                f"cp -p {ROLLBACK_DIR}/unit.service {unit}.rigctl-new",
-                f"mv -f {unit}.rigctl-new {unit}",
-                f"cp -p {ROLLBACK_DIR}/deployment.json {MANIFEST}.rigctl-new",
-                f"mv -f {MANIFEST}.rigctl-new {MANIFEST}",
-                "systemctl daemon-reload",
-                f"systemctl restart {previous.unit}.service",
-            ]
-        )
-        ok, _out, err = run_command(host, f"sh -c {shlex.quote(script)}")
+        steps = []
+        for index, path in enumerate([*_config_files(previous), MANIFEST]):
+            quoted = shlex.quote(path)
+            steps += [f"cp -p {ROLLBACK_DIR}/{index} {quoted}.rigctl-new", f"mv -f {quoted}.rigctl-new {quoted}"]
+        steps += [
+            f"if [ -f {ROLLBACK_DIR}/current ]; then ln -sfn \"$(cat {ROLLBACK_DIR}/current)\" {prefix}/current.rollback"
+            f" && mv -T {prefix}/current.rollback {prefix}/current; fi",
+            "systemctl daemon-reload",
+            f"systemctl restart {previous.unit}.service",
+        ]
+        ok, _out, err = run_command(host, f"sh -c {shlex.quote(' && '.join(steps))}")
         if not ok:
             return f"restore failed: {err[-200:]}"
         with endpoint_from_controller(host, previous.listen, previous.port) as endpoint:
             try:
-                wait_ready(endpoint, timeout=120, give_up=lambda: crash_loop(host, previous.unit))
+                wait_ready(
+                    endpoint,
+                    timeout=120,
+                    give_up=lambda: crash_loop(host, previous.unit),
+                    health_path=previous.health_path,
+                )
             except TimeoutError as e:
                 return str(e)
         return None

@@ -8,13 +8,12 @@ from typing import Any
 import requests
 
 from rigctl.bench.run import load_last
-from rigctl.deployment import Deployment, read_deployment
+from rigctl.deployment import Deployment, read_api_key, read_deployment
 from rigctl.pyinfra_api import (
     Host,
     Session,
     endpoint_from_controller,
     load_inventory,
-    read_file,
     run_command,
     select_hosts,
 )
@@ -77,20 +76,21 @@ def _one_host(host: Host, deployment: Deployment) -> HostStatus:
         status.unit_state = fields.get("ActiveState")
         status.since = fields.get("ActiveEnterTimestamp") or None
     try:
-        key = read_file(host, deployment.api_key_file).decode().strip().splitlines()[0]
+        key = read_api_key(host, deployment.api_key_file)
     except OSError as e:
         status.error = str(e)
         return status
     with endpoint_from_controller(host, deployment.listen, deployment.port) as endpoint:
         try:
-            health = requests.get(f"{endpoint}/health", timeout=5)
+            health = requests.get(f"{endpoint}{deployment.health_path}", timeout=5)
             status.healthy = health.status_code == 200
             status.health_detail = f"HTTP {health.status_code}"
-            metrics = requests.get(
-                f"{endpoint}{deployment.metrics_path}", headers={"Authorization": f"Bearer {key}"}, timeout=5
-            )
-            if metrics.status_code == 200:
-                status.metrics = parse_prometheus(metrics.text)
+            if deployment.metrics_path:
+                metrics = requests.get(
+                    f"{endpoint}{deployment.metrics_path}", headers={"Authorization": f"Bearer {key}"}, timeout=5
+                )
+                if metrics.status_code == 200:
+                    status.metrics = parse_prometheus(metrics.text)
         except requests.RequestException as e:
             status.health_detail = type(e).__name__
     return status

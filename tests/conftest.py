@@ -20,7 +20,7 @@ from rigctl.lab import Lab, default_lab_dir
 
 TEST_LAB_NETWORK = "127.0.2"
 TEST_LAB_PREFIX = "rtest"
-TEST_LAB_SIZE = 3
+TEST_LAB_SIZE = 4  # three for llama.cpp fleet tests, one for Ollama
 REPO = Path(__file__).resolve().parent.parent
 
 

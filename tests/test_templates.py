@@ -146,3 +146,28 @@ def test_missing_template_variable_is_bad_input() -> None:
 
     with pytest.raises(BadInput, match="field template: template llama-server.service.j2"):
         render("llama-server.service.j2", unit="x")
+
+
+@pytest.mark.parametrize("case", ["cuda", "cpu"])
+def test_ollama_dropin_matches_golden_and_verifies(case: str, tmp_path: Path) -> None:
+    from rigctl.deploys import ollama as ollama_deploy
+    from rigctl.templates import render as render_template
+
+    hardware = CASES[case]
+    plan = make_plan(hardware, get_catalog_model("llama-3.1-8b-instruct:q4_k_m"), runtime="ollama")
+    spec = host_spec("rig", {"model": "llama-3.1-8b-instruct:q4_k_m", "port": 11434})
+    dropin = ollama_deploy.render_dropin(spec, plan, hardware.accelerator)
+    _golden(f"ollama-dropin-{case}.conf", dropin)
+    assert 'Environment="OLLAMA_HOST=127.0.0.1:11434"' in dropin
+    assert 'Environment="OLLAMA_FLASH_ATTENTION=1"' in dropin
+    assert ("DeviceAllow=" in dropin) == (case == "cuda")
+    if shutil.which("systemd-analyze"):
+        unit_dir = tmp_path / "ollama.service.d"
+        unit_dir.mkdir()
+        base = render_template("ollama.service.j2", install_dir="/usr/local", user="ollama")
+        (tmp_path / "ollama.service").write_text(base.replace("/usr/local/bin/ollama", "/bin/true"))
+        (unit_dir / "rigctl.conf").write_text(dropin)
+        result = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "ollama.service")],
+                                capture_output=True, text=True)
+        problems = [line for line in result.stderr.splitlines() if "ollama" in line and "rigctl.conf" in line]
+        assert result.returncode == 0 and not problems, result.stderr

@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from rigctl.bench.load import Client, LevelResult, calibrate_prompt, run_level
-from rigctl.deployment import Deployment, read_deployment
+from rigctl.deployment import Deployment, read_api_key, read_deployment
 from rigctl.errors import BadInput
 from rigctl.paths import state_dir
 from rigctl.pyinfra_api import (
     Session,
     endpoint_from_controller,
     load_inventory,
-    read_file,
     select_hosts,
 )
 
@@ -162,9 +161,9 @@ def bench(
             outcome = result.hosts[name] = HostBench(name, deployment=deployment, baseline=load_baseline(name))
             host_obj = session.host(name)
             try:
-                key = read_file(host_obj, deployment.api_key_file).decode().strip().splitlines()[0]
+                key = read_api_key(host_obj, deployment.api_key_file)
                 with endpoint_from_controller(host_obj, deployment.listen, deployment.port) as endpoint:
-                    client = Client(endpoint, key)
+                    client = Client(endpoint, key, model=deployment.served_model)
                     prompt, outcome.prompt_tokens = calibrate_prompt(client, prompt_tokens)
                     for level in levels:
                         outcome.levels.append(

@@ -38,6 +38,7 @@ def wait_ready(
     session: requests.Session | None = None,
     give_up: Callable[[], str | None] | None = None,
     check_every: float = 3.0,
+    health_path: str = "/health",
 ) -> float:
     """Seconds until ``GET /health`` answered 200 (llama-server answers 503 while loading).
 
@@ -55,7 +56,7 @@ def wait_ready(
             if reason:
                 raise TimeoutError(reason)
         try:
-            response = http.get(f"{endpoint}/health", timeout=5)
+            response = http.get(f"{endpoint}{health_path}", timeout=5)
             if response.status_code == 200:
                 return time.monotonic() - start
             last = f"HTTP {response.status_code}"

@@ -1,0 +1,121 @@
+"""Role ``ollama``: Ollama installed the way upstream does, configured by a systemd drop-in.
+
+One job: an Ollama server serving one model, with the plan's settings. The release archive is
+fetched on the controller (``archive_urls``) and unpacked on the host into ``/usr/local`` as
+upstream's installer does; the ``ollama`` user is in the ``render`` and ``video`` groups as
+upstream's is; upstream's ``ollama.service`` is written only when absent; rigctl's settings live
+in ``ollama.service.d/rigctl.conf`` (re-running upstream's installer overwrites its unit, never
+the drop-in); a GGUF rigctl fetched is imported with ``ollama create`` from a Modelfile, so the
+quant and context are the plan's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from io import StringIO
+from typing import Any
+from urllib.parse import urlencode
+
+from rigctl.roles.ollama import defaults
+from rigctl.roles.ollama.operations import archive, model
+
+from rigctl.operations.files import atomic_put
+from rigctl.pyinfra_api import deploy, file_facts, files, host, server, systemd
+
+UNIT = "ollama"
+DROPIN = "/etc/systemd/system/ollama.service.d/rigctl.conf"
+
+
+def archive_names(arch: str, accelerator: str) -> list[str]:
+    """The release archives a host needs (upstream's names): the base one, plus ROCm's on AMD."""
+    arch_name = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(arch)
+    if arch_name is None:
+        from rigctl.errors import BadInput
+
+        raise BadInput(f"Ollama publishes Linux builds for amd64 and arm64, not {arch}", field="arch")
+    names = [f"ollama-linux-{arch_name}.tgz"]
+    if accelerator == "rocm" and arch_name == "amd64":
+        names.append("ollama-linux-amd64-rocm.tgz")
+    return names
+
+
+def archive_url(name: str, base_url: str = defaults.OLLAMA_BASE_URL, version: str | None = None) -> str:
+    query = f"?{urlencode({'version': version})}" if version else ""
+    return f"{base_url.rstrip('/')}/{name}{query}"
+
+
+@deploy("rigctl ollama")
+def install(archives: Sequence[tuple[str, str]], user_groups: Sequence[str] = ("render", "video")) -> Any:
+    """Install Ollama from release archives on the controller; returns the last archive's operation.
+
+    + archives: ``(local path, sha256)`` of each archive, base first
+    + user_groups: groups of the ``ollama`` user that exist on the host (GPU device access)
+    """
+    install_dir = host.data.get("ollama_install_dir", defaults.OLLAMA_INSTALL_DIR)
+    server.group(name="ollama: group", group=defaults.OLLAMA_USER, system=True)
+    server.user(
+        name="ollama: user",
+        user=defaults.OLLAMA_USER,
+        group=defaults.OLLAMA_USER,
+        groups=list(user_groups) or None,
+        system=True,
+        home=defaults.OLLAMA_HOME,
+        shell="/bin/false",
+        create_home=True,
+    )
+    last = None
+    for path, sha256 in archives:
+        last = archive(name=f"ollama: install {path.rsplit('/', 1)[-1]}", src=path, sha256=sha256, install_dir=install_dir)
+    return last
+
+
+@deploy("rigctl ollama service")
+def configure(
+    dropin_text: str,
+    base_unit_text: str,
+    changed_inputs: Sequence[Any] = (),
+) -> Any:
+    """Upstream's unit when missing, rigctl's drop-in, and a restart when either or an input changed.
+
+    + dropin_text: the rendered ``ollama.service.d/rigctl.conf``
+    + base_unit_text: upstream's ``ollama.service`` (written only if no unit exists)
+    + changed_inputs: operations whose change must restart Ollama (the installed archive)
+    """
+    models_dir = host.data.get("ollama_models_dir", defaults.OLLAMA_MODELS_DIR)
+    files.directory(
+        name="ollama: models directory", path=models_dir, user=defaults.OLLAMA_USER, group=defaults.OLLAMA_USER, mode="0750"
+    )
+    base_unit = None
+    if not host.get_fact(file_facts.File, path="/etc/systemd/system/ollama.service"):
+        base_unit = atomic_put(
+            name="ollama: upstream unit", src=StringIO(base_unit_text), dest="/etc/systemd/system/ollama.service"
+        )
+    dropin = atomic_put(name="ollama: rigctl drop-in", src=StringIO(dropin_text), dest=DROPIN)
+    triggers = [op for op in (base_unit, dropin, *changed_inputs) if op is not None]
+    if any(op.will_change for op in triggers):
+        systemd.service(
+            name="ollama: restart on change",
+            service="ollama.service",
+            running=True,
+            enabled=True,
+            restarted=True,
+            daemon_reload=True,
+        )
+    return systemd.service(name="ollama: running", service="ollama.service", running=True, enabled=True)
+
+
+@deploy("rigctl ollama model")
+def import_model(model_name: str, modelfile: str, server_address: str) -> Any:
+    """Import a GGUF into Ollama under ``model_name`` (``ollama create`` from the Modelfile).
+
+    + model_name: the model's Ollama name
+    + modelfile: Modelfile text (``FROM /path.gguf``, ``PARAMETER num_ctx ...``)
+    + server_address: ``host:port`` where the Ollama server listens
+    """
+    return model(
+        name=f"ollama: import {model_name}",
+        model_name=model_name,
+        modelfile=modelfile,
+        server=server_address,
+        state_dir="/var/lib/rigctl/ollama",
+    )

@@ -1,0 +1,151 @@
+"""Ollama on a real lab host under systemd, installed from a release archive served on
+127.0.0.1. The archive holds a TEST DOUBLE of the `ollama` binary (tests/doubles/ollama; the
+real one cannot be fetched here): everything rigctl writes (user, upstream unit, drop-in,
+Modelfile import, manifest) is real and checked on the host."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+from conftest import rigctl
+from fileserver import FileServer
+
+from rigctl.lab import LAB_MODEL_FILE, Lab
+from rigctl.lab.model import SHA256, place_model
+from rigctl.pyinfra_api import Session, apt, load_inventory, run_command
+
+pytestmark = [pytest.mark.lab]
+
+DOUBLE = Path(__file__).parent / "doubles" / "ollama"
+ARCHIVE = "ollama-linux-amd64.tgz"
+PORT = 11434
+
+
+@pytest.fixture(scope="module")
+def served(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileServer]:
+    root = tmp_path_factory.mktemp("ollama-www")
+    with tarfile.open(root / ARCHIVE, "w:gz") as tar:  # laid out like upstream's archive
+        info = tarfile.TarInfo("bin/ollama")
+        data = DOUBLE.read_bytes()
+        info.size, info.mode = len(data), 0o755
+        tar.addfile(info, io.BytesIO(data))
+        readme = b"test double archive\n"
+        info = tarfile.TarInfo("lib/ollama/README")
+        info.size = len(readme)
+        tar.addfile(info, io.BytesIO(readme))
+    model = place_model(lab.models_dir / LAB_MODEL_FILE)
+    try:  # the file server serves only files inside its root: a hard link, else a copy
+        os.link(model, root / LAB_MODEL_FILE)
+    except OSError:
+        shutil.copyfile(model, root / LAB_MODEL_FILE)
+    with FileServer(root) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def ollama_host(lab: Lab, served: FileServer, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    # A host of its own: the first three serve llama.cpp. It is booted with the session's lab,
+    # not here: pyinfra memoizes known_hosts per process, so a host booted later in this
+    # process would have no pinned key.
+    host = next(h for h in lab.running_hosts() if h.index == 4)
+    directory = tmp_path_factory.mktemp("ollama")
+
+    def inventory(name: str, **extra: object) -> Path:
+        data = dict(
+            lab.host_data(host),
+            runtime="ollama",
+            port=PORT,
+            ollama_base_url=served.url,
+            model_mirrors=[f"{served.url}/{LAB_MODEL_FILE}"],
+            **extra,
+        )
+        path = directory / f"{name}.py"
+        path.write_text(f"hosts = [({host.name!r}, {data!r})]\n")
+        return path
+
+    # the double is a Python script: the host needs an interpreter (a real Ollama would not)
+    with Session(load_inventory(str(inventory("python")))) as session:
+        session.prepare(lambda: apt.packages(packages=["python3"], update=True, cache_time=3600))
+        session.run()
+        assert session.summary().exit_code == 0
+    env = {"RIGCTL_CACHE_DIR": str(directory / "cache"), "RIGCTL_STATE_DIR": str(directory / "state")}
+    return {"host": host, "inventory": inventory, "env": env}
+
+
+def _run(env: dict[str, str], *argv: str, expect: int = 0):  # type: ignore[no-untyped-def]
+    old = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        result = rigctl(*argv, timeout=900)
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    assert result.returncode == expect, result.stderr[-3000:] + result.stdout[:1500]
+    return result
+
+
+def test_ollama_provisioned_configured_by_dropin_and_answering(ollama_host: dict) -> None:
+    host = ollama_host["host"]
+    inventory = ollama_host["inventory"]("ollama")
+    document = json.loads(_run(ollama_host["env"], "provision", str(inventory), "--json").stdout)
+    outcome = document["hosts"][host.name]
+    assert outcome["status"] == "changed" and outcome["runtime"] == "ollama", outcome
+    assert outcome["smoke"]["ok"], outcome
+    assert outcome["api_key_file"] == ""
+
+    with Session(load_inventory(str(inventory))) as session:
+        target = session.host(host.name)
+        _ok, dropin, _ = run_command(target, "cat /etc/systemd/system/ollama.service.d/rigctl.conf")
+        _ok, unit, _ = run_command(target, "systemctl show ollama -p User -p ActiveState -p DropInPaths")
+        _ok, env, _ = run_command(target, "systemctl show ollama -p Environment")
+        _ok, listed, _ = run_command(target, f"OLLAMA_HOST={host.address}:{PORT} ollama list")
+        _ok, modelfile, _ = run_command(target, "cat /var/lib/rigctl/ollama/gemma-3-270m_q4_k_m.Modelfile")
+        _ok, model_sum, _ = run_command(target, f"sha256sum /var/lib/rigctl/models/{LAB_MODEL_FILE}")
+    assert "User=ollama" in unit and "ActiveState=active" in unit and "rigctl.conf" in unit
+    for expected in (f"OLLAMA_HOST={host.address}:{PORT}", "OLLAMA_CONTEXT_LENGTH=8192", "OLLAMA_NUM_PARALLEL=1",
+                     "OLLAMA_KV_CACHE_TYPE=f16", "OLLAMA_FLASH_ATTENTION=1", "OLLAMA_KEEP_ALIVE=-1",
+                     "OLLAMA_MODELS=/var/lib/rigctl/ollama/models"):
+        assert expected in env, expected
+    assert "NoNewPrivileges=yes" in dropin
+    assert "gemma-3-270m:q4_k_m" in listed
+    assert modelfile.splitlines() == [f"FROM /var/lib/rigctl/models/{LAB_MODEL_FILE}", "PARAMETER num_ctx 8192"]
+    assert model_sum.split()[0] == SHA256
+
+    client = openai.OpenAI(base_url=f"http://{host.address}:{PORT}/v1", api_key="unused", max_retries=0)
+    reply = client.chat.completions.create(model="gemma-3-270m:q4_k_m", messages=[{"role": "user", "content": "hi"}], max_tokens=5)
+    assert reply.choices[0].message.content
+
+
+def test_second_run_changes_nothing(ollama_host: dict) -> None:
+    document = json.loads(_run(ollama_host["env"], "provision", str(ollama_host["inventory"]("ollama")), "--json").stdout)
+    outcome = document["hosts"][ollama_host["host"].name]
+    assert outcome["status"] == "ok" and outcome["changed_ops"] == [], outcome
+
+
+def test_bench_and_status_work_on_ollama(ollama_host: dict) -> None:
+    inventory = str(ollama_host["inventory"]("ollama"))
+    bench = json.loads(_run(ollama_host["env"], "bench", inventory, "--concurrency", "1", "--duration", "1",
+                            "--prompt-tokens", "32", "--max-tokens", "8", "--json").stdout)
+    level = bench["hosts"][ollama_host["host"].name]["levels"][0]
+    assert level["errors"] == 0 and level["aggregate_tps"] > 0
+    status = json.loads(_run(ollama_host["env"], "status", inventory, "--json").stdout)
+    row = status["hosts"][ollama_host["host"].name]
+    assert row["ok"] and row["runtime"] == "ollama" and row["unit_state"] == "active"
+
+
+def test_exposing_ollama_beyond_loopback_is_refused(ollama_host: dict) -> None:
+    inventory = ollama_host["inventory"]("exposed", listen="0.0.0.0")
+    result = _run(ollama_host["env"], "provision", str(inventory), expect=2)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("rigctl: error:")]
+    assert len(errors) == 1 and "host rtest4: field listen: Ollama has no API key" in errors[0], result.stderr
