@@ -1,0 +1,127 @@
+"""Bad input never touches a host: one line naming the host and the field, exit 2.
+
+Every case runs the real CLI against an inventory of a real lab host (or the inventory itself
+is the bad input); a digest of everything rigctl manages on that host is taken before and after
+all cases, and must not change.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from conftest import rigctl
+
+from rigctl.lab import Lab
+from rigctl.pyinfra_api import Session, load_inventory
+
+pytestmark = pytest.mark.lab
+
+# What rigctl manages on a host; any change there means a bad input got through.
+MANAGED = "/etc/rigctl /etc/systemd/system /opt/rigctl /var/lib/rigctl /usr/local/bin"
+DIGEST = f"find {MANAGED} -xdev -printf '%p %s %T@ %m %u\\n' 2>/dev/null | sort | sha256sum"
+
+# (name, host data overrides, command, expected field) — provision unless the command says so
+HOST_DATA_CASES = [
+    ("unknown runtime", {"runtime": "tgi"}, "provision", "runtime"),
+    ("runtime impossible for the hardware", {"runtime": "vllm"}, "provision", "runtime"),
+    ("unknown model", {"model": "llama-9-1t"}, "provision", "model"),
+    ("model of an unknown scheme", {"model": "ftp://x/y.gguf"}, "provision", "model"),
+    ("hf:// without a file", {"model": "hf://org/repo"}, "provision", "model"),
+    ("plain http to a public host", {"model": "http://example.com/m.gguf"}, "provision", "model"),
+    ("malformed checksum", {"model_sha256": "abc123"}, "provision", "model_sha256"),
+    ("negative context", {"context": -5}, "provision", "context"),
+    ("absurd context", {"context": 10**9}, "provision", "context"),
+    ("context beyond the model", {"context": 1_000_000}, "provision", "context"),
+    ("zero concurrency", {"concurrency": 0}, "provision", "concurrency"),
+    ("absurd concurrency", {"concurrency": 100000}, "provision", "concurrency"),
+    ("concurrency not a number", {"concurrency": "many"}, "provision", "concurrency"),
+    ("port zero", {"port": 0}, "provision", "port"),
+    ("port out of range", {"port": 70000}, "provision", "port"),
+    ("listen not an address", {"listen": "my-host"}, "provision", "listen"),
+    ("unknown preference", {"prefer": "fastest"}, "provision", "prefer"),
+    ("mirrors not a list", {"model_mirrors": "http://127.0.0.1/x.gguf"}, "provision", "model_mirrors"),
+    ("cmake args that are not -D", {"llamacpp_cmake_args": ["--trace"]}, "provision", "llamacpp_cmake_args"),
+    ("malformed llama.cpp source", {"llamacpp_source": {"mirrors": []}}, "provision", "llamacpp_source"),
+    ("unknown llama.cpp mirror kind", {"llamacpp_source": ["ftp"]}, "provision", "llamacpp_source"),
+    ("Ollama beyond loopback", {"runtime": "ollama", "listen": "0.0.0.0"}, "provision", "listen"),
+    ("model with a control character", {"model": "gemma\x07"}, "provision", "model"),
+    ("plan: unknown model", {"model": "nope"}, "plan", "model"),
+]
+
+
+@pytest.fixture(scope="module")
+def target(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    host = lab.running_hosts()[0]
+    directory = tmp_path_factory.mktemp("bad-input")
+
+    def inventory(name: str, **data: object) -> Path:
+        path = directory / f"{re.sub(r'[^A-Za-z0-9]+', '_', name)}.py"
+        path.write_text(f"hosts = [({host.name!r}, {dict(lab.host_data(host), **data)!r})]\n")
+        return path
+
+    with Session(load_inventory(str(inventory("digest")))) as session:
+        before = session.fact_command(DIGEST)[host.name]
+    state = {"host": host, "inventory": inventory, "directory": directory}
+    yield state
+    with Session(load_inventory(str(inventory("digest")))) as session:
+        after = session.fact_command(DIGEST)[host.name]
+    assert after == before, "a bad input changed the host"
+
+
+def _one_line_exit_2(result, host: str | None, field: str) -> str:  # type: ignore[no-untyped-def]
+    assert result.returncode == 2, (result.returncode, result.stderr[-1500:])
+    errors = [line for line in result.stderr.splitlines() if line.startswith("rigctl: error:")]
+    assert len(errors) == 1, result.stderr
+    where = f"host {host}: " if host else ""
+    assert errors[0].startswith(f"rigctl: error: {where}field {field}:"), errors[0]
+    assert "Traceback" not in result.stderr
+    return errors[0]
+
+
+@pytest.mark.parametrize(("name", "data", "command", "field"), HOST_DATA_CASES, ids=[c[0] for c in HOST_DATA_CASES])
+def test_bad_host_data(target: dict, name: str, data: dict, command: str, field: str) -> None:
+    result = rigctl(command, str(target["inventory"](name, **data)))
+    _one_line_exit_2(result, target["host"].name, field)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("syntax error", "hosts = [('a', {'ssh_hostname': '127.0.0.1'}\n"),
+        ("broken import", "import rigctl_no_such_module\nhosts = ['127.0.0.1']\n"),
+        ("raises", "raise ValueError('bad data')\n"),
+        ("no hosts", "hosts = []\n"),
+        ("not UTF-8", None),
+    ],
+)
+def test_malformed_inventory(target: dict, name: str, text: str | None) -> None:
+    path = target["directory"] / f"inventory_{name.replace(' ', '_')}.py"
+    if text is None:
+        path.write_bytes(b"hosts = [('caf\xe9', {})]\n")  # Latin-1, not UTF-8
+    else:
+        path.write_text(text)
+    for command in ("provision", "plan", "detect", "bench", "status", "rollout"):
+        result = rigctl(command, str(path))
+        line = _one_line_exit_2(result, None, "inventory")
+        assert str(path) in line
+
+
+@pytest.mark.parametrize(
+    ("argv", "field"),
+    [
+        (["provision", "{inv}", "--limit", "no-such-host"], "limit"),
+        (["bench", "{inv}", "--concurrency", "0"], "concurrency"),
+        (["bench", "{inv}", "--max-tokens", "0"], "max-tokens"),
+        (["rollout", "{inv}", "--batch", "0%"], "batch"),
+        (["rollout", "{inv}", "--canary", "-1"], "canary"),
+        (["rollout", "{inv}", "--max-fail", "-2"], "max-fail"),
+        (["rollout", "{inv}", "--gate-tokps-drop", "150"], "gate-tokps-drop"),
+    ],
+)
+def test_bad_options(target: dict, argv: list[str], field: str) -> None:
+    inventory = str(target["inventory"]("options"))
+    result = rigctl(*[inventory if arg == "{inv}" else arg for arg in argv])
+    _one_line_exit_2(result, None, field)
+
