@@ -9,6 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+#: Where every runtime's model files live on a host.
+MODEL_DIR = "/var/lib/rigctl/models"
+
+#: Device nodes a GPU backend needs inside a unit's closed device policy (DeviceAllow=).
+GPU_DEVICES: dict[str, list[str]] = {
+    "cuda": ["/dev/nvidia0", "/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "char-nvidia*"],
+    "rocm": ["/dev/kfd", "/dev/dri", "char-drm"],
+    "vulkan": ["/dev/dri", "char-drm"],
+}
+
+#: Groups that own GPU device nodes on Debian/Ubuntu (upstream installers add their users too).
+GPU_GROUPS: dict[str, list[str]] = {"cuda": [], "rocm": ["render", "video"], "vulkan": ["render", "video"]}
+
 
 @dataclass(frozen=True)
 class Served:

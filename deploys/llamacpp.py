@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from io import StringIO
 
-from rigctl.deploys import Served
+from rigctl.deploys import GPU_DEVICES, GPU_GROUPS, MODEL_DIR, Served
 from rigctl.roles import llamacpp, service, toolchain
 from rigctl.roles.llamacpp.backends import cuda_architecture
 from rigctl.roles.service import api_key_path
@@ -27,22 +27,6 @@ from rigctl.pyinfra_api import files
 UNIT = "rigctl-llama-server"
 LAUNCHD_LABEL = "org.rigctl.llama-server"
 USER = "llama"
-MODEL_DIR = "/var/lib/rigctl/models"
-
-#: Device nodes a GPU backend needs inside the unit's closed device policy.
-GPU_DEVICES = {
-    "cuda": [
-        "/dev/nvidia0",
-        "/dev/nvidiactl",
-        "/dev/nvidia-uvm",
-        "/dev/nvidia-uvm-tools",
-        "char-nvidia*",
-    ],
-    "rocm": ["/dev/kfd", "/dev/dri", "char-drm"],
-    "vulkan": ["/dev/dri", "char-drm"],
-}
-#: Groups that own GPU device nodes on Debian/Ubuntu (upstream installers add their users too).
-GPU_GROUPS = {"cuda": [], "rocm": ["render", "video"], "vulkan": ["render", "video"]}
 
 
 def backend_for(hardware: Hardware, plan: Plan) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from io import StringIO
 
-from rigctl.deploys import Served
+from rigctl.deploys import GPU_DEVICES, MODEL_DIR, Served
 from rigctl.roles import ollama
 from rigctl.roles.ollama import defaults
 from rigctl.templates import render
@@ -23,12 +23,6 @@ from rigctl.hostspec import HostSpec
 from rigctl.operations.files import atomic_put, verified_file
 from rigctl.plan import Plan
 from rigctl.pyinfra_api import files, host, server_facts
-
-MODEL_DIR = "/var/lib/rigctl/models"
-GPU_DEVICES = {
-    "cuda": ["/dev/nvidia0", "/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "char-nvidia*"],
-    "rocm": ["/dev/kfd", "/dev/dri", "char-drm"],
-}
 
 
 def check_listen(spec: HostSpec) -> None:

@@ -63,10 +63,16 @@ def lab_inventory(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def rigctl(
-    *args: str, check: bool = False, timeout: float = 600
+    *args: str, check: bool = False, timeout: float = 600, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real console script, as a user would."""
+    """Run the real console script, as a user would (``env`` adds to this process's environment)."""
     exe = shutil.which("rigctl", path=str(Path(sys.executable).parent)) or "rigctl"
     return subprocess.run(
-        [exe, *args], capture_output=True, text=True, check=check, timeout=timeout, cwd=REPO
+        [exe, *args],
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
     )

@@ -6,7 +6,6 @@ A second run changes nothing and rebuilds nothing."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -146,16 +145,7 @@ def test_second_run_changes_nothing_and_rebuilds_nothing(provisioned: dict) -> N
 
 def _rigctl_env(env: dict[str, str], *argv: str, timeout: float = 600, expect: int = 0):  # type: ignore[no-untyped-def]
     """Run the CLI with extra environment (the controller cache of this test module)."""
-    old = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
-        result = rigctl(*argv, timeout=timeout)
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    result = rigctl(*argv, timeout=timeout, env=env)
     assert result.returncode == expect, result.stderr[-3000:] + result.stdout[-3000:]
     return result
 

@@ -81,16 +81,7 @@ def ollama_host(lab: Lab, served: FileServer, tmp_path_factory: pytest.TempPathF
 
 
 def _run(env: dict[str, str], *argv: str, expect: int = 0):  # type: ignore[no-untyped-def]
-    old = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
-        result = rigctl(*argv, timeout=900)
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    result = rigctl(*argv, timeout=900, env=env)
     assert result.returncode == expect, result.stderr[-3000:] + result.stdout[:1500]
     return result
 
