@@ -8,9 +8,10 @@ applies to every host. rigctl reads these host data keys:
 Connection (pyinfra's own SSH keys, over paramiko)
     ssh_hostname, ssh_user, ssh_port, ssh_key
     ssh_known_hosts_file          where pinned host keys are (default ~/.ssh/known_hosts)
-    ssh_strict_host_key_checking  "yes" refuses unknown host keys; pyinfra's default
-                                  "accept-new" trusts a host on first sight: set "yes" once
-                                  your known_hosts has the keys (ssh-keyscan HOST >> ...)
+    ssh_strict_host_key_checking  rigctl's default is "yes": a host's key must already be in
+                                  known_hosts (ssh-keyscan HOST >> ~/.ssh/known_hosts, after
+                                  checking its fingerprint); "accept-new" trusts a host on first
+                                  sight, only where you set it
 
 What to serve
     model        catalog name ("llama-3.1-8b-instruct:q4_k_m"), hf://org/repo/file.gguf,

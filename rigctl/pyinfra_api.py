@@ -53,6 +53,7 @@ from pyinfra.api import (
 from pyinfra.api.connect import connect_all, disconnect_all
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.operations import run_ops
+from pyinfra.connectors.ssh import SSHConnector
 from pyinfra.context import ctx_config, ctx_host, ctx_state
 from pyinfra.facts import files as file_facts
 from pyinfra.facts import server as server_facts
@@ -145,7 +146,24 @@ def load_inventory(spec: str, *, override_data: dict[str, Any] | None = None) ->
         raise InventoryError(f"{spec}: {_one_line(e)}", field="inventory") from None
     if len(inventory) == 0:
         raise InventoryError(f"{spec}: no hosts in inventory", field="inventory")
+    _refuse_unknown_host_keys(inventory)
     return inventory
+
+
+def _refuse_unknown_host_keys(inventory: Inventory) -> None:
+    """SSH hosts must have a pinned key unless their data says otherwise.
+
+    pyinfra's default, ``accept-new``, trusts any host on first contact; rigctl runs commands
+    as root on these machines and sends them model files and keys, so an inventory that does
+    not set ``ssh_strict_host_key_checking`` gets ``yes``: the key must already be known.
+    """
+    for host_obj in inventory:
+        if host_obj.connector_cls is not SSHConnector:
+            continue
+        if "ssh_strict_host_key_checking" in host_obj.data.dict():
+            continue
+        # an override of this host's data: the connector reads it when the session starts
+        host_obj.data.ssh_strict_host_key_checking = "yes"
 
 
 def select_hosts(inventory: Inventory, limit: list[str] | None) -> list[Host]:
@@ -253,7 +271,13 @@ class _Recorder(BaseStateCallback):
         self.on_operation = on_operation
 
     def host_connect_error(self, state: State, host: Host, error: Exception) -> None:
-        self.connect_errors[host.name] = _one_line(error)
+        message = _one_line(error)
+        if "No host key" in message:
+            message += (
+                " (pin it: ssh-keyscan HOST >> ~/.ssh/known_hosts, after checking its fingerprint;"
+                " or set ssh_strict_host_key_checking: accept-new in the inventory)"
+            )
+        self.connect_errors[host.name] = message
 
     def _operation(self, state: State, host: Host, op_hash: str, event: str) -> None:
         if self.on_operation:

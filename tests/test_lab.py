@@ -269,3 +269,25 @@ def test_endpoint_tunnel_through_ssh(lab: Lab, lab_inventory: Path) -> None:
             for _ in range(2):  # two connections through one tunnel
                 with socket_module.create_connection((local.hostname, local.port), timeout=5) as conn:
                     assert conn.recv(4) == b"SSH-"
+
+
+def test_unknown_host_keys_are_refused_unless_the_inventory_allows(lab: Lab, tmp_path: Path) -> None:
+    """pyinfra would accept a new host key silently; rigctl refuses unless the data says so."""
+    host = lab.running_hosts()[0]
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("")
+    data = dict(lab.host_data(host), ssh_known_hosts_file=str(known_hosts))
+    del data["ssh_strict_host_key_checking"]
+    inventory = tmp_path / "unpinned.py"
+    inventory.write_text(f"hosts = [({host.name!r}, {data!r})]\n")
+    with Session(load_inventory(str(inventory))) as session:
+        refused = session.summary().hosts[host.name]
+    assert refused.status == "unreachable"
+    assert "No host key" in (refused.error or "") and "ssh-keyscan" in (refused.error or "")
+    assert known_hosts.read_text() == ""
+
+    allowed = tmp_path / "accept_new.py"
+    allowed.write_text(f"hosts = [({host.name!r}, {dict(data, ssh_strict_host_key_checking='accept-new')!r})]\n")
+    with Session(load_inventory(str(allowed))) as session:
+        assert session.summary().hosts[host.name].status == "ok"
+    assert host.address in known_hosts.read_text()
