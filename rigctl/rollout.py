@@ -35,7 +35,7 @@ from rigctl.pyinfra_api import (
     run_command,
     select_hosts,
 )
-from rigctl.roles.llamacpp import defaults as llamacpp_defaults
+from rigctl.roles.llamacpp import install_prefix
 
 ROLLBACK_DIR = "/etc/rigctl/rollback"
 GATE_PROMPT_TOKENS = 128
@@ -197,7 +197,7 @@ def _snapshot(inventory: Any, members: list[str]) -> dict[str, Deployment]:
 
     def snapshot(host: Host) -> Deployment:
         deployment = read_deployment(host)
-        prefix = host.data.get("llamacpp_prefix", llamacpp_defaults.LLAMACPP_PREFIX)
+        prefix = install_prefix(host)
         steps = [f"rm -rf {ROLLBACK_DIR}.tmp", f"mkdir -p {ROLLBACK_DIR}.tmp"]
         for index, path in enumerate([*_config_files(deployment), MANIFEST]):
             steps.append(f"cp -p {shlex.quote(path)} {ROLLBACK_DIR}.tmp/{index}")
@@ -237,7 +237,7 @@ def _roll_back(inventory: Any, name: str, previous: Deployment) -> str | None:
     hosts = [h for h in inventory if h.name == name]
 
     def restore(host: Host) -> str | None:
-        prefix = host.data.get("llamacpp_prefix", llamacpp_defaults.LLAMACPP_PREFIX)
+        prefix = install_prefix(host)
         steps = []
         for index, path in enumerate([*_config_files(previous), MANIFEST]):
             quoted = shlex.quote(path)
