@@ -18,9 +18,12 @@ import pytest
 
 from rigctl.lab import Lab, default_lab_dir
 
-TEST_LAB_NETWORK = "127.0.2"
+# Two test sessions at once (two worktrees) each need their own lab: RIGCTL_TEST_LAB names it
+# as NAME:NETWORK (``test-lab-b:127.0.5``); the hosts keep the ``rtest`` names.
+TEST_LAB_NAME, _, _network = os.environ.get("RIGCTL_TEST_LAB", "test-lab:127.0.2").partition(":")
+TEST_LAB_NETWORK = _network or "127.0.2"
 TEST_LAB_PREFIX = "rtest"
-TEST_LAB_SIZE = 4  # three for llama.cpp fleet tests, one for Ollama
+TEST_LAB_SIZE = 5  # three for llama.cpp fleet tests, one for Ollama, one for vLLM
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -34,7 +37,7 @@ def lab_available() -> str | None:
 
 
 def make_test_lab(
-    name: str = "test-lab", network: str = TEST_LAB_NETWORK, prefix: str = TEST_LAB_PREFIX
+    name: str = TEST_LAB_NAME, network: str = TEST_LAB_NETWORK, prefix: str = TEST_LAB_PREFIX
 ) -> Lab:
     cache = default_lab_dir()
     return Lab(cache.parent / name, images_dir=cache / "images", network=network, prefix=prefix)

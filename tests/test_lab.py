@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TEST_LAB_SIZE, make_test_lab, rigctl
+from conftest import TEST_LAB_NAME, TEST_LAB_NETWORK, TEST_LAB_SIZE, make_test_lab, rigctl
 from rigctl.roles import toolchain
 
 from rigctl.errors import LabError
@@ -67,7 +67,9 @@ def test_role_converges_then_reports_no_changes(lab_inventory: Path) -> None:
         first = session.summary()
     assert first.exit_code == 0, first.to_json()
     # "changed" on fresh hosts; "ok" if an earlier test of the session installed it already
-    assert all(result.status in ("changed", "ok") for result in first.hosts.values()), first.to_json()
+    assert all(result.status in ("changed", "ok") for result in first.hosts.values()), (
+        first.to_json()
+    )
 
     with Session(load_inventory(inventory)) as session:
         session.prepare(toolchain.install)
@@ -149,8 +151,10 @@ def test_lab_up_twice_is_safe(lab: Lab) -> None:
 
 
 def test_lab_down_leaves_nothing_behind() -> None:
-    # A lab of its own (127.0.3.N), so the session's lab keeps running for the other tests.
-    the_lab = make_test_lab("test-lab-down", network="127.0.3", prefix="rdown")
+    # A lab of its own (127.1.X.N beside the session's 127.0.X.N), so the session's lab keeps
+    # running for the other tests.
+    network = "127.1." + TEST_LAB_NETWORK.rsplit(".", 1)[1]
+    the_lab = make_test_lab(f"{TEST_LAB_NAME}-down", network=network, prefix="rdown")
     the_lab.down()  # left over from an interrupted run
     hosts = the_lab.up(1)
     root = Path(hosts[0].root)
@@ -267,11 +271,15 @@ def test_endpoint_tunnel_through_ssh(lab: Lab, lab_inventory: Path) -> None:
             local = urlsplit(tunnelled)
             assert local.hostname == "127.0.0.1" and local.port != 22
             for _ in range(2):  # two connections through one tunnel
-                with socket_module.create_connection((local.hostname, local.port), timeout=5) as conn:
+                with socket_module.create_connection(
+                    (local.hostname, local.port), timeout=5
+                ) as conn:
                     assert conn.recv(4) == b"SSH-"
 
 
-def test_unknown_host_keys_are_refused_unless_the_inventory_allows(lab: Lab, tmp_path: Path) -> None:
+def test_unknown_host_keys_are_refused_unless_the_inventory_allows(
+    lab: Lab, tmp_path: Path
+) -> None:
     """pyinfra would accept a new host key silently; rigctl refuses unless the data says so."""
     host = lab.running_hosts()[0]
     known_hosts = tmp_path / "known_hosts"
@@ -287,7 +295,9 @@ def test_unknown_host_keys_are_refused_unless_the_inventory_allows(lab: Lab, tmp
     assert known_hosts.read_text() == ""
 
     allowed = tmp_path / "accept_new.py"
-    allowed.write_text(f"hosts = [({host.name!r}, {dict(data, ssh_strict_host_key_checking='accept-new')!r})]\n")
+    allowed.write_text(
+        f"hosts = [({host.name!r}, {dict(data, ssh_strict_host_key_checking='accept-new')!r})]\n"
+    )
     with Session(load_inventory(str(allowed))) as session:
         assert session.summary().hosts[host.name].status == "ok"
     assert host.address in known_hosts.read_text()
