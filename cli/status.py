@@ -7,19 +7,25 @@ from rigctl.cli.render import emit_json, error_line, table
 
 from rigctl.status import HostStatus, fleet_status
 
-# Shown when present (llama-server's names; other runtimes' metrics stay in --json).
+# Shown when present: llama-server's and vLLM's names (vLLM labels each series with its engine
+# and model: the series of one name are summed). Other metrics stay in --json.
 METRICS = {
-    "requests": ("llamacpp:requests_processing", "llamacpp:n_requests_processing"),
-    "tokens out": ("llamacpp:tokens_predicted_total",),
-    "kv use": ("llamacpp:kv_cache_usage_ratio",),
+    "requests": (
+        "llamacpp:requests_processing",
+        "llamacpp:n_requests_processing",
+        "vllm:num_requests_running",
+    ),
+    "tokens out": ("llamacpp:tokens_predicted_total", "vllm:generation_tokens_total"),
+    "kv use": ("llamacpp:kv_cache_usage_ratio", "vllm:kv_cache_usage_perc"),
 }
 
 
 def _metric(status: HostStatus, names: tuple[str, ...]) -> str:
     for name in names:
-        if name in status.metrics:
-            value = status.metrics[name]
-            return f"{value:.0%}" if name.endswith("ratio") else f"{value:,.0f}"
+        values = [v for key, v in status.metrics.items() if key.split("{", 1)[0] == name]
+        if values:
+            value = sum(values)
+            return f"{value:.0%}" if name.endswith(("ratio", "perc")) else f"{value:,.0f}"
     return "-"
 
 
@@ -39,23 +45,42 @@ def status(target: str, limit: str | None, as_json: bool) -> None:
     """Fleet table: runtime, build, model, unit state, health, metrics, last bench."""
     statuses = fleet_status(target, [p.strip() for p in limit.split(",")] if limit else None)
     if as_json:
-        emit_json({"hosts": {name: s.to_json() for name, s in statuses.items()},
-                   "failed": [name for name, s in statuses.items() if not s.ok]})
+        emit_json(
+            {
+                "hosts": {name: s.to_json() for name, s in statuses.items()},
+                "failed": [name for name, s in statuses.items() if not s.ok],
+            }
+        )
     else:
         rows = []
         for name, s in statuses.items():
             d = s.deployment
-            rows.append((
-                name,
-                d.runtime if d else "-",
-                d.build if d else "-",
-                f"{d.model_name} {d.model_quant} ({d.model_sha256[:12]})" if d else "-",
-                s.unit_state or "-",
-                "healthy" if s.healthy else (s.health_detail or "-"),
-                *[_metric(s, names) for names in METRICS.values()],
-                _last_bench(s),
-            ))
-        table("fleet", ["host", "runtime", "build", "model", "unit", "endpoint", *METRICS, "last bench (1 user)"], rows)
+            rows.append(
+                (
+                    name,
+                    d.runtime if d else "-",
+                    d.build if d else "-",
+                    f"{d.model_name} {d.model_quant} ({d.model_sha256[:12]})" if d else "-",
+                    s.unit_state or "-",
+                    "healthy" if s.healthy else (s.health_detail or "-"),
+                    *[_metric(s, names) for names in METRICS.values()],
+                    _last_bench(s),
+                )
+            )
+        table(
+            "fleet",
+            [
+                "host",
+                "runtime",
+                "build",
+                "model",
+                "unit",
+                "endpoint",
+                *METRICS,
+                "last bench (1 user)",
+            ],
+            rows,
+        )
         for name, s in statuses.items():
             if s.error:
                 error_line(f"host {name}: {s.error}")

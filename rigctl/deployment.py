@@ -44,10 +44,14 @@ class Deployment:
 
 
 def read_api_key(host: Host, path: str) -> str:
-    """The endpoint's API key, read over SFTP ("" for runtimes without one: Ollama on loopback)."""
+    """The endpoint's API key, read over SFTP ("" for runtimes without one: Ollama on loopback).
+
+    The file holds the bare key, or ``VARIABLE=key`` (an environment file, as vLLM's).
+    """
     if not path:
         return ""
-    return read_file(host, path).decode().strip().splitlines()[0]
+    line = read_file(host, path).decode().strip().splitlines()[0]
+    return line.split("=", 1)[1] if "=" in line else line
 
 
 def read_deployment(host: Host) -> Deployment:
@@ -55,6 +59,8 @@ def read_deployment(host: Host) -> Deployment:
     try:
         data = json.loads(read_file(host, MANIFEST))
     except OSError:
-        raise OSError(f"no rigctl deployment on {host.name} ({MANIFEST} missing): run `rigctl provision` first") from None
+        raise OSError(
+            f"no rigctl deployment on {host.name} ({MANIFEST} missing): run `rigctl provision` first"
+        ) from None
     known = set(Deployment.__dataclass_fields__)
     return Deployment(**{key: value for key, value in data.items() if key in known})

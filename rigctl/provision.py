@@ -33,6 +33,7 @@ from rigctl.fetch.http import Verified, download
 from rigctl.fetch.llamacpp_source import LlamaCppSource, PackedSource
 from rigctl.fetch.llamacpp_source import prepare as prepare_source
 from rigctl.fetch.model import fetch_model
+from rigctl.fetch.model_dir import ModelDir, hash_model_dir
 from rigctl.hardware import Hardware, detect_host
 from rigctl.hostspec import HostSpec, host_spec
 from rigctl.paths import cache_dir, state_dir
@@ -52,6 +53,7 @@ from rigctl.pyinfra_api import (
 from rigctl.roles import ollama as ollama_role
 from rigctl.roles.llamacpp import install_prefix
 from rigctl.roles.ollama import defaults as ollama_defaults
+from rigctl.roles.vllm import VenvSpec, variant_for, venv_spec
 
 log = logging.getLogger(__name__)
 
@@ -134,25 +136,38 @@ def provision(
 
     # 1. Everything the inventory says is checked before any host is touched.
     specs = {h.name: host_spec(h.name, h.data.dict(), model=model) for h in hosts}
-    sources = {h.name: LlamaCppSource.from_host_data(h.data.get("llamacpp_source"), h.name) for h in hosts}
+    sources = {
+        h.name: LlamaCppSource.from_host_data(h.data.get("llamacpp_source"), h.name) for h in hosts
+    }
     mirrors = {h.name: _mirrors(h) for h in hosts}
     cmake_extra = {h.name: _cmake_args(h) for h in hosts}
     models = {spec.model: resolve_for(spec) for spec in specs.values()}
 
     result = ProvisionResult(dry=dry)
     for h in hosts:
-        result.hosts[h.name] = HostProvision(name=h.name, result=HostResult(h.name), spec=specs[h.name])
+        result.hosts[h.name] = HostProvision(
+            name=h.name, result=HostResult(h.name), spec=specs[h.name]
+        )
 
     # 2. Detect and plan. Impossible requests are bad input (exit 2): nothing has changed yet.
     with Session(inventory, limit=hosts) as session:
         report(None, "detect", f"{len(hosts)} host(s)")
         hardware: dict[str, Hardware] = session.each_host(detect_host)
-        plans = {name: plan_for(specs[name], hw, models[specs[name].model]) for name, hw in hardware.items()}
+        plans = {
+            name: plan_for(specs[name], hw, models[specs[name].model])
+            for name, hw in hardware.items()
+        }
+        venvs: dict[str, VenvSpec] = {}
         for name, plan in plans.items():
             result.hosts[name].plan = plan
             report(name, "plan", f"{plan.runtime}: {' '.join(plan.args)}")
+            # Bad input (exit 2) found from the hardware, still before any change:
             if plan.runtime == "ollama":
-                ollama_deploy.check_listen(specs[name])  # bad input: exit 2 before any change
+                ollama_deploy.check_listen(specs[name])
+            if plan.runtime == "vllm":
+                data = next(h for h in hosts if h.name == name).data
+                venvs[name] = venv_spec(data, name, variant_for(hardware[name].accelerator))
+                _hf_token(data, name)
             if not plan.ok:
                 session.fail_host(name, "plan: " + "; ".join(plan.errors))
             elif plan.runtime not in DEPLOYABLE:
@@ -165,12 +180,18 @@ def provision(
     # 3. Controller-side fetches, once per fleet.
     packed: dict[LlamaCppSource, PackedSource] = {}
     fetched: dict[str, Verified] = {}
+    model_dirs: dict[str, ModelDir | None] = {}
     builds: dict[str, Any] = {}
     archives: dict[str, list[Verified]] = {}
     for h in list(ready):
         name = h.name
         try:
             key = _model_key(plans[name], mirrors[name])
+            if plans[name].runtime == "vllm":
+                if key not in model_dirs:
+                    report(name, "model", plans[name].model.source)
+                    model_dirs[key] = _vllm_model(plans[name])
+                continue
             if key not in fetched:
                 report(name, "model", plans[name].model.source)
                 fetched[key] = fetch_model(plans[name].model, mirrors=mirrors[name])
@@ -181,7 +202,9 @@ def provision(
             if sources[name] not in packed:
                 report(name, "source", f"llama.cpp {sources[name].version}")
                 packed[sources[name]] = prepare_source(sources[name])
-            builds[name] = build_spec_for(hardware[name], plans[name], packed[sources[name]].version, cmake_extra[name])
+            builds[name] = build_spec_for(
+                hardware[name], plans[name], packed[sources[name]].version, cmake_extra[name]
+            )
         except RigctlError as e:
             result.hosts[name].result.fail(str(e))
             ready.remove(h)
@@ -190,11 +213,25 @@ def provision(
     #    the others with that key receive its binaries in the next wave.
     for wave in _waves(ready, builds, dry):
         _run_wave(
-            inventory, wave, dry, report, result, plans, hardware, packed, sources, fetched, mirrors, builds, cmake_extra,
+            inventory,
+            wave,
+            dry,
+            report,
+            result,
+            plans,
+            hardware,
+            packed,
+            sources,
+            fetched,
+            mirrors,
+            builds,
+            cmake_extra,
             archives,
+            venvs,
+            model_dirs,
         )
     if not dry:
-        result.lockfile = str(_write_lockfile(target, result, fetched, mirrors))
+        result.lockfile = str(_write_lockfile(target, result, fetched, mirrors, model_dirs))
     return result
 
 
@@ -209,7 +246,11 @@ def lockfile_path(target: str) -> Path:
 
 
 def _write_lockfile(
-    target: str, result: ProvisionResult, fetched: dict[str, Verified], mirrors: dict[str, list[str]]
+    target: str,
+    result: ProvisionResult,
+    fetched: dict[str, Verified],
+    mirrors: dict[str, list[str]],
+    model_dirs: dict[str, ModelDir | None],
 ) -> Path:
     """Record, per host that is serving, exactly which model file (sha256) and build it runs.
 
@@ -224,7 +265,8 @@ def _write_lockfile(
     for name, outcome in result.hosts.items():
         if outcome.result.failed or outcome.plan is None or outcome.build is None:
             continue
-        verified = fetched.get(_model_key(outcome.plan, mirrors[name]))
+        key = _model_key(outcome.plan, mirrors[name])
+        verified: Verified | ModelDir | None = fetched.get(key) or model_dirs.get(key)
         hosts[name] = {
             "runtime": outcome.plan.runtime,
             "model": outcome.plan.model.name,
@@ -273,13 +315,26 @@ def _run_wave(
     builds: dict[str, Any],
     cmake_extra: dict[str, list[str]],
     archives: dict[str, list[Verified]],
+    venvs: dict[str, VenvSpec],
+    model_dirs: dict[str, ModelDir | None],
 ) -> None:
     from rigctl.deploys import llamacpp as llamacpp_deploy
+    from rigctl.deploys import vllm as vllm_deploy
 
     served: dict[str, Any] = {}
 
     def deploy() -> None:
         name = host.name
+        if plans[name].runtime == "vllm":
+            served[name] = vllm_deploy.serve(
+                result.hosts[name].spec,
+                hardware[name],
+                plans[name],
+                venvs[name],
+                model_dirs[_model_key(plans[name], mirrors[name])],
+                hf_token=_hf_token(host.data, name),
+            )
+            return
         if plans[name].runtime == "ollama":
             served[name] = ollama_deploy.serve(
                 result.hosts[name].spec,
@@ -326,7 +381,11 @@ def _run_wave(
             if h.name not in ok:
                 return
             name = builds[h.name].name if h.name in builds else ""
-            if name and not cached_build(name) and any(op.endswith(f"build {name}") for op in summary.hosts[h.name].changed_ops):
+            if (
+                name
+                and not cached_build(name)
+                and any(op.endswith(f"build {name}") for op in summary.hosts[h.name].changed_ops)
+            ):
                 report(h.name, "build", f"keeping {name} for hosts with the same key")
                 try:
                     keep_build(h, name, install_prefix(h))
@@ -343,13 +402,36 @@ def _model_key(plan: Plan, mirrors: list[str]) -> str:
 
 def _cmake_args(host_obj: Host) -> list[str]:
     value = host_obj.data.get("llamacpp_cmake_args", [])
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.startswith("-D") for v in value):
-        raise BadInput("must be a list of -D options", host=host_obj.name, field="llamacpp_cmake_args")
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and v.startswith("-D") for v in value
+    ):
+        raise BadInput(
+            "must be a list of -D options", host=host_obj.name, field="llamacpp_cmake_args"
+        )
     return list(value)
 
 
 #: Runtimes ``provision`` can deploy today.
-DEPLOYABLE = ("llamacpp", "ollama")
+DEPLOYABLE = ("llamacpp", "ollama", "vllm")
+
+
+def _vllm_model(plan: Plan) -> ModelDir | None:
+    """A model directory on the controller, hashed for the push; None for a Hub repository
+    (the host downloads it, revision pinned)."""
+    source = plan.model.source
+    if source.startswith("hf://"):
+        return None
+    return hash_model_dir(source)
+
+
+def _hf_token(data: Any, host_name: str) -> str | None:
+    """The Hugging Face token for gated repositories (host data ``hf_token``), or None."""
+    token = data.get("hf_token")
+    if token is None or token == "":
+        return None
+    if not isinstance(token, str) or not token.isprintable() or any(c.isspace() for c in token):
+        raise BadInput("must be a single-line token", host=host_name, field="hf_token")
+    return token
 
 
 def fetch_ollama(host_obj: Host, hardware: Hardware) -> list[Verified]:
@@ -358,11 +440,15 @@ def fetch_ollama(host_obj: Host, hardware: Hardware) -> list[Verified]:
     version = host_obj.data.get("ollama_version", ollama_defaults.OLLAMA_VERSION)
     sums = host_obj.data.get("ollama_sha256", ollama_defaults.OLLAMA_SHA256) or {}
     if not isinstance(sums, dict):
-        raise BadInput("must map archive names to sha256", host=host_obj.name, field="ollama_sha256")
+        raise BadInput(
+            "must map archive names to sha256", host=host_obj.name, field="ollama_sha256"
+        )
     fetched = []
     for name in ollama_role.archive_names(hardware.os.arch, hardware.accelerator):
         dest = cache_dir() / "ollama" / (version or "latest") / name
-        fetched.append(download([ollama_role.archive_url(name, base, version)], dest, sha256=sums.get(name)))
+        fetched.append(
+            download([ollama_role.archive_url(name, base, version)], dest, sha256=sums.get(name))
+        )
     return fetched
 
 
@@ -383,7 +469,10 @@ def _smoke(host_obj: Host, outcome: HostProvision, served: Any, report: Reporter
     with endpoint_from_controller(host_obj, spec.listen, spec.port) as endpoint:
         try:
             ready = wait_ready(
-                endpoint, give_up=lambda: crash_loop(host_obj, served.unit), health_path=served.health_path
+                endpoint,
+                timeout=served.ready_timeout,
+                give_up=lambda: crash_loop(host_obj, served.unit),
+                health_path=served.health_path,
             )
         except TimeoutError as e:
             outcome.journal = _journal(host_obj, served.unit)
@@ -412,14 +501,19 @@ def _diff(host_obj: Host, outcome: HostProvision, served: Any) -> None:
         if old != new:
             outcome.diffs[path] = "".join(
                 difflib.unified_diff(
-                    old.splitlines(keepends=True), new.splitlines(keepends=True), f"{path} (on host)", f"{path} (new)"
+                    old.splitlines(keepends=True),
+                    new.splitlines(keepends=True),
+                    f"{path} (on host)",
+                    f"{path} (new)",
                 )
             )
 
 
 def crash_loop(host_obj: Host, unit: str) -> str | None:
     """Why waiting for the unit is pointless (it keeps dying), or None."""
-    ok, out, _ = run_command(host_obj, f"systemctl show {unit}.service -p NRestarts -p ActiveState -p Result")
+    ok, out, _ = run_command(
+        host_obj, f"systemctl show {unit}.service -p NRestarts -p ActiveState -p Result"
+    )
     if not ok:
         return None
     fields = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)

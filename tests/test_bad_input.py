@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import rigctl
 
-from rigctl.lab import Lab
+from rigctl.lab import LAB_MODEL_FILE, Lab
+from rigctl.lab.model import place_model
 from rigctl.pyinfra_api import Session, load_inventory
 
 pytestmark = pytest.mark.lab
@@ -25,10 +26,28 @@ DIGEST = f"find {MANAGED} -xdev -printf '%p %s %T@ %m %u\\n' 2>/dev/null | sort 
 # (name, host data overrides, command, expected field) — provision unless the command says so
 HOST_DATA_CASES = [
     ("unknown runtime", {"runtime": "tgi"}, "provision", "runtime"),
-    ("runtime impossible for the hardware", {"runtime": "vllm"}, "provision", "runtime"),
+    # vLLM's CPU build runs on the lab's x86 hosts; a GGUF file it cannot serve at all:
+    (
+        "runtime impossible for the model",
+        {"runtime": "vllm", "model": "@LAB_GGUF@"},
+        "provision",
+        "runtime",
+    ),
+    (
+        "safetensors model for llama.cpp",
+        {"runtime": "llamacpp", "model": "@HF_DIR@"},
+        "provision",
+        "runtime",
+    ),
+    (
+        "model directory without config.json",
+        {"model": "/nonexistent/model-dir"},
+        "provision",
+        "model",
+    ),
     ("unknown model", {"model": "llama-9-1t"}, "provision", "model"),
     ("model of an unknown scheme", {"model": "ftp://x/y.gguf"}, "provision", "model"),
-    ("hf:// without a file", {"model": "hf://org/repo"}, "provision", "model"),
+    ("hf:// with an empty part", {"model": "hf://org//x.gguf"}, "provision", "model"),
     ("plain http to a public host", {"model": "http://example.com/m.gguf"}, "provision", "model"),
     ("malformed checksum", {"model_sha256": "abc123"}, "provision", "model_sha256"),
     ("negative context", {"context": -5}, "provision", "context"),
@@ -41,9 +60,24 @@ HOST_DATA_CASES = [
     ("port out of range", {"port": 70000}, "provision", "port"),
     ("listen not an address", {"listen": "my-host"}, "provision", "listen"),
     ("unknown preference", {"prefer": "fastest"}, "provision", "prefer"),
-    ("mirrors not a list", {"model_mirrors": "http://127.0.0.1/x.gguf"}, "provision", "model_mirrors"),
-    ("cmake args that are not -D", {"llamacpp_cmake_args": ["--trace"]}, "provision", "llamacpp_cmake_args"),
-    ("malformed llama.cpp source", {"llamacpp_source": {"mirrors": []}}, "provision", "llamacpp_source"),
+    (
+        "mirrors not a list",
+        {"model_mirrors": "http://127.0.0.1/x.gguf"},
+        "provision",
+        "model_mirrors",
+    ),
+    (
+        "cmake args that are not -D",
+        {"llamacpp_cmake_args": ["--trace"]},
+        "provision",
+        "llamacpp_cmake_args",
+    ),
+    (
+        "malformed llama.cpp source",
+        {"llamacpp_source": {"mirrors": []}},
+        "provision",
+        "llamacpp_source",
+    ),
     ("unknown llama.cpp mirror kind", {"llamacpp_source": ["ftp"]}, "provision", "llamacpp_source"),
     ("Ollama beyond loopback", {"runtime": "ollama", "listen": "0.0.0.0"}, "provision", "listen"),
     ("model with a control character", {"model": "gemma\x07"}, "provision", "model"),
@@ -63,7 +97,18 @@ def target(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> dict:
 
     with Session(load_inventory(str(inventory("digest")))) as session:
         before = session.fact_command(DIGEST)[host.name]
-    state = {"host": host, "inventory": inventory, "directory": directory}
+    hf_dir = directory / "hf-model"
+    hf_dir.mkdir()
+    (hf_dir / "config.json").write_text(
+        '{"model_type": "llama", "num_hidden_layers": 2, "num_attention_heads": 4,'
+        ' "hidden_size": 128, "max_position_embeddings": 2048}'
+    )
+    (hf_dir / "model.safetensors").write_bytes(b"\0" * 4096)
+    paths = {
+        "@LAB_GGUF@": str(place_model(lab.models_dir / LAB_MODEL_FILE)),
+        "@HF_DIR@": str(hf_dir),
+    }
+    state = {"host": host, "inventory": inventory, "directory": directory, "paths": paths}
     yield state
     with Session(load_inventory(str(inventory("digest")))) as session:
         after = session.fact_command(DIGEST)[host.name]
@@ -80,8 +125,14 @@ def _one_line_exit_2(result, host: str | None, field: str) -> str:  # type: igno
     return errors[0]
 
 
-@pytest.mark.parametrize(("name", "data", "command", "field"), HOST_DATA_CASES, ids=[c[0] for c in HOST_DATA_CASES])
+@pytest.mark.parametrize(
+    ("name", "data", "command", "field"), HOST_DATA_CASES, ids=[c[0] for c in HOST_DATA_CASES]
+)
 def test_bad_host_data(target: dict, name: str, data: dict, command: str, field: str) -> None:
+    data = {
+        key: target["paths"].get(value, value) if isinstance(value, str) else value
+        for key, value in data.items()
+    }
     result = rigctl(command, str(target["inventory"](name, **data)))
     _one_line_exit_2(result, target["host"].name, field)
 
@@ -124,4 +175,3 @@ def test_bad_options(target: dict, argv: list[str], field: str) -> None:
     inventory = str(target["inventory"]("options"))
     result = rigctl(*[inventory if arg == "{inv}" else arg for arg in argv])
     _one_line_exit_2(result, None, field)
-

@@ -18,7 +18,9 @@ def test_help_lists_every_command() -> None:
         assert f"  {command} " in result.stdout
 
 
-@pytest.mark.parametrize("command", [*COMMANDS, "models list", *[f"lab {sub}" for sub in LAB_COMMANDS]])
+@pytest.mark.parametrize(
+    "command", [*COMMANDS, "models list", *[f"lab {sub}" for sub in LAB_COMMANDS]]
+)
 def test_every_subcommand_has_help(command: str) -> None:
     result = rigctl(*command.split(), "--help")
     assert result.returncode == 0, result.stderr
@@ -132,12 +134,17 @@ def test_plan_offline_from_detect_json(tmp_path) -> None:  # type: ignore[no-unt
         (["--model", "no-such-model"], "field model: unknown model 'no-such-model'"),
         (["--model", "gemma-3-270m", "--context", "-5"], "field context:"),
         (["--model", "gemma-3-270m", "--concurrency", "0"], "field concurrency:"),
-        (["--model", "gemma-3-270m", "--runtime", "vllm"], "field runtime:"),
+        (
+            ["--model", "gemma-3-270m", "--runtime", "vllm"],
+            "field runtime: vLLM's CPU build needs avx2",
+        ),
     ],
 )
 def test_plan_bad_input_is_one_line_exit_2(tmp_path, argv: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
     hardware = tmp_path / "cpu.json"
     cpu_host = dict(RTX4090_HOST, accelerator="cpu", gpus=[], cuda_driver_version=None)
+    # An old x86 CPU without AVX2: not even vLLM's CPU build runs there.
+    cpu_host["cpu"] = dict(cpu_host["cpu"], flags=["sse4_2"])
     hardware.write_text(json.dumps({"hosts": {"box": cpu_host}}))
     result = rigctl("plan", "--hardware", str(hardware), *argv)
     assert result.returncode == 2, result.stderr
@@ -167,4 +174,7 @@ def test_prometheus_parsing() -> None:
     from rigctl.status import parse_prometheus
 
     text = "# HELP llamacpp:tokens_predicted_total x\n# TYPE c counter\nllamacpp:tokens_predicted_total 128\nllamacpp:kv_cache_usage_ratio 0.25\nbad line\n"
-    assert parse_prometheus(text) == {"llamacpp:tokens_predicted_total": 128.0, "llamacpp:kv_cache_usage_ratio": 0.25}
+    assert parse_prometheus(text) == {
+        "llamacpp:tokens_predicted_total": 128.0,
+        "llamacpp:kv_cache_usage_ratio": 0.25,
+    }

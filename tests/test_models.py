@@ -24,14 +24,20 @@ from rigctl.models import (
     resolve_model,
 )
 from rigctl.models.facts import estimate_weight_split, swa_layers_for
+from rigctl.models.hf_model import read_remote_repo
 
 # --- catalog -------------------------------------------------------------------------------
 
 
 def test_catalog_has_the_promised_models_each_with_three_quants() -> None:
     expected = {
-        "llama-3.1-8b-instruct", "llama-3.1-70b-instruct", "qwen2.5-7b-instruct",
-        "qwen2.5-32b-instruct", "mistral-7b-instruct-v0.3", "gemma-3-270m-it", "gemma-3-4b-it",
+        "llama-3.1-8b-instruct",
+        "llama-3.1-70b-instruct",
+        "qwen2.5-7b-instruct",
+        "qwen2.5-32b-instruct",
+        "mistral-7b-instruct-v0.3",
+        "gemma-3-270m-it",
+        "gemma-3-4b-it",
         "gemma-3-27b-it",
     }
     assert expected <= set(CATALOG)
@@ -98,8 +104,14 @@ def test_weight_split_estimate_for_llama_70b_q4_k_m() -> None:
     assert split.token_embd_bytes == 591_003_648
     assert split.output_bytes == 861_880_320
     assert split.block_bytes == (513_338_951,) * 80
-    tied = estimate_weight_split(file_size=1000, n_layers=2, vocab_size=10, embedding_length=8,
-                                 quant="Q8_0", tied_embeddings=True)
+    tied = estimate_weight_split(
+        file_size=1000,
+        n_layers=2,
+        vocab_size=10,
+        embedding_length=8,
+        quant="Q8_0",
+        tied_embeddings=True,
+    )
     # 80 weights × 8.5/8 = 85 bytes stored once; the head is the same tensor (copied to GPU).
     assert (tied.token_embd_bytes, tied.output_bytes, tied.block_bytes) == (85, 85, (458, 458))
 
@@ -148,7 +160,6 @@ def test_ref_urls_files_and_paths() -> None:
     [
         "",
         "   ",
-        "hf://org/repo",  # no file
         "hf://org/repo/model.bin",  # not GGUF
         "hf://org//x.gguf",  # empty part
         "hf://org/repo/../x.gguf",
@@ -158,7 +169,6 @@ def test_ref_urls_files_and_paths() -> None:
         "https://example.com/model.bin",
         "ftp://example.com/x.gguf",
         "file://relative/x.gguf",
-        "/abs/model.bin",
         "bartowski/Meta-Llama-3.1-8B-Instruct-GGUF",  # a repo, not a file
         "no-such-model",
         "llama-3.1-8b-instruct:q9_z",
@@ -168,6 +178,18 @@ def test_ref_urls_files_and_paths() -> None:
 def test_ref_malformed_raises_bad_input_on_model(text: str) -> None:
     with pytest.raises(BadInput) as err:
         parse_model_ref(text)
+    assert err.value.field == "model"
+
+
+def test_ref_a_hub_repository_or_a_directory_is_a_vllm_model() -> None:
+    ref = parse_model_ref("hf://Qwen/Qwen2.5-7B-Instruct@a09a3545")
+    assert (ref.kind, ref.repo, ref.revision) == ("hf_repo", "Qwen/Qwen2.5-7B-Instruct", "a09a3545")
+    assert parse_model_ref("hf://org/repo").revision == "main"
+    ref = parse_model_ref("./models/tiny-llama/")
+    assert (ref.kind, ref.path, ref.basename) == ("dir", "./models/tiny-llama", "tiny-llama")
+    # Whether it is a model directory is checked when resolving it.
+    with pytest.raises(BadInput, match="neither a .gguf file nor a model directory") as err:
+        resolve_model("/abs/model.bin")
     assert err.value.field == "model"
 
 
@@ -184,9 +206,14 @@ HIDDEN = 32
 BIG_TENSOR = (1024, 1024)  # 4 MiB of f32 data after the header, never to be fetched
 
 
-def _write_gguf(path: Path, *, arch: str = "llama", tied: bool = False,
-                extra: dict[str, int] | None = None,
-                swa_pattern: list[bool] | None = None) -> None:
+def _write_gguf(
+    path: Path,
+    *,
+    arch: str = "llama",
+    tied: bool = False,
+    extra: dict[str, int] | None = None,
+    swa_pattern: list[bool] | None = None,
+) -> None:
     writer = gguf.GGUFWriter(str(path), arch)
     writer.add_name("Tiny Test")
     writer.add_block_count(2)
@@ -373,3 +400,62 @@ def test_resolve_model_reads_headers_and_catalog(
     local = resolve_model(f"file://{tiny_gguf}")
     remote = resolve_model(f"{base}/{tiny_gguf.name}")
     assert local.n_layers == remote.n_layers == 2
+
+
+# --- Hugging Face repositories (vLLM) ------------------------------------------------------
+
+
+def test_hub_repository_facts_come_from_config_and_the_model_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Hub's real URL layout, served from 127.0.0.1 (HF_ENDPOINT), no weights downloaded."""
+    import json
+
+    from fileserver import FileServer
+
+    repo = tmp_path / "acme" / "tiny" / "resolve" / "main"
+    repo.mkdir(parents=True)
+    (repo / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "qwen2",
+                "num_hidden_layers": 28,
+                "num_attention_heads": 28,
+                "num_key_value_heads": 4,
+                "hidden_size": 3584,
+                "max_position_embeddings": 32768,
+                "vocab_size": 152064,
+                "torch_dtype": "bfloat16",
+                "sliding_window": 131072,
+                "use_sliding_window": False,
+            }
+        )
+    )
+    api = tmp_path / "api" / "models" / "acme" / "tiny" / "revision"
+    api.mkdir(parents=True)
+    (api / "main").write_text(
+        json.dumps(
+            {
+                "sha": "a09a35458c702b33eeacc393d103063234e8bc28",
+                "siblings": [
+                    {"rfilename": "model-00001-of-00002.safetensors", "size": 4_000_000_000},
+                    {"rfilename": "model-00002-of-00002.safetensors", "size": 3_000_000_000},
+                    {"rfilename": "README.md", "size": 5_000},
+                ],
+            }
+        )
+    )
+    with FileServer(tmp_path) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        facts = read_remote_repo("acme/tiny")
+        paths = [r["path"] for r in server.faults.requests]
+    assert paths == [
+        "/acme/tiny/resolve/main/config.json",
+        "/api/models/acme/tiny/revision/main?blobs=true",
+    ]
+    assert facts.format == "safetensors" and facts.hf_weights_bytes == 7_000_000_000
+    assert (facts.n_layers, facts.n_kv_heads, facts.head_dim) == (28, 4, 128)
+    assert facts.sliding_window is None  # present in the config but switched off
+    # The revision is pinned to the commit the Hub answered with.
+    assert facts.hf_revision == "a09a35458c702b33eeacc393d103063234e8bc28"
+    assert facts.source == "hf://acme/tiny@a09a35458c702b33eeacc393d103063234e8bc28"

@@ -20,13 +20,16 @@ Shared numbers (bytes) used below:
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
 from rigctl.errors import BadInput
 from rigctl.hardware import Cpu, Gpu, Hardware, OsInfo
 from rigctl.models import ModelFacts, get_catalog_model
+from rigctl.models.resolve import resolve_model
 from rigctl.plan import make_plan
 from rigctl.plan.memory import kv_cache_bytes
 from rigctl.plan.runtime import Situation, choose_runtime
@@ -35,8 +38,16 @@ GiB = 1 << 30
 USABLE_24GIB = 24_159_191_040
 
 
-def _linux(accelerator: str, gpus: list[Gpu], *, memory: int = 64 * GiB, cores: int = 16,
-           threads: int = 32, disk: int = 500 * GiB, driver: str | None = "12.8") -> Hardware:
+def _linux(
+    accelerator: str,
+    gpus: list[Gpu],
+    *,
+    memory: int = 64 * GiB,
+    cores: int = 16,
+    threads: int = 32,
+    disk: int = 500 * GiB,
+    driver: str | None = "12.8",
+) -> Hardware:
     return Hardware(
         accelerator=accelerator,
         gpus=gpus,
@@ -49,8 +60,14 @@ def _linux(accelerator: str, gpus: list[Gpu], *, memory: int = 64 * GiB, cores: 
 
 
 def _rtx(index: int, gib: int = 24, cc: str = "8.9") -> Gpu:
-    return Gpu("nvidia", "NVIDIA GeForce RTX 4090", index, gib * GiB, driver="550.54",
-               compute_capability=cc)
+    return Gpu(
+        "nvidia",
+        "NVIDIA GeForce RTX 4090",
+        index,
+        gib * GiB,
+        driver="550.54",
+        compute_capability=cc,
+    )
 
 
 def _m2_max() -> Hardware:
@@ -111,8 +128,9 @@ def test_70b_q4_k_m_on_one_24gib_gpu_is_a_partial_offload() -> None:
 
 
 def test_70b_q4_k_m_on_two_24gib_gpus_fits_with_a_tensor_split() -> None:
-    plan = make_plan(_linux("cuda", [_rtx(0), _rtx(1)]),
-                     get_catalog_model("llama-3.1-70b-instruct:q4_k_m"))
+    plan = make_plan(
+        _linux("cuda", [_rtx(0), _rtx(1)]), get_catalog_model("llama-3.1-70b-instruct:q4_k_m")
+    )
     assert plan.runtime == "llamacpp" and plan.ok
     assert _flag(plan.args, "-ngl") == "81"  # 80 layers + the output head
     assert _flag(plan.args, "--tensor-split") == "24,24"
@@ -128,15 +146,24 @@ def test_70b_q4_k_m_on_two_24gib_gpus_fits_with_a_tensor_split() -> None:
 
 
 def test_ten_users_on_cuda_get_vllm_with_tensor_parallel() -> None:
-    plan = make_plan(_linux("cuda", [_rtx(0), _rtx(1)]),
-                     get_catalog_model("llama-3.1-8b-instruct"), concurrency=10)
+    plan = make_plan(
+        _linux("cuda", [_rtx(0), _rtx(1)]),
+        get_catalog_model("llama-3.1-8b-instruct"),
+        concurrency=10,
+    )
     assert plan.runtime == "vllm" and plan.ok and plan.env == {}
     # Budget per GPU = floor(0.90 · 25,769,803,776) = 23,192,823,398.
     # TP 1: KV pool = 23,192,823,398 − 16,060,522,496 bf16 − 2 GiB overhead = 4,984,817,254,
     #   short of 10 users · 8,192 tokens · 131,072 = 10,737,418,240.
     # TP 2: weights 8,030,261,248 per GPU → pool 13,015,078,502 ≥ 10 · 8,192 · 65,536
     #   (4 of 8 KV heads per GPU) = 5,368,709,120 → TP 2; 13,015,078,502 // 536,870,912 = 24.
-    assert plan.args[:2] == ["serve", "meta-llama/Llama-3.1-8B-Instruct"]
+    assert (
+        _flag(plan.args, "--model")
+        == "/var/lib/rigctl/models/meta-llama--Llama-3.1-8B-Instruct@main"
+    )
+    assert _flag(plan.args, "--served-model-name") == "meta-llama/Llama-3.1-8B-Instruct"
+    assert "--enable-prefix-caching" in plan.args and "--api-key" not in plan.args
+    assert plan.executable == "python -m vllm.entrypoints.openai.api_server"
     assert _flag(plan.args, "--tensor-parallel-size") == "2"
     assert _flag(plan.args, "--max-num-seqs") == "10"
     assert _flag(plan.args, "--max-model-len") == "8192"
@@ -149,8 +176,7 @@ def test_ten_users_on_cuda_get_vllm_with_tensor_parallel() -> None:
 
 
 def test_ten_users_on_an_m2_max_get_llamacpp_slots_not_vllm() -> None:
-    plan = make_plan(_m2_max(), get_catalog_model("llama-3.1-8b-instruct:q4_k_m"),
-                     concurrency=10)
+    plan = make_plan(_m2_max(), get_catalog_model("llama-3.1-8b-instruct:q4_k_m"), concurrency=10)
     assert plan.runtime == "llamacpp" and plan.ok
     # -c is the total: 10 slots · 8,192 = 81,920. KV = 81,920 · 131,072 = 10,737,418,240.
     # GPU = 4,193,558,016 + 430,940,160 + 10,737,418,240 + 296,222,720 = 15,658,139,136
@@ -175,8 +201,11 @@ def test_cpu_only_runs_llamacpp_on_physical_cores() -> None:
 
 
 def test_context_that_only_fits_with_a_quantized_kv_cache() -> None:
-    plan = make_plan(_linux("cuda", [_rtx(0, gib=12, cc="8.6")]),
-                     get_catalog_model("llama-3.1-8b-instruct:q4_k_m"), context=65_536)
+    plan = make_plan(
+        _linux("cuda", [_rtx(0, gib=12, cc="8.6")]),
+        get_catalog_model("llama-3.1-8b-instruct:q4_k_m"),
+        context=65_536,
+    )
     assert plan.runtime == "llamacpp" and plan.ok
     # Usable 12 GiB − 1.5 GiB = 11,274,289,152; weights + head + compute = 4,920,720,896.
     # f16 KV: 65,536 · 131,072 = 8,589,934,592 → 13,510,655,488 total: too much.
@@ -203,8 +232,9 @@ def test_cpu_only_quantizes_the_kv_cache_before_running_out_of_ram() -> None:
 
 def test_explicit_vllm_on_metal_is_refused() -> None:
     with pytest.raises(BadInput) as err:
-        make_plan(_m2_max(), get_catalog_model("llama-3.1-8b-instruct"), runtime="vllm",
-                  concurrency=10)
+        make_plan(
+            _m2_max(), get_catalog_model("llama-3.1-8b-instruct"), runtime="vllm", concurrency=10
+        )
     assert err.value.field == "runtime"
 
 
@@ -230,8 +260,9 @@ def test_gemma_3_270m_on_this_two_core_cpu_box() -> None:
 
 
 def test_prefer_simple_single_user_gets_ollama_env() -> None:
-    plan = make_plan(_linux("cuda", [_rtx(0)]), get_catalog_model("llama-3.1-8b-instruct"),
-                     prefer="simple")
+    plan = make_plan(
+        _linux("cuda", [_rtx(0)]), get_catalog_model("llama-3.1-8b-instruct"), prefer="simple"
+    )
     assert plan.runtime == "ollama" and plan.args == ["serve"]
     assert plan.flags == plan.env
     assert plan.env["OLLAMA_CONTEXT_LENGTH"] == "8192"
@@ -244,16 +275,20 @@ def test_prefer_simple_single_user_gets_ollama_env() -> None:
 
 
 def test_ollama_with_a_quantized_kv_cache() -> None:
-    plan = make_plan(_linux("cuda", [_rtx(0, gib=12, cc="8.6")]),
-                     get_catalog_model("llama-3.1-8b-instruct:q4_k_m"), context=65_536,
-                     runtime="ollama")
+    plan = make_plan(
+        _linux("cuda", [_rtx(0, gib=12, cc="8.6")]),
+        get_catalog_model("llama-3.1-8b-instruct:q4_k_m"),
+        context=65_536,
+        runtime="ollama",
+    )
     assert plan.env["OLLAMA_KV_CACHE_TYPE"] == "q8_0"
     assert plan.env["OLLAMA_FLASH_ATTENTION"] == "1"
 
 
 def test_prefer_simple_still_needs_llamacpp_for_a_partial_offload() -> None:
-    plan = make_plan(_linux("cuda", [_rtx(0)]), get_catalog_model("llama-3.1-70b-instruct"),
-                     prefer="simple")
+    plan = make_plan(
+        _linux("cuda", [_rtx(0)]), get_catalog_model("llama-3.1-70b-instruct"), prefer="simple"
+    )
     assert plan.runtime == "llamacpp"
     assert "rather than Ollama" in plan.reasons[0] and "partial offload" in plan.reasons[0]
 
@@ -263,8 +298,9 @@ def test_quant_choice_is_the_best_that_fits_the_gpu() -> None:
     # Q6_K: 6,600,000,000 − token_embd 430,940,160 (Q6_K) + KV 1 GiB + compute > usable.
     # Q5_K_M: 5,730,000,000 − 361,168,896 (Q5_K) + 1,073,741,824 + 296,222,720
     #         = 6,738,795,648 ≤ usable → Q5_K_M.
-    plan = make_plan(_linux("cuda", [_rtx(0, gib=8, cc="8.6")]),
-                     get_catalog_model("llama-3.1-8b-instruct"))
+    plan = make_plan(
+        _linux("cuda", [_rtx(0, gib=8, cc="8.6")]), get_catalog_model("llama-3.1-8b-instruct")
+    )
     assert plan.model.quant == "Q5_K_M"
     assert plan.memory.placement[0].bytes == 6_738_795_648
     assert any(r.startswith("quant Q5_K_M") and "Q6_K does not" in r for r in plan.reasons)
@@ -283,9 +319,15 @@ def test_old_gpu_cannot_take_vllm() -> None:
     assert err.value.field == "runtime"
 
 
-def test_vllm_refused_on_cpu_and_unsupported_rocm_and_for_bare_gguf() -> None:
-    with pytest.raises(BadInput, match="CPU-only"):
-        make_plan(_linux("cpu", []), get_catalog_model("gemma-3-4b-it"), runtime="vllm")
+def test_vllm_refused_on_arm_cpu_and_unsupported_rocm_and_for_bare_gguf() -> None:
+    arm = _linux("cpu", [])
+    arm = dataclasses.replace(arm, os=dataclasses.replace(arm.os, arch="aarch64"))
+    with pytest.raises(BadInput, match="x86_64 Linux; this host is Linux aarch64"):
+        make_plan(arm, get_catalog_model("gemma-3-4b-it"), runtime="vllm")
+    old_x86 = _linux("cpu", [])
+    old_x86 = dataclasses.replace(old_x86, cpu=dataclasses.replace(old_x86.cpu, flags=["sse4_2"]))
+    with pytest.raises(BadInput, match="needs avx2"):
+        make_plan(old_x86, get_catalog_model("gemma-3-4b-it"), runtime="vllm")
     rdna2 = _linux("rocm", [Gpu("amd", "Radeon RX 6800", 0, 16 * GiB, gfx_target="gfx1030")])
     with pytest.raises(BadInput, match="gfx1030"):
         make_plan(rdna2, get_catalog_model("gemma-3-4b-it"), runtime="vllm")
@@ -302,8 +344,9 @@ def test_explicit_runtimes_are_respected_with_warnings() -> None:
     gpu = _linux("cuda", [_rtx(0)])
     plan = make_plan(gpu, get_catalog_model("llama-3.1-8b-instruct"), runtime="vllm")
     assert plan.runtime == "vllm" and any("pays off under concurrency" in w for w in plan.warnings)
-    plan = make_plan(gpu, get_catalog_model("llama-3.1-8b-instruct"), runtime="llamacpp",
-                     concurrency=10)
+    plan = make_plan(
+        gpu, get_catalog_model("llama-3.1-8b-instruct"), runtime="llamacpp", concurrency=10
+    )
     assert plan.runtime == "llamacpp" and any("vLLM" in w for w in plan.warnings)
     # vLLM cannot hold 70B bf16 (131.4 GiB) on one 24 GiB GPU: a plan with errors, no crash.
     plan = make_plan(gpu, get_catalog_model("llama-3.1-70b-instruct"), runtime="vllm")
@@ -313,9 +356,16 @@ def test_explicit_runtimes_are_respected_with_warnings() -> None:
 def test_decision_tree_table() -> None:
     def situation(**changes: object) -> Situation:
         values: dict[str, object] = dict(
-            accelerator="cuda", concurrency=1, prefer="control", compute_capability=(8, 9),
-            vllm_blocker=None, vllm_fits=True, partial_offload=False, kv_quantized=False,
-            multi_gpu=False, pinned_quant=None,
+            accelerator="cuda",
+            concurrency=1,
+            prefer="control",
+            compute_capability=(8, 9),
+            vllm_blocker=None,
+            vllm_fits=True,
+            partial_offload=False,
+            kv_quantized=False,
+            multi_gpu=False,
+            pinned_quant=None,
         )
         values.update(changes)
         return Situation(**values)  # type: ignore[arg-type]
@@ -411,3 +461,85 @@ def test_plan_to_json_round_trips() -> None:
     )
     assert [p["device"] for p in memory["placement"]] == ["cuda:0", "cpu"]
     assert all(p["fits"] for p in memory["placement"])
+
+
+def test_explicit_vllm_on_an_x86_cpu_gets_the_cpu_build_with_kv_space() -> None:
+    hardware = _linux("cpu", [], memory=32 * GiB)
+    plan = make_plan(
+        hardware, get_catalog_model("gemma-3-4b-it"), runtime="vllm", concurrency=4, context=4096
+    )
+    assert plan.runtime == "vllm" and plan.ok, plan.errors
+    # AVX2/AVX-512 without bf16 instructions: float32, twice the bf16 checkpoint's bytes.
+    assert _flag(plan.args, "--dtype") == "float32" and "--enforce-eager" in plan.args
+    assert "--tensor-parallel-size" not in plan.args and "--gpu-memory-utilization" not in plan.args
+    catalog = get_catalog_model("gemma-3-4b-it")
+    facts = catalog.facts(catalog.quants[0])
+    per_sequence = kv_cache_bytes(facts, 4096) * 2  # float32 KV
+    assert plan.env == {"VLLM_CPU_KVCACHE_SPACE": str(-(-per_sequence * 4 // GiB))}
+    assert plan.memory.weights_bytes == facts.hf_weights_bytes * 2
+    assert plan.model.quant == "F32" and "no native bf16" in plan.reasons[1]
+    # The decision tree never picks vLLM on a CPU by itself.
+    auto = make_plan(hardware, get_catalog_model("gemma-3-4b-it"), concurrency=4, context=4096)
+    assert auto.runtime == "llamacpp"
+    amx = dataclasses.replace(
+        hardware, cpu=dataclasses.replace(hardware.cpu, flags=["avx2", "amx_bf16"])
+    )
+    assert (
+        _flag(make_plan(amx, get_catalog_model("gemma-3-4b-it"), runtime="vllm").args, "--dtype")
+        == "bfloat16"
+    )
+
+
+def test_vllm_on_cpu_too_small_is_a_plan_error() -> None:
+    plan = make_plan(
+        _linux("cpu", [], memory=8 * GiB),
+        get_catalog_model("llama-3.1-8b-instruct"),
+        runtime="vllm",
+    )
+    assert not plan.ok and "vLLM cannot load" in plan.errors[0] and "float32" in plan.errors[0]
+
+
+def _hf_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "tiny-llama"
+    directory.mkdir()
+    (directory / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "llama",
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+                "hidden_size": 128,
+                "max_position_embeddings": 2048,
+                "vocab_size": 512,
+                "torch_dtype": "float32",
+            }
+        )
+    )
+    (directory / "model.safetensors").write_bytes(b"\0" * 1_000_000)
+    return directory
+
+
+def test_a_safetensors_directory_is_served_by_vllm_only(tmp_path: Path) -> None:
+    model = resolve_model(str(_hf_dir(tmp_path)))
+    assert model.format == "safetensors" and model.n_kv_heads == 2 and model.head_dim == 32
+    plan = make_plan(_linux("cpu", []), model, context=1024, concurrency=2)
+    assert plan.runtime == "vllm" and "only vLLM serves" in plan.reasons[0]
+    assert _flag(plan.args, "--model") == "/var/lib/rigctl/models/tiny-llama"
+    assert _flag(plan.args, "--served-model-name") == "tiny-llama"
+    assert plan.model.source == str(tmp_path / "tiny-llama") and plan.model.size_bytes == 1_000_000
+    # 250,000 fp32 parameters; 2 · 2 heads · 32 · 1,024 tokens · 4 bytes · 2 layers per sequence.
+    assert plan.memory.weights_bytes == 1_000_000
+    with pytest.raises(BadInput, match="only vLLM serves") as err:
+        make_plan(_linux("cpu", []), model, runtime="llamacpp")
+    assert err.value.field == "runtime"
+    with pytest.raises(BadInput, match="Metal"):
+        make_plan(_m2_max(), model)
+
+
+def test_not_a_model_directory_is_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match="no config.json"):
+        resolve_model(str(tmp_path))
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(BadInput, match="no \\*.safetensors"):
+        resolve_model(str(tmp_path))

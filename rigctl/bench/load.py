@@ -25,7 +25,38 @@ from rigctl.fetch.http import redact
 
 # Plain words that tokenize to about one token each in common vocabularies; the prompt is
 # scaled by the server's own count, so the exact ratio does not matter.
-FILLER = ["the", "river", "carries", "cold", "water", "past", "old", "stone", "walls", "while", "birds", "circle", "above", "quiet", "fields", "and", "a", "farmer", "counts", "the", "sheep", "before", "the", "evening", "rain", "arrives", "over", "the", "distant", "hills"]
+FILLER = [
+    "the",
+    "river",
+    "carries",
+    "cold",
+    "water",
+    "past",
+    "old",
+    "stone",
+    "walls",
+    "while",
+    "birds",
+    "circle",
+    "above",
+    "quiet",
+    "fields",
+    "and",
+    "a",
+    "farmer",
+    "counts",
+    "the",
+    "sheep",
+    "before",
+    "the",
+    "evening",
+    "rain",
+    "arrives",
+    "over",
+    "the",
+    "distant",
+    "hills",
+]
 INSTRUCTION = "Summarise the following text in one long paragraph:\n"
 
 
@@ -85,10 +116,17 @@ class Client:
         chunks = usage_completion = usage_prompt = 0
         try:
             with self.session.post(
-                f"{self.endpoint}/v1/chat/completions", json=body, headers=headers, stream=True, timeout=self.timeout
+                f"{self.endpoint}/v1/chat/completions",
+                json=body,
+                headers=headers,
+                stream=True,
+                timeout=self.timeout,
             ) as response:
                 if response.status_code != 200:
-                    return RequestResult(ok=False, error=f"HTTP {response.status_code}: {redact(response.text[:160])}")
+                    return RequestResult(
+                        ok=False,
+                        error=f"HTTP {response.status_code}: {redact(response.text[:160])}",
+                    )
                 for line in response.iter_lines():
                     if not line.startswith(b"data: "):
                         continue
@@ -106,10 +144,23 @@ class Client:
                             first = first or now
                             last = now
                             chunks += 1
+                        if choice.get("finish_reason") and first is not None:
+                            # The last token was generated now, even when it showed no text
+                            # (a detokenizer holds back partial UTF-8 and flushes it in bursts).
+                            last = time.monotonic()
         except (requests.RequestException, ValueError) as e:
             return RequestResult(ok=False, error=redact(f"{type(e).__name__}: {e}")[:200])
         end = time.monotonic()
         if first is None or last is None:
+            if usage_completion > 0:
+                # Tokens that decode to no visible text (special tokens, a UTF-8 sequence cut
+                # by max_tokens): generated all the same, but with no time of the first token.
+                return RequestResult(
+                    ok=True,
+                    latency_s=end - start,
+                    completion_tokens=usage_completion,
+                    prompt_tokens=usage_prompt,
+                )
             return RequestResult(ok=False, error="no content in the stream")
         tokens = usage_completion or chunks
         decode = (tokens - 1) / (last - first) if tokens > 1 and last > first else None

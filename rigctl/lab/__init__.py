@@ -47,6 +47,12 @@ LAB_MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
 LAB_CCACHE_MOUNT = "/var/cache/rigctl/ccache"
 
 
+#: Lab hosts trust what the controller trusts: its CA bundle, bound read-only. On a network
+#: whose HTTPS goes through an inspecting proxy (a company's, or this sandbox's), the proxy's
+#: CA is in the controller's bundle and not in a fresh Debian image's.
+LAB_TRUST = (Path("/etc/ssl/certs/ca-certificates.crt"),)
+
+
 def default_lab_dir() -> Path:
     env = os.environ.get("RIGCTL_LAB_DIR")
     if env:
@@ -165,7 +171,11 @@ class Lab:
                     continue
                 _hosts.stop(host)  # a crashed host may still have its overlay mounted
                 host.host_key = _hosts.prepare_root(host, image, public_key)
-                _hosts.boot(host, binds={self.state_dir / "ccache": LAB_CCACHE_MOUNT})
+                _hosts.boot(
+                    host,
+                    binds={self.state_dir / "ccache": LAB_CCACHE_MOUNT},
+                    ro_binds={p: str(p) for p in LAB_TRUST if p.is_file()},
+                )
                 host.save()
                 started.append(host)
                 hosts.append(host)

@@ -134,10 +134,13 @@ def _is_mounted(path: Path) -> bool:
 # --------------------------------------------------------------------------- boot and stop
 
 
-def boot(host: LabHost, binds: dict[Path, str] | None = None) -> None:
+def boot(
+    host: LabHost, binds: dict[Path, str] | None = None, ro_binds: dict[Path, str] | None = None
+) -> None:
     """Start systemd-nspawn for the host in its own session (it outlives this process).
 
-    ``binds`` maps controller directories to paths inside the host (shared caches).
+    ``binds`` maps controller directories to paths inside the host (shared caches);
+    ``ro_binds`` likewise, read-only (the controller's CA bundle).
     """
     log = open(host.dir / "console.log", "ab")  # noqa: SIM115 (handed to the child)
     process = subprocess.Popen(
@@ -150,6 +153,7 @@ def boot(host: LabHost, binds: dict[Path, str] | None = None) -> None:
             f"--machine={host.name}",
             "--console=read-only",
             *[f"--bind={source}:{target}" for source, target in (binds or {}).items()],
+            *[f"--bind-ro={source}:{target}" for source, target in (ro_binds or {}).items()],
         ],
         stdin=subprocess.DEVNULL,
         stdout=log,

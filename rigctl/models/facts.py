@@ -134,7 +134,11 @@ class ModelFacts:
     sha256: str | None = None
     size_exact: bool = False  # file_size is the real byte count, not a rounded listing
     hf_repo: str | None = None  # safetensors repo for vLLM, when known
-    hf_weights_bytes: int | None = None  # bf16 safetensors bytes of hf_repo
+    hf_weights_bytes: int | None = None  # safetensors bytes of hf_repo (bf16 unless hf_dtype)
+    format: str = "gguf"  # gguf | safetensors (a Hugging Face model: vLLM only)
+    hf_revision: str | None = None  # safetensors: the revision (a commit once resolved)
+    hf_dir: str | None = None  # safetensors: a model directory on the controller
+    hf_dtype: str | None = None  # safetensors: the stored dtype (config torch_dtype)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property

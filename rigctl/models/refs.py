@@ -6,6 +6,9 @@ Accepted forms:
 - ``hf://org/repo/path/file.gguf`` with an optional ``@revision``
 - ``https://host/path/file.gguf`` (``http://`` only to a loopback address, for labs and tests)
 - ``file:///abs/path/file.gguf`` or a plain path (one with a ``/`` or ending in ``.gguf``)
+- for vLLM, a Hugging Face model repository ``hf://org/repo`` (``@revision`` optional), or a
+  local directory in Hugging Face layout (``config.json`` and ``*.safetensors``): a path that
+  does not end in ``.gguf``
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from urllib.parse import quote, urlsplit
 from rigctl.errors import BadInput
 from rigctl.models.catalog import get_catalog_model
 
-RefKind = Literal["catalog", "hf", "url", "file"]
+RefKind = Literal["catalog", "hf", "url", "file", "hf_repo", "dir"]
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _CATALOG_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*(:[a-z0-9_]+)?$")
@@ -39,15 +42,15 @@ class ModelRef:
     quant: str | None = None  # catalog: pinned quant, lowercase
     url: str | None = None  # hf and url: the https URL to fetch
     path: str | None = None  # file: absolute or relative local path
-    repo: str | None = None  # hf: org/repo
+    repo: str | None = None  # hf, hf_repo: org/repo
     filename: str | None = None  # hf: path inside the repo
-    revision: str | None = None  # hf: branch, tag or commit ("main" when not given)
+    revision: str | None = None  # hf, hf_repo: branch, tag or commit ("main" when not given)
     sha256: str | None = None
 
     @property
     def basename(self) -> str:
         """Return the file name the model gets on disk (catalog: empty string)."""
-        if self.kind == "file" and self.path:
+        if self.kind in ("file", "dir") and self.path:
             return os.path.basename(self.path)
         if self.url:
             return os.path.basename(urlsplit(self.url).path)
@@ -74,10 +77,13 @@ def _parse_hf(text: str) -> ModelRef:
         if not _REVISION.match(revision) or ".." in revision:
             raise _bad(text, "bad revision after '@'")
     parts = rest.split("/")
-    if len(parts) < 3 or not all(parts):
-        raise _bad(text, "expected hf://org/repo/path/file.gguf")
+    if len(parts) < 2 or not all(parts):
+        raise _bad(text, "expected hf://org/repo/path/file.gguf (or hf://org/repo for vLLM)")
     if not all(_HF_PART.match(p) and p not in (".", "..") for p in parts):
         raise _bad(text, "bad character in hf:// path")
+    if len(parts) == 2:
+        # A whole repository: safetensors weights, served by vLLM.
+        return ModelRef(kind="hf_repo", raw=text, repo=rest, revision=revision)
     filename = "/".join(parts[2:])
     if not filename.lower().endswith(".gguf"):
         raise _bad(text, "hf:// must name a .gguf file")
@@ -117,9 +123,10 @@ def _parse_url(text: str) -> ModelRef:
 
 
 def _parse_path(text: str, path: str) -> ModelRef:
-    if not path.lower().endswith(".gguf"):
-        raise _bad(text, "a local model must be a .gguf file")
-    return ModelRef(kind="file", raw=text, path=os.path.expanduser(path))
+    if path.lower().endswith(".gguf"):
+        return ModelRef(kind="file", raw=text, path=os.path.expanduser(path))
+    # Anything else is a model directory in Hugging Face layout (vLLM); resolving checks it.
+    return ModelRef(kind="dir", raw=text, path=os.path.expanduser(path.rstrip("/") or "/"))
 
 
 def parse_model_ref(text: str, *, sha256: str | None = None) -> ModelRef:
@@ -151,7 +158,11 @@ def parse_model_ref(text: str, *, sha256: str | None = None) -> ModelRef:
         raise _bad(text, "unknown scheme (use hf://, https:// or file://)")
     elif "/" in text or lowered.endswith(".gguf"):
         if text.count("/") == 1 and text[0] not in "./~" and not lowered.endswith(".gguf"):
-            raise _bad(text, "a Hugging Face repo, not a file: use hf://org/repo/file.gguf")
+            raise _bad(
+                text,
+                "a Hugging Face repo, not a file: use hf://org/repo/file.gguf (a GGUF) or "
+                "hf://org/repo (safetensors, for vLLM)",
+            )
         ref = _parse_path(text, text)
     else:
         if not _CATALOG_NAME.match(lowered):

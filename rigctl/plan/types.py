@@ -10,7 +10,11 @@ RUNTIME_CHOICES = ("auto", *RUNTIMES)
 PREFER_CHOICES = ("simple", "control", "throughput")
 
 # The program each runtime's `args` follow.
-EXECUTABLES = {"llamacpp": "llama-server", "vllm": "vllm", "ollama": "ollama"}
+EXECUTABLES = {
+    "llamacpp": "llama-server",
+    "vllm": "python -m vllm.entrypoints.openai.api_server",
+    "ollama": "ollama",
+}
 
 
 @dataclass
@@ -81,8 +85,9 @@ class MemoryPlan:
 class Plan:
     """What to run on one host, with which flags, and why.
 
-    ``args`` follow the program in ``executable`` (``llama-server``, ``vllm``,
-    ``ollama``); ``env`` is the service environment (Ollama's settings live there).
+    ``args`` follow the program in ``executable`` (``llama-server``, vLLM's OpenAI server,
+    ``ollama``); ``env`` is the service environment (Ollama's settings and vLLM's CPU KV
+    space live there).
     ``errors`` non-empty means this host cannot run the plan.
     """
 

@@ -26,8 +26,12 @@ def unit_path(unit: str) -> str:
     return f"{host.data.get('systemd_unit_dir', defaults.SYSTEMD_UNIT_DIR)}/{unit}.service"
 
 
-def api_key_path(unit: str, config_root: str = defaults.SERVICE_CONFIG_ROOT) -> str:
-    return f"{config_root}/{unit}/api-key"
+def api_key_path(
+    unit: str, config_root: str = defaults.SERVICE_CONFIG_ROOT, variable: str | None = None
+) -> str:
+    """The API key file: the bare key, or ``VARIABLE=key`` (``api-key.env``) for a server that
+    reads its key from the environment (systemd ``EnvironmentFile=``)."""
+    return f"{config_root}/{unit}/api-key{'.env' if variable else ''}"
 
 
 @deploy("rigctl service user")
@@ -57,20 +61,32 @@ def user(user_name: str, groups: Sequence[str] = (), home: str = "/nonexistent")
 
 
 @deploy("rigctl service")
-def install(unit: str, unit_text: str, user_name: str, changed_inputs: Sequence[Any] = ()) -> None:
+def install(
+    unit: str,
+    unit_text: str,
+    user_name: str,
+    changed_inputs: Sequence[Any] = (),
+    key_variable: str | None = None,
+) -> None:
     """Install and (re)start a systemd unit running as ``user_name`` with a per-host API key.
 
     + unit: unit name without ``.service``
     + unit_text: the rendered unit (see ``rigctl.templates``)
     + user_name: the service user (create it first with :func:`user`)
     + changed_inputs: operations whose change must restart the service (model, build, env)
+    + key_variable: keep the key as ``VARIABLE=key`` in ``api-key.env`` (vLLM's
+      ``VLLM_API_KEY``), for the unit's ``EnvironmentFile=``
     """
     conf = config_dir(unit)
     files.directory(
         name="service: config directory", path=conf, user="root", group=user_name, mode="0750"
     )
     key = secret_file(
-        name="service: API key", path=f"{conf}/api-key", user=user_name, group=user_name
+        name="service: API key",
+        path=f"{conf}/{api_key_path(unit, variable=key_variable).rsplit('/', 1)[1]}",
+        user=user_name,
+        group=user_name,
+        variable=key_variable,
     )
     path = unit_path(unit)
     unit_file = atomic_put(

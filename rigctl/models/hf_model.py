@@ -1,0 +1,206 @@
+"""A model in Hugging Face layout (``config.json`` + ``*.safetensors``): what vLLM serves.
+
+``read_local_dir`` reads a directory on the controller; ``read_remote_repo`` asks the Hugging
+Face Hub (``HF_ENDPOINT``, default ``https://huggingface.co``) for the repository's
+``config.json`` and its file sizes at a revision, downloading no weights. Both return the
+:class:`~rigctl.models.facts.ModelFacts` the planner takes, with ``format="safetensors"``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from rigctl.errors import BadInput
+from rigctl.models.facts import ModelFacts
+from rigctl.models.gguf_header import ModelFetchError
+
+HF_ENDPOINT_DEFAULT = "https://huggingface.co"
+
+#: Bytes per parameter of the dtypes a config names (``torch_dtype``, or ``dtype`` in newer
+#: transformers releases).
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float8_e4m3fn": 1}
+
+#: Files vLLM reads from a model directory; the rest of a repository (README, GGUFs, original
+#: PyTorch checkpoints) is not pushed to hosts.
+SERVED_PATTERNS = ("*.json", "*.safetensors", "tokenizer.model", "*.tiktoken", "*.txt", "*.jinja")
+
+
+def hf_endpoint() -> str:
+    """Return the Hub's base URL (``HF_ENDPOINT``, as huggingface_hub reads it)."""
+    return os.environ.get("HF_ENDPOINT", HF_ENDPOINT_DEFAULT).rstrip("/")
+
+
+def _int(config: dict[str, Any], *keys: str) -> int:
+    for key in keys:
+        value = config.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return 0
+
+
+def facts_from_config(
+    config: dict[str, Any],
+    *,
+    weights_bytes: int,
+    name: str,
+    source: str,
+    hf_repo: str | None,
+    revision: str | None,
+    local_dir: str | None,
+) -> ModelFacts:
+    """Return the facts of a Hugging Face model from its ``config.json`` and weight bytes.
+
+    Multimodal configs keep the language model's numbers under ``text_config``.
+    """
+    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+    assert isinstance(text, dict)
+    layers = _int(text, "num_hidden_layers", "n_layer", "num_layers")
+    heads = _int(text, "num_attention_heads", "n_head")
+    hidden = _int(text, "hidden_size", "n_embd", "d_model")
+    if not (layers and heads and hidden):
+        raise BadInput(
+            f"config.json of {source} lacks num_hidden_layers/num_attention_heads/hidden_size",
+            field="model",
+        )
+    kv_heads = _int(text, "num_key_value_heads") or heads
+    head_dim = _int(text, "head_dim") or hidden // heads
+    dtype = str(
+        text.get("torch_dtype")
+        or config.get("torch_dtype")
+        or text.get("dtype")
+        or config.get("dtype")
+        or "bfloat16"
+    )
+    window = _int(text, "sliding_window") or None
+    return ModelFacts(
+        architecture=str(config.get("model_type") or text.get("model_type") or "unknown"),
+        n_layers=layers,
+        n_heads=heads,
+        n_kv_heads=kv_heads,
+        head_dim=head_dim,
+        embedding_length=hidden,
+        context_length=_int(text, "max_position_embeddings", "n_positions", "seq_length"),
+        file_size=weights_bytes,
+        name=name,
+        quant=None,
+        vocab_size=_int(text, "vocab_size"),
+        sliding_window=window if window and text.get("use_sliding_window", True) else None,
+        tied_embeddings=bool(text.get("tie_word_embeddings", config.get("tie_word_embeddings"))),
+        source=source,
+        size_exact=True,
+        hf_repo=hf_repo,
+        hf_weights_bytes=weights_bytes,
+        format="safetensors",
+        hf_revision=revision,
+        hf_dir=local_dir,
+        hf_dtype=dtype if dtype in DTYPE_BYTES else "bfloat16",
+    )
+
+
+def served_files(directory: Path) -> list[Path]:
+    """Return the files of a model directory that vLLM needs, sorted, relative paths kept."""
+    found = {
+        path
+        for pattern in SERVED_PATTERNS
+        for path in directory.rglob(pattern)
+        if path.is_file() and ".cache" not in path.relative_to(directory).parts
+    }
+    return sorted(found)
+
+
+def read_local_dir(path: str) -> ModelFacts:
+    """Return the facts of a model directory on the controller (BadInput when it is not one)."""
+    directory = Path(path).expanduser().resolve()
+    config_path = directory / "config.json"
+    if not directory.is_dir():
+        raise BadInput(f"{path!r} is neither a .gguf file nor a model directory", field="model")
+    try:
+        config = json.loads(config_path.read_text())
+    except FileNotFoundError:
+        raise BadInput(
+            f"{path!r} has no config.json (not a Hugging Face model directory)", field="model"
+        ) from None
+    except (OSError, ValueError) as e:
+        raise BadInput(f"{config_path}: unreadable config.json ({e})", field="model") from None
+    weights = sorted(directory.glob("*.safetensors"))
+    if not weights:
+        raise BadInput(
+            f"{path!r} has no *.safetensors weights (vLLM serves safetensors)", field="model"
+        )
+    if not isinstance(config, dict):
+        raise BadInput(f"{config_path}: config.json is not an object", field="model")
+    return facts_from_config(
+        config,
+        weights_bytes=sum(w.stat().st_size for w in weights),
+        name=directory.name,
+        source=str(directory),
+        hf_repo=None,
+        revision=None,
+        local_dir=str(directory),
+    )
+
+
+def _get_json(session: requests.Session, url: str, token: str | None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = session.get(url, headers=headers, timeout=30)
+    except requests.RequestException as e:
+        raise ModelFetchError(f"GET {url}: {type(e).__name__}") from None
+    if response.status_code in (401, 403):
+        raise ModelFetchError(
+            f"GET {url}: HTTP {response.status_code} (a gated or private repository: set "
+            "HF_TOKEN on the controller and hf_token in the host data)"
+        )
+    if response.status_code != 200:
+        raise ModelFetchError(f"GET {url}: HTTP {response.status_code}")
+    try:
+        return response.json()
+    except ValueError:
+        raise ModelFetchError(f"GET {url}: not JSON") from None
+
+
+def read_remote_repo(
+    repo: str,
+    revision: str = "main",
+    *,
+    token: str | None = None,
+    session: requests.Session | None = None,
+) -> ModelFacts:
+    """Return the facts of ``repo`` at ``revision`` from the Hub, without downloading weights.
+
+    ``config.json`` comes from ``/resolve/``; the safetensors sizes from the model API
+    (``/api/models/<repo>/revision/<rev>?blobs=true``, the call huggingface_hub's
+    ``model_info(files_metadata=True)`` makes). ``token`` defaults to ``HF_TOKEN``.
+    """
+    session = session or requests.Session()
+    token = token or os.environ.get("HF_TOKEN") or None
+    base = hf_endpoint()
+    rev = quote(revision, safe="")
+    config = _get_json(session, f"{base}/{repo}/resolve/{rev}/config.json", token)
+    info = _get_json(session, f"{base}/api/models/{repo}/revision/{rev}?blobs=true", token)
+    siblings = info.get("siblings", []) if isinstance(info, dict) else []
+    sizes = [
+        s.get("size") or (s.get("lfs") or {}).get("size") or 0
+        for s in siblings
+        if isinstance(s, dict) and str(s.get("rfilename", "")).endswith(".safetensors")
+    ]
+    if not sizes:
+        raise BadInput(f"hf://{repo}@{revision} has no *.safetensors weights", field="model")
+    if not isinstance(config, dict):
+        raise ModelFetchError(f"hf://{repo}@{revision}: config.json is not an object")
+    pinned = str(info.get("sha") or revision) if isinstance(info, dict) else revision
+    return facts_from_config(
+        config,
+        weights_bytes=int(sum(sizes)),
+        name=repo.split("/", 1)[1],
+        source=f"hf://{repo}@{pinned}",
+        hf_repo=repo,
+        revision=pinned,
+        local_dir=None,
+    )

