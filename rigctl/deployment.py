@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rigctl.pyinfra_api import Host, read_file
+if TYPE_CHECKING:  # imported lazily: verify's testinfra suite parses manifests without pyinfra
+    from rigctl.pyinfra_api import Host
 
 MANIFEST = "/etc/rigctl/deployment.json"
 
@@ -45,6 +46,8 @@ class Deployment:
 
 def read_api_key(host: Host, path: str) -> str:
     """The endpoint's API key, read over SFTP ("" for runtimes without one: Ollama on loopback)."""
+    from rigctl.pyinfra_api import read_file
+
     if not path:
         return ""
     return read_file(host, path).decode().strip().splitlines()[0]
@@ -52,9 +55,17 @@ def read_api_key(host: Host, path: str) -> str:
 
 def read_deployment(host: Host) -> Deployment:
     """The host's manifest; raises OSError/ValueError when it has none (not provisioned)."""
+    from rigctl.pyinfra_api import read_file
+
     try:
-        data = json.loads(read_file(host, MANIFEST))
+        raw = read_file(host, MANIFEST)
     except OSError:
         raise OSError(f"no rigctl deployment on {host.name} ({MANIFEST} missing): run `rigctl provision` first") from None
+    return parse_deployment(raw)
+
+
+def parse_deployment(raw: bytes | str) -> Deployment:
+    """A manifest's text as a :class:`Deployment` (keys it does not know are ignored)."""
+    data = json.loads(raw)
     known = set(Deployment.__dataclass_fields__)
     return Deployment(**{key: value for key, value in data.items() if key in known})
