@@ -66,7 +66,22 @@ def provisioned(
 
 def provision(inventory: Path, env: dict[str, str]) -> None:
     result = rigctl("provision", str(inventory), "--json", timeout=1800, env=env)
-    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    if result.returncode != 0:
+        pytest.fail(f"provision failed: {result.stdout[-2500:]}\n{_journal(inventory)}")
+
+
+def _journal(inventory: Path) -> str:
+    """The unit's status and journal, to say why a provision failed (the lab is gone afterwards)."""
+    try:
+        with Session(load_inventory(str(inventory))) as session:
+            host = next(iter(session.results))
+            _ok, out, err = run_command(
+                session.host(host),
+                f"systemctl status {UNIT} --no-pager -n 0; journalctl -u {UNIT} -n 60 --no-pager -o short-precise",
+            )
+        return out + err
+    except Exception as e:
+        return f"(no journal: {e})"
 
 
 def verify(

@@ -1,5 +1,7 @@
-"""The pytest plugin the runner loads (``-p rigctl.verify.plugin``): each check's outcome, as JSON.
+"""The pytest plugin of the verify suite (``-p rigctl.verify.plugin``): its options, and each
+check's outcome as JSON.
 
+``--rigctl-target PATH`` says which host to check (the suite's ``target`` fixture reads it).
 ``--rigctl-report PATH`` receives ``{"checks": {name: {status, message}}, "error": ...,
 "error_kind": ...}``: a check is a test function ``test_<name>``; its message is the reason it
 failed or was skipped, or what a passing check saw (``record_property("detail", ...)``). A
@@ -23,7 +25,14 @@ MESSAGE_LIMIT = 600
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.getgroup("rigctl").addoption(
+    group = parser.getgroup("rigctl")
+    group.addoption(
+        "--rigctl-target",
+        dest="rigctl_target",
+        metavar="PATH",
+        help="The host to check: JSON written by `rigctl verify` (rigctl.verify.target.Target).",
+    )
+    group.addoption(
         "--rigctl-report",
         dest="rigctl_report",
         metavar="PATH",

@@ -38,15 +38,6 @@ UNIT_PROPERTIES = [
 ]
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.getgroup("rigctl").addoption(
-        "--rigctl-target",
-        dest="rigctl_target",
-        metavar="PATH",
-        help="The host to check: JSON written by `rigctl verify` (SSH settings, lockfile entry, role variables).",
-    )
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the checks in the order they are reported: what is installed, then the service, then
     requests to the endpoint last (a request can change what the others would see: a server
@@ -63,7 +54,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def target(pytestconfig: pytest.Config) -> Target:
     path = pytestconfig.getoption("rigctl_target")
     if not path:
-        raise pytest.UsageError("--rigctl-target is required (rigctl verify writes it)")
+        raise pytest.UsageError(
+            "--rigctl-target is required (-p rigctl.verify.plugin; rigctl verify writes it)"
+        )
     return Target.read(path)
 
 
