@@ -1,7 +1,6 @@
 """The ``rigctl`` command: global options, command registration, exit codes.
 
-Exit codes: 0 ok; 1 some host failed; 2 bad input or usage (nothing was changed);
-3 the command is not built yet.
+Exit codes: 0 ok; 1 some host failed; 2 bad input or usage (nothing was changed).
 """
 
 from __future__ import annotations
@@ -20,11 +19,11 @@ from rigctl.cli import bench as bench_cmd
 from rigctl.cli import detect as detect_cmd
 from rigctl.cli import lab as lab_cmd
 from rigctl.cli import models as models_cmd
-from rigctl.cli import pending
 from rigctl.cli import plan as plan_cmd
 from rigctl.cli import provision as provision_cmd
 from rigctl.cli import rollout as rollout_cmd
 from rigctl.cli import status as status_cmd
+from rigctl.cli import verify as verify_cmd
 from rigctl.cli.render import error_line
 
 from rigctl import __version__
@@ -53,7 +52,7 @@ cli.add_command(plan_cmd.plan)
 cli.add_command(bench_cmd.bench)
 cli.add_command(status_cmd.status)
 cli.add_command(rollout_cmd.rollout)
-cli.add_command(pending.verify)
+cli.add_command(verify_cmd.verify)
 cli.add_command(models_cmd.models)
 cli.add_command(lab_cmd.lab)
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rigctl.pyinfra_api import Host, read_file
+if TYPE_CHECKING:  # imported lazily: verify's testinfra suite parses manifests without pyinfra
+    from rigctl.pyinfra_api import Host
 
 MANIFEST = "/etc/rigctl/deployment.json"
 
@@ -48,6 +49,8 @@ def read_api_key(host: Host, path: str) -> str:
 
     The file holds the bare key, or ``VARIABLE=key`` (an environment file, as vLLM's).
     """
+    from rigctl.pyinfra_api import read_file
+
     if not path:
         return ""
     line = read_file(host, path).decode().strip().splitlines()[0]
@@ -56,11 +59,19 @@ def read_api_key(host: Host, path: str) -> str:
 
 def read_deployment(host: Host) -> Deployment:
     """The host's manifest; raises OSError/ValueError when it has none (not provisioned)."""
+    from rigctl.pyinfra_api import read_file
+
     try:
-        data = json.loads(read_file(host, MANIFEST))
+        raw = read_file(host, MANIFEST)
     except OSError:
         raise OSError(
             f"no rigctl deployment on {host.name} ({MANIFEST} missing): run `rigctl provision` first"
         ) from None
+    return parse_deployment(raw)
+
+
+def parse_deployment(raw: bytes | str) -> Deployment:
+    """A manifest's text as a :class:`Deployment` (keys it does not know are ignored)."""
+    data = json.loads(raw)
     known = set(Deployment.__dataclass_fields__)
     return Deployment(**{key: value for key, value in data.items() if key in known})

@@ -54,6 +54,7 @@ from pyinfra.api.connect import connect_all, disconnect_all
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.operations import run_ops
 from pyinfra.connectors.ssh import SSHConnector
+from pyinfra.connectors.ssh import connector_data_meta as _ssh_data_meta
 from pyinfra.context import ctx_config, ctx_host, ctx_state
 from pyinfra.facts import files as file_facts
 from pyinfra.facts import server as server_facts
@@ -96,6 +97,8 @@ __all__ = [
     "endpoint_from_controller",
     "run_command",
     "select_hosts",
+    "SSHSettings",
+    "ssh_settings",
 ]
 
 #: The host being prepared (greenlet-local inside :meth:`Session.prepare`).
@@ -164,6 +167,54 @@ def _refuse_unknown_host_keys(inventory: Inventory) -> None:
             continue
         # an override of this host's data: the connector reads it when the session starts
         host_obj.data.ssh_strict_host_key_checking = "yes"
+
+
+@dataclass(frozen=True)
+class SSHSettings:
+    """How pyinfra's SSH connector reaches a host, for tools that open their own SSH connection
+    (``rigctl verify``'s testinfra suite): the same host data keys, the same defaults."""
+
+    hostname: str
+    port: int
+    user: str | None
+    key_file: str | None
+    key_password: str | None
+    password: str | None
+    known_hosts_file: str
+    strict_host_key_checking: str  # yes | accept-new | no | off
+    allow_agent: bool
+    look_for_keys: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def ssh_settings(host_obj: Host) -> SSHSettings | None:
+    """The SSH connection data of a host, as pyinfra's connector reads it; None for hosts that
+    use another connector (``@local``, ``@docker``...)."""
+    if host_obj.connector_cls is not SSHConnector:
+        return None
+
+    def get(key: str) -> Any:
+        value = host_obj.data.get(key)
+        if value is None and key in _ssh_data_meta:
+            return _ssh_data_meta[key].default
+        return value
+
+    key_file = get("ssh_key")
+    return SSHSettings(
+        hostname=str(get("ssh_hostname") or host_obj.name),
+        port=int(get("ssh_port") or 22),
+        user=get("ssh_user") or None,
+        key_file=str(Path(key_file).expanduser()) if key_file else None,
+        key_password=get("ssh_key_password") or None,
+        password=get("ssh_password") or None,
+        known_hosts_file=str(Path(get("ssh_known_hosts_file") or "~/.ssh/known_hosts").expanduser()),
+        strict_host_key_checking=str(get("ssh_strict_host_key_checking") or "accept-new"),
+        # like pyinfra: with an explicit key, neither the agent nor other keys are tried
+        allow_agent=False if key_file else bool(get("ssh_allow_agent")),
+        look_for_keys=False if key_file else bool(get("ssh_look_for_keys")),
+    )
 
 
 def select_hosts(inventory: Inventory, limit: list[str] | None) -> list[Host]:

@@ -1,0 +1,151 @@
+"""The hardening each runtime's unit must have in force, as ``systemctl show`` prints it.
+
+The values mirror what rigctl writes: ``templates/llama-server.service.j2`` (llama.cpp) and
+``templates/ollama-dropin.conf.j2`` (rigctl's drop-in over upstream's Ollama unit). A unit test
+reads those templates and fails when a hardening directive there is not checked here.
+``systemctl show`` reports the loaded unit, i.e. what is in force, not what a file says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: System calls that @privileged, @mount, @resources and @obsolete cover: none may be allowed.
+DENIED_SYSCALLS = (
+    "mount",
+    "umount2",
+    "reboot",
+    "swapon",
+    "init_module",
+    "kexec_load",
+    "chroot",
+    "setrlimit",
+)
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What one property must be.
+
+    ``kind``: ``exact`` (the value), ``one_of`` (any of the words: systemd versions print some
+    values differently), ``same_words`` (the same set of words, any order), ``includes`` (these
+    words among others), ``allowlist_without`` (an allow-list, ``~`` would make it a deny-list,
+    that lists none of these words).
+    """
+
+    value: str
+    kind: str = "exact"
+
+    def problem(self, name: str, shown: str | None) -> str | None:
+        """Why ``shown`` does not hold, or None."""
+        if shown is None:
+            return f"{name} not reported by systemctl"
+        words = shown.split()
+        wanted = self.value.split()
+        if self.kind == "exact":
+            ok = shown == self.value
+        elif self.kind == "one_of":
+            ok = shown in wanted
+        elif self.kind == "same_words":
+            ok = sorted(words) == sorted(wanted)
+        elif self.kind == "includes":
+            missing = [w for w in wanted if w not in words]
+            if missing:
+                return f"{name} lacks {' '.join(missing)}"
+            ok = True
+        elif self.kind == "allowlist_without":
+            if not words or shown.startswith("~"):
+                return f"{name} is not an allow-list"
+            allowed = [w for w in wanted if w in words]
+            if allowed:
+                return f"{name} allows {' '.join(allowed)}"
+            ok = True
+        else:
+            raise ValueError(f"unknown kind {self.kind}")
+        if ok:
+            return None
+        return f"{name}={shown or '(empty)'}, expected {self.value or '(empty)'}"
+
+
+#: Directives both rigctl units set the same way.
+_COMMON: dict[str, Expected] = {
+    "NoNewPrivileges": Expected("yes"),
+    "CapabilityBoundingSet": Expected(""),
+    "ProtectSystem": Expected("strict"),
+    "PrivateTmp": Expected("yes"),
+    "ProtectKernelTunables": Expected("yes"),
+    "ProtectKernelModules": Expected("yes"),
+    "ProtectKernelLogs": Expected("yes"),
+    "ProtectControlGroups": Expected("yes"),
+    "ProtectClock": Expected("yes"),
+    "ProtectHostname": Expected("yes"),
+    "RestrictNamespaces": Expected("yes"),
+    "RestrictRealtime": Expected("yes"),
+    "RestrictSUIDSGID": Expected("yes"),
+    "LockPersonality": Expected("yes"),
+    "SystemCallArchitectures": Expected("native"),
+    # PrivateDevices=yes implies a closed device policy too: closed either way
+    "DevicePolicy": Expected("closed"),
+}
+
+GPU_BACKENDS = ("cuda", "rocm", "vulkan")
+
+
+def expected(
+    runtime: str, backend: str | None, read_only: list[str], writable: list[str]
+) -> dict[str, Expected]:
+    """The properties ``runtime``'s unit must show; empty when rigctl has no profile for it.
+
+    + backend: llama.cpp's (``cpu``, ``cuda``...; GPU units open device nodes instead of
+      ``PrivateDevices``)
+    + read_only: paths the service must see read-only (its model, its key's directory)
+    + writable: paths it may write (Ollama's model store)
+    """
+    if runtime == "llamacpp":
+        gpu = backend in GPU_BACKENDS
+        profile = {
+            **_COMMON,
+            "AmbientCapabilities": Expected(""),
+            "ProtectHome": Expected("yes"),
+            "ProtectProc": Expected("invisible"),
+            "RemoveIPC": Expected("yes"),
+            "UMask": Expected("0077"),
+            "SystemCallFilter": Expected(" ".join(DENIED_SYSCALLS), "allowlist_without"),
+            "SystemCallErrorNumber": Expected("1 EPERM", "one_of"),
+            "RestrictAddressFamilies": Expected(
+                "AF_INET AF_INET6 AF_UNIX" + (" AF_NETLINK" if gpu else ""), "same_words"
+            ),
+        }
+        if read_only:
+            profile["ReadOnlyPaths"] = Expected(" ".join(read_only), "includes")
+        if gpu:
+            profile["PrivateDevices"] = Expected("no")
+        else:
+            profile.update(
+                PrivateDevices=Expected("yes"),
+                MemoryDenyWriteExecute=Expected("yes"),
+                PrivateUsers=Expected("yes"),
+            )
+        return profile
+    if runtime == "ollama":
+        profile = {
+            **_COMMON,
+            "ProtectHome": Expected("read-only"),
+            "RestrictAddressFamilies": Expected(
+                "AF_INET AF_INET6 AF_UNIX AF_NETLINK", "same_words"
+            ),
+        }
+        if writable:
+            profile["ReadWritePaths"] = Expected(" ".join(writable), "includes")
+        return profile
+    return {}
+
+
+def problems(profile: dict[str, Expected], shown: dict[str, str]) -> list[str]:
+    """Every property of ``profile`` that ``systemctl show`` output ``shown`` does not satisfy."""
+    found = []
+    for name, want in profile.items():
+        problem = want.problem(name, shown.get(name))
+        if problem:
+            found.append(problem)
+    return found

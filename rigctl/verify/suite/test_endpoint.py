@@ -1,0 +1,112 @@
+"""The endpoint, as clients meet it: healthy, refusing requests without the key, serving with
+it, and its metrics answering. Requests go through the host's SSH connection to the address the
+service listens on, so loopback-only endpoints are checked too."""
+
+from __future__ import annotations
+
+import http.client
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import testinfra.host
+
+from rigctl.deployment import Deployment
+from rigctl.verify.connection import Response, http_request, read_secret
+from rigctl.verify.parse import is_loopback, prometheus_samples
+
+#: A request that costs the server one token.
+CHAT_PATH = "/v1/chat/completions"
+
+
+def _request(
+    host: testinfra.host.Host, deployment: Deployment, method: str, path: str, **kwargs: Any
+) -> Response:
+    try:
+        return http_request(host, deployment.listen, deployment.port, method, path, **kwargs)
+    except (OSError, http.client.HTTPException) as e:
+        pytest.fail(
+            f"{method} {path} on {deployment.listen}:{deployment.port}: {type(e).__name__}: {e}"
+        )
+
+
+def _key(host: testinfra.host.Host, deployment: Deployment) -> str:
+    try:
+        key = read_secret(host, deployment.api_key_file)
+    except OSError as e:
+        pytest.fail(f"cannot read the API key {deployment.api_key_file}: {e}")
+    assert key, f"{deployment.api_key_file} is empty"
+    return key
+
+
+def test_health(
+    host: testinfra.host.Host, deployment: Deployment, detail: Callable[[str], None]
+) -> None:
+    """The health path answers 200."""
+    response = _request(host, deployment, "GET", deployment.health_path, timeout=15)
+    assert response.status == 200, f"GET {deployment.health_path}: {response.summary()}"
+    detail(f"GET {deployment.health_path}: {response.summary(40)}")
+
+
+def test_auth(
+    host: testinfra.host.Host, deployment: Deployment, detail: Callable[[str], None]
+) -> None:
+    """Requests without the key, or with a wrong one, get 401; with the key, a completion."""
+    if not deployment.api_key_file:
+        assert is_loopback(deployment.listen), (
+            f"{deployment.runtime} has no API key but listens on {deployment.listen}, beyond loopback"
+        )
+        pytest.skip(
+            f"{deployment.runtime} has no API key (served on loopback {deployment.listen} only)"
+        )
+    key = _key(host, deployment)
+    body = {
+        "model": deployment.served_model,
+        "messages": [{"role": "user", "content": "Say OK."}],
+        "max_tokens": 1,
+    }
+    problems = []
+    anonymous = _request(host, deployment, "POST", CHAT_PATH, body=body)
+    if anonymous.status != 401:
+        problems.append(f"POST {CHAT_PATH} without a key: {anonymous.summary()}, expected 401")
+    wrong = _request(
+        host,
+        deployment,
+        "POST",
+        CHAT_PATH,
+        body=body,
+        headers={"Authorization": "Bearer not-the-key"},
+    )
+    if wrong.status != 401:
+        problems.append(f"POST {CHAT_PATH} with a wrong key: {wrong.summary()}, expected 401")
+    keyed = _request(
+        host,
+        deployment,
+        "POST",
+        CHAT_PATH,
+        body=body,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=300,
+    )
+    if keyed.status != 200:
+        problems.append(f"POST {CHAT_PATH} with the key: {keyed.summary()}, expected 200")
+    assert not problems, "; ".join(problems)
+    detail(f"401 without a key and with a wrong one, 200 with the key ({CHAT_PATH})")
+
+
+def test_metrics(
+    host: testinfra.host.Host, deployment: Deployment, detail: Callable[[str], None]
+) -> None:
+    """The metrics path answers with Prometheus samples."""
+    if not deployment.metrics_path:
+        pytest.skip(f"{deployment.runtime} has no metrics endpoint")
+    headers = (
+        {"Authorization": f"Bearer {_key(host, deployment)}"} if deployment.api_key_file else {}
+    )
+    response = _request(
+        host, deployment, "GET", deployment.metrics_path, headers=headers, timeout=15
+    )
+    assert response.status == 200, f"GET {deployment.metrics_path}: {response.summary()}"
+    samples = prometheus_samples(response.body)
+    assert samples, f"GET {deployment.metrics_path}: 200 but no Prometheus samples"
+    detail(f"GET {deployment.metrics_path}: {len(samples)} samples")

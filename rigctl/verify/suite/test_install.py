@@ -1,0 +1,139 @@
+"""The runtime at the planned build, and the model file with the pinned sha256."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Callable
+
+import pytest
+import testinfra.host
+
+from rigctl.deployment import Deployment
+from rigctl.verify.parse import BuildName
+from rigctl.verify.target import Target
+
+
+def planned_build(target: Target, deployment: Deployment, problems: list[str]) -> str:
+    """The build the lockfile pinned for this host, else the one its manifest records."""
+    locked = (target.lock or {}).get("build")
+    if locked and locked != deployment.build:
+        problems.append(f"manifest records build {deployment.build}, lockfile pins {locked}")
+    return str(locked or deployment.build)
+
+
+def _realpath(host: testinfra.host.Host, path: str) -> str:
+    return str(host.run("readlink -f -- %s", path).stdout.strip())
+
+
+def _running_exe(host: testinfra.host.Host, unit: str) -> str | None:
+    pid = host.run("systemctl show -p MainPID --value -- %s", f"{unit}.service").stdout.strip()
+    if not pid.isdigit() or pid == "0":
+        return None
+    return _realpath(host, f"/proc/{pid}/exe") or None
+
+
+def _llamacpp(
+    host: testinfra.host.Host,
+    target: Target,
+    deployment: Deployment,
+    build: str,
+    problems: list[str],
+) -> str:
+    prefix = target.llamacpp_prefix
+    install = f"{prefix}/builds/{build}"
+    try:
+        name = BuildName.parse(build)
+    except ValueError as e:
+        problems.append(str(e))
+        return ""
+    info_file = host.file(f"{install}/BUILD_INFO.json")
+    if not info_file.exists:
+        problems.append(f"build {build} is not installed ({install}/BUILD_INFO.json missing)")
+        return ""
+    # the first JSON value: builds made before a fix of the role's printf end with a stray "n"
+    info, _end = json.JSONDecoder().raw_decode(info_file.content_string)
+    for field in ("version", "backend", "key"):
+        if str(info.get(field)) != getattr(name, field):
+            problems.append(
+                f"{install}/BUILD_INFO.json says {field} {info.get(field)}, planned {getattr(name, field)}"
+            )
+    server = host.file(f"{install}/bin/llama-server")
+    if not (server.is_file and server.mode & 0o111):
+        problems.append(f"{install}/bin/llama-server is missing or not executable")
+    current = host.file(f"{prefix}/current")
+    if not current.is_symlink:
+        problems.append(f"{prefix}/current is not a link to a build")
+    elif _realpath(host, current.path) != _realpath(host, install):
+        problems.append(f"{prefix}/current points at {current.linked_to}, planned {install}")
+    running = _running_exe(host, deployment.unit)
+    if running and not running.startswith(_realpath(host, install) + "/"):
+        problems.append(f"the running server is {running}, not from build {build} (restart it)")
+    return f"llama.cpp {name.version} ({name.backend}) in {install}" + (
+        ", running" if running else ""
+    )
+
+
+def _ollama(host: testinfra.host.Host, target: Target, build: str, problems: list[str]) -> str:
+    install = target.ollama_install_dir
+    marker = host.file(f"{install}/lib/ollama/.rigctl-archive")
+    binary = host.file(f"{install}/bin/ollama")
+    if not (binary.is_file and binary.mode & 0o111):
+        problems.append(f"{install}/bin/ollama is missing or not executable")
+    if not marker.exists:
+        problems.append(f"no Ollama archive installed by rigctl ({marker.path} missing)")
+        return ""
+    installed = marker.content_string.strip()
+    if f"ollama-{installed[:12]}" != build:
+        problems.append(f"installed archive {installed[:12]}, planned {build}")
+    return f"Ollama archive {installed[:12]} in {install}"
+
+
+def test_runtime(
+    host: testinfra.host.Host, target: Target, deployment: Deployment, detail: Callable[[str], None]
+) -> None:
+    """The runtime is installed at the planned build (and the running server is that build)."""
+    problems: list[str] = []
+    build = planned_build(target, deployment, problems)
+    if deployment.runtime == "llamacpp":
+        seen = _llamacpp(host, target, deployment, build, problems)
+    elif deployment.runtime == "ollama":
+        seen = _ollama(host, target, build, problems)
+    else:
+        pytest.fail(f"verify has no checks for runtime {deployment.runtime} yet")
+    assert not problems, "; ".join(problems)
+    detail(seen)
+
+
+def test_model(
+    host: testinfra.host.Host, target: Target, deployment: Deployment, detail: Callable[[str], None]
+) -> None:
+    """The model file is there with the lockfile's sha256 (else the manifest's)."""
+    lock = target.lock or {}
+    source = (
+        f"lockfile {posixpath.basename(target.lockfile or '')}"
+        if lock.get("sha256")
+        else "manifest"
+    )
+    wanted = str(lock.get("sha256") or deployment.model_sha256)
+    problems = []
+    if lock.get("sha256") and deployment.model_sha256 != wanted:
+        problems.append(
+            f"manifest records sha256 {deployment.model_sha256[:12]}, lockfile pins {wanted[:12]}"
+        )
+    model = host.file(deployment.model_path)
+    assert model.is_file, f"model {deployment.model_path} is missing"
+    size = model.size
+    wanted_size = lock.get("size_bytes")
+    if wanted_size is not None and size != int(wanted_size):
+        problems.append(
+            f"{deployment.model_path} has {size} bytes, the lockfile says {wanted_size} (truncated or replaced)"
+        )
+    else:
+        got = host.check_output("sha256sum -- %s", deployment.model_path).split()[0]
+        if got != wanted:
+            problems.append(
+                f"{deployment.model_path} has sha256 {got[:12]}, the {source} pins {wanted[:12]}"
+            )
+    assert not problems, "; ".join(problems)
+    detail(f"{deployment.model_path}: sha256 {wanted[:12]}, {size} bytes, as the {source} pins")
