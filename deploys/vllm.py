@@ -61,6 +61,12 @@ def server_environment(plan: Plan) -> dict[str, str]:
         "HF_HOME": f"{STATE}/cache/huggingface",
         "TORCHINDUCTOR_CACHE_DIR": f"{STATE}/cache/torchinductor",
         "TRITON_CACHE_DIR": f"{STATE}/cache/triton",
+        # vLLM's engine and workers talk over ZMQ and torch.distributed (gloo, NCCL) sockets
+        # bound to the address it guesses from the hostname (often the LAN address), open to
+        # the network without any key: one node keeps them all on loopback.
+        "VLLM_HOST_IP": "127.0.0.1",
+        "GLOO_SOCKET_IFNAME": "lo",
+        "NCCL_SOCKET_IFNAME": "lo",
         # The weights are on disk already: serving never reaches the Hub.
         "HF_HUB_OFFLINE": "1",
         "VLLM_NO_USAGE_STATS": "1",

@@ -53,7 +53,13 @@ def read_api_key(host: Host, path: str) -> str:
 
     if not path:
         return ""
-    line = read_file(host, path).decode().strip().splitlines()[0]
+    return api_key_from_text(read_file(host, path).decode())
+
+
+def api_key_from_text(text: str) -> str:
+    """The key in a key file's text: its first line, bare or ``VARIABLE=key``."""
+    lines = text.strip().splitlines()
+    line = lines[0] if lines else ""
     return line.split("=", 1)[1] if "=" in line else line
 
 

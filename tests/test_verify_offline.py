@@ -155,9 +155,14 @@ def _hardening_directives(path: Path) -> dict[str, str]:
 
 
 # Directives of the templates the profile does not check one by one: the device nodes a GPU
-# unit may open, and Ollama's PrivateDevices (its manifest does not say whether it was given
-# GPUs; its device confinement is checked as DevicePolicy=closed, which PrivateDevices implies).
-NOT_CHECKED = {"llamacpp": {"DeviceAllow"}, "ollama": {"DeviceAllow", "PrivateDevices"}}
+# unit may open, and Ollama's CPU-only settings PrivateDevices, PrivateUsers and
+# MemoryDenyWriteExecute (its manifest does not say whether it was given GPUs; its device
+# confinement is checked as DevicePolicy=closed, which PrivateDevices implies).
+NOT_CHECKED = {
+    "llamacpp": {"DeviceAllow"},
+    "vllm": {"DeviceAllow"},
+    "ollama": {"DeviceAllow", "PrivateDevices", "PrivateUsers", "MemoryDenyWriteExecute"},
+}
 
 
 @pytest.mark.parametrize(
@@ -166,6 +171,8 @@ NOT_CHECKED = {"llamacpp": {"DeviceAllow"}, "ollama": {"DeviceAllow", "PrivateDe
         ("llama-server-cpu.service", "llamacpp", "cpu"),
         ("llama-server-cuda.service", "llamacpp", "cuda"),
         ("llama-server-rocm.service", "llamacpp", "rocm"),
+        ("vllm-cpu.service", "vllm", "cpu"),
+        ("vllm-cuda.service", "vllm", "cuda"),
         ("ollama-dropin-cpu.conf", "ollama", None),
         ("ollama-dropin-cuda.conf", "ollama", None),
     ],
@@ -191,7 +198,7 @@ def test_every_hardening_directive_of_the_templates_is_checked(
 
 
 def test_no_profile_for_unknown_runtimes() -> None:
-    assert hardening.expected("vllm", None, [], []) == {}
+    assert hardening.expected("tgi", None, [], []) == {}
 
 
 # --- the suite and its plugin --------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -187,3 +188,19 @@ def test_bench_and_status_work_on_vllm(vllm_host: dict) -> None:
     status = json.loads(_run(vllm_host["env"], "status", inventory, "--json").stdout)
     row = status["hosts"][vllm_host["host"].name]
     assert row["ok"] and row["runtime"] == "vllm" and row["unit_state"] == "active"
+
+
+def test_verify_passes_on_vllm(vllm_host: dict) -> None:
+    result = rigctl(
+        "verify", str(vllm_host["inventory"]("vllm")), "--json", env=vllm_host["env"], timeout=600
+    )
+    document = json.loads(result.stdout)
+    host = document["hosts"][vllm_host["host"].name]
+    assert result.returncode == 0, json.dumps(host, indent=1)
+    statuses = {name: check["status"] for name, check in host["checks"].items()}
+    assert set(statuses.values()) == {"passed"}, statuses
+    # vLLM's internal sockets (engine, workers) stay on 127.0.0.1 (VLLM_HOST_IP): only the API
+    # is on the host's own address.
+    address = vllm_host["host"].address
+    listening = host["checks"]["listening"]["message"]
+    assert re.findall(rf"{re.escape(address)}:\d+", listening) == [f"{address}:{PORT}"], listening

@@ -42,7 +42,7 @@ class ModelDir:
 def tree_digest(entries: Iterable[tuple[str, str]]) -> str:
     """sha256 of ``sha256sum``-style lines (``"<sha>  <relative path>\\n"``), sorted by path.
 
-    On a host: ``cd DIR && find . -type f ! -name '*.sha256' | sed 's|^./||' | LC_ALL=C sort
+    On a host: ``cd DIR && find . -type f ! -name '*.sha256' ! -name '.rigctl-*' | sed 's|^./||' | LC_ALL=C sort
     | xargs -d '\\n' sha256sum | sha256sum`` (the ``.sha256`` files are rigctl's upload markers).
     """
     lines = [f"{sha}  {rel}\n" for sha, rel in sorted(entries, key=lambda e: e[1].encode())]

@@ -20,6 +20,7 @@ import paramiko
 import testinfra.host
 from testinfra.backend.paramiko import IgnorePolicy, ParamikoBackend
 
+from rigctl.deployment import api_key_from_text
 from rigctl.verify.results import HostUnreachable
 
 
@@ -112,10 +113,10 @@ def _client(host: testinfra.host.Host) -> paramiko.SSHClient:
 
 
 def read_secret(host: testinfra.host.Host, path: str) -> str:
-    """The first line of a (small) file, read over SFTP: never through a command's output."""
+    """An API key file's key (bare, or ``VARIABLE=key`` as vLLM's environment file), read over
+    SFTP: never through a command's output."""
     with _client(host).open_sftp() as sftp, sftp.open(path, "r") as handle:
-        lines = handle.read(65536).decode().strip().splitlines()
-    return lines[0] if lines else ""
+        return api_key_from_text(handle.read(65536).decode())
 
 
 @dataclass(frozen=True)

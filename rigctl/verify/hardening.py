@@ -1,7 +1,8 @@
 """The hardening each runtime's unit must have in force, as ``systemctl show`` prints it.
 
-The values mirror what rigctl writes: ``templates/llama-server.service.j2`` (llama.cpp) and
-``templates/ollama-dropin.conf.j2`` (rigctl's drop-in over upstream's Ollama unit). A unit test
+The values mirror what rigctl writes: ``templates/llama-server.service.j2`` (llama.cpp),
+``templates/vllm.service.j2`` (vLLM) and ``templates/ollama-dropin.conf.j2`` (rigctl's drop-in
+over upstream's Ollama unit). A unit test
 reads those templates and fails when a hardening directive there is not checked here.
 ``systemctl show`` reports the loaded unit, i.e. what is in force, not what a file says.
 """
@@ -10,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: System calls that @privileged, @mount, @resources and @obsolete cover: none may be allowed.
-DENIED_SYSCALLS = (
+#: System calls that @privileged, @mount and @obsolete cover: none may be allowed.
+DENIED_SYSCALLS_ALL = (
     "mount",
     "umount2",
     "reboot",
@@ -19,8 +20,9 @@ DENIED_SYSCALLS = (
     "init_module",
     "kexec_load",
     "chroot",
-    "setrlimit",
 )
+#: ... and @resources, which llama.cpp's unit denies too (vLLM pins threads and binds memory).
+DENIED_SYSCALLS = (*DENIED_SYSCALLS_ALL, "setrlimit")
 
 
 @dataclass(frozen=True)
@@ -127,10 +129,37 @@ def expected(
                 PrivateUsers=Expected("yes"),
             )
         return profile
+    if runtime == "vllm":
+        gpu = backend in GPU_BACKENDS
+        profile = {
+            **_COMMON,
+            "AmbientCapabilities": Expected(""),
+            "ProtectHome": Expected("yes"),
+            "ProtectProc": Expected("invisible"),
+            "RemoveIPC": Expected("yes"),
+            "UMask": Expected("0077"),
+            "SystemCallFilter": Expected(" ".join(DENIED_SYSCALLS_ALL), "allowlist_without"),
+            "SystemCallErrorNumber": Expected("1 EPERM", "one_of"),
+            "RestrictAddressFamilies": Expected(
+                "AF_INET AF_INET6 AF_UNIX AF_NETLINK", "same_words"
+            ),
+            "PrivateDevices": Expected("no" if gpu else "yes"),
+        }
+        if not gpu:
+            profile["PrivateUsers"] = Expected("yes")
+        if read_only:
+            profile["ReadOnlyPaths"] = Expected(" ".join(read_only), "includes")
+        return profile
     if runtime == "ollama":
         profile = {
             **_COMMON,
-            "ProtectHome": Expected("read-only"),
+            "AmbientCapabilities": Expected(""),
+            "ProtectHome": Expected("yes"),
+            "ProtectProc": Expected("invisible"),
+            "RemoveIPC": Expected("yes"),
+            "UMask": Expected("0077"),
+            "SystemCallFilter": Expected(" ".join(DENIED_SYSCALLS_ALL), "allowlist_without"),
+            "SystemCallErrorNumber": Expected("1 EPERM", "one_of"),
             "RestrictAddressFamilies": Expected(
                 "AF_INET AF_INET6 AF_UNIX AF_NETLINK", "same_words"
             ),

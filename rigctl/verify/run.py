@@ -23,6 +23,7 @@ from rigctl.provision import lockfile_path
 from rigctl.pyinfra_api import Host, load_inventory, select_hosts, ssh_settings
 from rigctl.roles.llamacpp import install_prefix
 from rigctl.roles.ollama import defaults as ollama_defaults
+from rigctl.roles.vllm import install_prefix as vllm_install_prefix
 from rigctl.verify.results import HostVerify, VerifyResult
 from rigctl.verify.target import Target
 
@@ -63,6 +64,7 @@ def host_target(host: Host, lockfile: Path, lock: dict[str, Any] | None) -> Targ
         lock=entry if isinstance(entry, dict) else None,
         lockfile=str(lockfile) if entry else None,
         llamacpp_prefix=install_prefix(host),
+        vllm_prefix=vllm_install_prefix(host),
         ollama_install_dir=str(
             host.data.get("ollama_install_dir", ollama_defaults.OLLAMA_INSTALL_DIR)
         ),

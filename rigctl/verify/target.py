@@ -23,6 +23,7 @@ class Target:
     lockfile: str | None = None
     llamacpp_prefix: str = "/opt/rigctl/llamacpp"
     ollama_install_dir: str = "/usr/local"
+    vllm_prefix: str = "/opt/rigctl/vllm"
     ollama_paths: list[str] = field(default_factory=list)  # Ollama's writable paths (models, home)
 
     def write(self, path: Path) -> None:

@@ -34,6 +34,7 @@ UNIT_PROPERTIES = [
         set(hardening.expected("llamacpp", "cpu", ["/"], []))
         | set(hardening.expected("llamacpp", "cuda", ["/"], []))
         | set(hardening.expected("ollama", None, [], ["/"]))
+        | set(hardening.expected("vllm", "cpu", ["/"], []))
     ),
 ]
 

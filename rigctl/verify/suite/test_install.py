@@ -89,6 +89,38 @@ def _ollama(host: testinfra.host.Host, target: Target, build: str, problems: lis
     return f"Ollama archive {installed[:12]} in {install}"
 
 
+def _vllm(
+    host: testinfra.host.Host,
+    target: Target,
+    deployment: Deployment,
+    build: str,
+    problems: list[str],
+) -> str:
+    venv = f"{target.vllm_prefix}/{build}"
+    key = build.rsplit("-", 1)[-1]
+    marker = host.file(f"{venv}/.rigctl-installed")
+    if not marker.exists:
+        problems.append(f"virtualenv {build} is not installed ({marker.path} missing)")
+        return ""
+    if marker.content_string.strip() != key:
+        problems.append(f"{venv} holds install {marker.content_string.strip()}, planned {key}")
+    python = host.file(f"{venv}/bin/python")
+    if not python.exists:
+        problems.append(f"{venv}/bin/python is missing")
+    pid = host.run(
+        "systemctl show -p MainPID --value -- %s", f"{deployment.unit}.service"
+    ).stdout.strip()
+    running = ""
+    if pid.isdigit() and pid != "0":
+        argv = host.run("cat -- %s", f"/proc/{pid}/cmdline").stdout.split("\0")
+        running = argv[0] if argv else ""
+        if running != python.path:
+            problems.append(
+                f"the running server is {running or '?'}, not {python.path} (restart it)"
+            )
+    return f"vLLM virtualenv {build}" + (", running" if running else "")
+
+
 def test_runtime(
     host: testinfra.host.Host, target: Target, deployment: Deployment, detail: Callable[[str], None]
 ) -> None:
@@ -99,6 +131,8 @@ def test_runtime(
         seen = _llamacpp(host, target, deployment, build, problems)
     elif deployment.runtime == "ollama":
         seen = _ollama(host, target, build, problems)
+    elif deployment.runtime == "vllm":
+        seen = _vllm(host, target, deployment, build, problems)
     else:
         pytest.fail(f"verify has no checks for runtime {deployment.runtime} yet")
     assert not problems, "; ".join(problems)
@@ -122,6 +156,13 @@ def test_model(
             f"manifest records sha256 {deployment.model_sha256[:12]}, lockfile pins {wanted[:12]}"
         )
     model = host.file(deployment.model_path)
+    if model.is_directory:  # a Hugging Face model directory (vLLM)
+        _model_directory(host, deployment.model_path, wanted, source, problems)
+        assert not problems, "; ".join(problems)
+        detail(
+            f"{deployment.model_path}/: tree sha256 {wanted[:12] or '(Hub revision)'}, as the {source} pins"
+        )
+        return
     assert model.is_file, f"model {deployment.model_path} is missing"
     size = model.size
     wanted_size = lock.get("size_bytes")
@@ -137,3 +178,23 @@ def test_model(
             )
     assert not problems, "; ".join(problems)
     detail(f"{deployment.model_path}: sha256 {wanted[:12]}, {size} bytes, as the {source} pins")
+
+
+def _model_directory(
+    host: testinfra.host.Host, path: str, wanted: str, source: str, problems: list[str]
+) -> None:
+    """A model directory: its tree digest (rigctl.fetch.model_dir.tree_digest) on the host, or
+    for a Hub snapshot (no digest pinned) the completed-download marker."""
+    if not host.file(f"{path}/config.json").exists:
+        problems.append(f"{path}/config.json is missing")
+    if not wanted:
+        if not host.file(f"{path}/.rigctl-revision").exists:
+            problems.append(f"{path} is not a completed Hub snapshot (.rigctl-revision missing)")
+        return
+    got = host.check_output(
+        "cd -- %s && find . -type f ! -name '*.sha256' ! -name '.rigctl-*' | sed 's|^./||'"
+        " | LC_ALL=C sort | xargs -d '\\n' sha256sum | sha256sum",
+        path,
+    ).split()[0]
+    if got != wanted:
+        problems.append(f"{path}/ has tree sha256 {got[:12]}, the {source} pins {wanted[:12]}")

@@ -79,6 +79,10 @@ def test_hardening(
             backend = BuildName.parse(deployment.build).backend
         except ValueError:
             backend = None
+    elif deployment.runtime == "vllm":
+        # the virtualenv is named <version>-<variant>-<key>; the variant is cuda, rocm or cpu
+        parts = deployment.build.split("-")
+        backend = parts[1] if len(parts) == 3 else None
     read_only = [
         posixpath.dirname(path) for path in (deployment.model_path, deployment.api_key_file) if path
     ]
