@@ -69,7 +69,7 @@ RTX4090_HOST = {
             "name": "NVIDIA GeForce RTX 4090",
             "index": 0,
             "memory_bytes": 24564 * 1024 * 1024,
-            "driver": "550.54.14",
+            "driver": "580.65.06",
             "compute_capability": "8.9",
         }
     ],
@@ -83,7 +83,7 @@ RTX4090_HOST = {
         "init": "systemd",
     },
     "disk_free_bytes": 500 * 1024**3,
-    "cuda_driver_version": "12.4",
+    "cuda_driver_version": "13.0",
 }
 
 

@@ -46,7 +46,7 @@ def _linux(
     cores: int = 16,
     threads: int = 32,
     disk: int = 500 * GiB,
-    driver: str | None = "12.8",
+    driver: str | None = "13.0",
 ) -> Hardware:
     return Hardware(
         accelerator=accelerator,
@@ -313,7 +313,7 @@ def test_quant_choice_is_the_best_that_fits_the_gpu() -> None:
 def test_old_gpu_cannot_take_vllm() -> None:
     pascal = _linux("cuda", [_rtx(0, cc="6.1")])
     plan = make_plan(pascal, get_catalog_model("llama-3.1-8b-instruct"), concurrency=10)
-    assert plan.runtime == "llamacpp" and "compute capability 7.0" in plan.reasons[0]
+    assert plan.runtime == "llamacpp" and "compute capability 7.5" in plan.reasons[0]
     with pytest.raises(BadInput) as err:
         make_plan(pascal, get_catalog_model("llama-3.1-8b-instruct"), runtime="vllm")
     assert err.value.field == "runtime"
@@ -401,11 +401,20 @@ def test_kv_cache_formula() -> None:
 
 def test_preflight_driver_disk_and_ram() -> None:
     old_driver = _linux("cuda", [_rtx(0)], driver="11.8")
-    plan = make_plan(old_driver, get_catalog_model("llama-3.1-8b-instruct"), concurrency=10)
-    assert plan.runtime == "vllm" and any("CUDA 11.8" in e for e in plan.errors)
-    mid_driver = _linux("cuda", [_rtx(0), _rtx(1)], driver="12.4")
-    plan = make_plan(mid_driver, get_catalog_model("llama-3.1-8b-instruct"), concurrency=10)
-    assert plan.ok and any("12.8" in w for w in plan.warnings)
+    plan = make_plan(old_driver, get_catalog_model("llama-3.1-8b-instruct:q4_k_m"))
+    assert plan.runtime == "llamacpp" and any("CUDA 11.8" in e for e in plan.errors)
+    # The pinned vLLM is a CUDA 13 build: a 12.x driver gets llama.cpp, saying why, and an
+    # explicit vLLM is refused before anything is installed.
+    cuda12 = _linux("cuda", [_rtx(0), _rtx(1)], driver="12.8")
+    plan = make_plan(cuda12, get_catalog_model("llama-3.1-8b-instruct"), concurrency=10)
+    assert plan.runtime == "llamacpp" and plan.ok
+    assert (
+        "not vLLM: the pinned vLLM is a CUDA 13 build; this NVIDIA driver supports CUDA 12.8"
+        in plan.reasons[0]
+    )
+    with pytest.raises(BadInput, match="driver R580") as err:
+        make_plan(cuda12, get_catalog_model("llama-3.1-8b-instruct"), runtime="vllm")
+    assert err.value.field == "runtime"
     small_disk = _linux("cuda", [_rtx(0)], disk=3 * GiB)
     plan = make_plan(small_disk, get_catalog_model("llama-3.1-8b-instruct:q4_k_m"))
     assert any(e.startswith("disk:") for e in plan.errors)

@@ -41,14 +41,14 @@ def _hardware(accelerator: str, gpus: list[Gpu], system: str = "Linux") -> Hardw
             "systemd" if system == "Linux" else "launchd",
         ),
         disk_free_bytes=500 * GiB,
-        cuda_driver_version="12.4" if accelerator == "cuda" else None,
+        cuda_driver_version="13.0" if accelerator == "cuda" else None,
         unified_memory=system == "Darwin",
     )
 
 
 CASES = {
     "cuda": _hardware(
-        "cuda", [Gpu("nvidia", "NVIDIA GeForce RTX 4090", 0, 24564 * 1024**2, "550.54.14", "8.9")]
+        "cuda", [Gpu("nvidia", "NVIDIA GeForce RTX 4090", 0, 24564 * 1024**2, "580.65.06", "8.9")]
     ),
     "rocm": _hardware(
         "rocm", [Gpu("amd", "AMD Radeon RX 7900 XTX", 0, 24 * GiB, gfx_target="gfx1100")]

@@ -11,12 +11,13 @@ from rigctl.plan.types import DevicePlacement
 
 # Driver CUDA version (nvidia-smi's "CUDA Version") per runtime: below the first an error,
 # below the second a warning.
-#  - vLLM: its PyPI wheels are built with CUDA 12.8; drivers of any 12.x run them through
-#    CUDA minor-version compatibility, older majors do not.
+#  - vLLM: the pinned release (0.32.0) and the torch it pins (2.13.0) are built with CUDA 13
+#    on PyPI (their nvidia-*-cu13 requirements); any 13.x driver (R580 or newer) runs them
+#    through minor-version compatibility, a 12.x driver does not.
 #  - llama.cpp: rigctl builds it with a CUDA 12 toolkit; any 12.x driver runs that build.
 #  - Ollama: its docs require driver 531 or newer, which reports CUDA 12.1.
 MIN_DRIVER_CUDA: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
-    "vllm": ((12, 0), (12, 8)),
+    "vllm": ((13, 0), (13, 0)),
     "llamacpp": ((12, 0), (12, 0)),
     "ollama": ((12, 1), (12, 1)),
 }

@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from rigctl.errors import BadInput
 from rigctl.hardware import Hardware
 
-# vLLM's CUDA kernels need Volta or newer (vLLM installation docs: compute capability 7.0+).
-VLLM_MIN_COMPUTE_CAPABILITY = (7, 0)
+# The pinned vLLM (0.32.0, with torch 2.13.0) is a CUDA 13 build, and CUDA 13 dropped
+# Maxwell, Pascal and Volta: Turing (compute capability 7.5) or newer.
+VLLM_MIN_COMPUTE_CAPABILITY = (7, 5)
+# ... and a driver that supports CUDA 13 (nvidia-smi's "CUDA Version" 13.x: R580 or newer).
+VLLM_MIN_DRIVER_CUDA = (13, 0)
 # AMD targets vLLM's ROCm build supports (vLLM ROCm installation docs: MI200, MI300, MI350,
 # Radeon RX 7900 and RX 9000 series).
 VLLM_ROCM_TARGETS = frozenset(
@@ -88,7 +91,16 @@ def vllm_blocker(hardware: Hardware, accelerator: str, has_safetensors: bool) ->
     if accelerator == "cuda":
         cc = lowest_compute_capability(hardware)
         if cc is not None and cc < VLLM_MIN_COMPUTE_CAPABILITY:
-            return f"vLLM needs CUDA compute capability 7.0 or newer; this GPU has {cc[0]}.{cc[1]}"
+            return (
+                "the pinned vLLM is a CUDA 13 build, which needs compute capability 7.5 or "
+                f"newer; this GPU has {cc[0]}.{cc[1]}"
+            )
+        driver = parse_compute_capability(hardware.cuda_driver_version)  # "13.0" -> (13, 0)
+        if driver is not None and driver < VLLM_MIN_DRIVER_CUDA:
+            return (
+                f"the pinned vLLM is a CUDA 13 build; this NVIDIA driver supports CUDA "
+                f"{driver[0]}.{driver[1]} (upgrade to driver R580 or newer)"
+            )
     if not has_safetensors:
         return (
             "vLLM serves Hugging Face safetensors and this model is a GGUF file with no known "
