@@ -22,7 +22,7 @@ from rigctl.hardware import Hardware
 from rigctl.hostspec import HostSpec
 from rigctl.operations.files import atomic_put, verified_file
 from rigctl.plan import Plan
-from rigctl.pyinfra_api import files
+from rigctl.pyinfra_api import files, host
 
 UNIT = "rigctl-llama-server"
 LAUNCHD_LABEL = "org.rigctl.llama-server"
@@ -152,7 +152,15 @@ def serve(
         unit_text = render_unit(spec, plan, build)
         unit_file = service.unit_path(UNIT)
         service.install(
-            unit=UNIT, unit_text=unit_text, user_name=USER, changed_inputs=[model_op, current_build]
+            unit=UNIT,
+            unit_text=unit_text,
+            user_name=USER,
+            changed_inputs=[model_op, current_build],
+            input_paths=[
+                model_path,
+                f"{llamacpp.install_prefix(host)}/current",
+                server_argv(plan, spec, key_file)[0],
+            ],
         )
     manifest = Deployment(
         runtime="llamacpp",

@@ -166,6 +166,9 @@ def serve(
         user_name=USER,
         changed_inputs=[installed, token_op, *model_ops],
         key_variable=KEY_VARIABLE,
+        # what those write: changed since the last restart (a run killed in between), they
+        # restart the service too (the model directory's ctime moves with each file placed)
+        input_paths=[model_path, f"{prefix}/{venv.name}/.rigctl-installed", token_file],
     )
     key_file = api_key_path(UNIT, variable=KEY_VARIABLE)
     served_name = plan.args[plan.args.index("--served-model-name") + 1]

@@ -381,11 +381,9 @@ def _run_wave(
             if h.name not in ok:
                 return
             name = builds[h.name].name if h.name in builds else ""
-            if (
-                name
-                and not cached_build(name)
-                and any(op.endswith(f"build {name}") for op in summary.hosts[h.name].changed_ops)
-            ):
+            # Whenever the controller lacks it, not only right after compiling: a run killed while
+            # keeping it would otherwise leave every later host of this key compiling again.
+            if name and not cached_build(name):
                 report(h.name, "build", f"keeping {name} for hosts with the same key")
                 try:
                     keep_build(h, name, install_prefix(h))

@@ -50,6 +50,7 @@ from pyinfra.api import (
     deploy,
     operation,
 )
+from pyinfra.api import operations as _operations
 from pyinfra.api.connect import connect_all, disconnect_all
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.operations import run_ops
@@ -99,6 +100,7 @@ __all__ = [
     "select_hosts",
     "SSHSettings",
     "ssh_settings",
+    "CONNECTION_LOST",
 ]
 
 #: The host being prepared (greenlet-local inside :meth:`Session.prepare`).
@@ -319,10 +321,18 @@ class _Recorder(BaseStateCallback):
 
     def __init__(self, on_operation: OperationHook | None = None) -> None:
         self.connect_errors: dict[str, str] = {}
+        #: host name -> (op hash, why): an operation that raised instead of failing
+        self.raised: dict[str, tuple[str, str]] = {}
         self.on_operation = on_operation
 
     def host_connect_error(self, state: State, host: Host, error: Exception) -> None:
         message = _one_line(error)
+        # paramiko's "Unable to connect to port 22" hides why (errno None); the socket errors it
+        # wraps say it: refused (no sshd listening), timed out, no route to host
+        wrapped = getattr(error.__cause__ or error.__context__, "errors", None)
+        if isinstance(wrapped, dict) and wrapped:
+            reasons = sorted({getattr(e, "strerror", None) or str(e) for e in wrapped.values()})
+            message += ": " + "; ".join(reasons)
         if "No host key" in message:
             message += (
                 " (pin it: ssh-keyscan HOST >> ~/.ssh/known_hosts, after checking its fingerprint;"
@@ -343,6 +353,44 @@ class _Recorder(BaseStateCallback):
 
     def operation_host_error(self, state: State, host: Host, op_hash: str, *args: Any) -> None:
         self._operation(state, host, op_hash, "error")
+
+
+CONNECTION_LOST = "connection to the host lost"
+
+
+def _connection_lost(host_obj: Host) -> bool:
+    """An SSH host whose connection has dropped (powered off, sshd killed, network gone)."""
+    client = getattr(host_obj.connector, "client", None)
+    if client is None:
+        return False
+    transport = client.get_transport()
+    return transport is None or not transport.is_active()
+
+
+_run_host_op_unguarded = _operations._run_host_op_with_context
+
+
+def _run_host_op_guarded(state: State, host: Host, op_hash: str) -> bool:
+    """One host's operation, where anything it raises fails that host only.
+
+    pyinfra turns OSError, SSHException and timeouts into a failed operation, but a connection
+    lost during an SFTP transfer raises paramiko's EOFError: it escaped the host's greenlet,
+    stopped every host's remaining operations and left no summary (a host powered off while its
+    model was copied aborted the whole provision).
+    """
+    try:
+        return bool(_run_host_op_unguarded(state, host, op_hash))
+    except Exception as e:
+        # paramiko raises EOFError when the socket closed under it
+        why = CONNECTION_LOST if isinstance(e, EOFError) or _connection_lost(host) else _one_line(e)
+        for handler in state.callback_handlers:
+            if isinstance(handler, _Recorder):
+                handler.raised[host.name] = (op_hash, why)
+        state.trigger_callbacks("operation_host_error", host, op_hash)
+        return False
+
+
+_operations._run_host_op_with_context = _run_host_op_guarded
 
 
 # --------------------------------------------------------------------------- session
@@ -500,12 +548,21 @@ class Session:
                 op_meta = self.state.get_op_meta(op_hash)
                 op_name = ", ".join(sorted(op_meta.names)) or op_hash
                 meta = self.state.get_op_data_for_host(host_obj, op_hash).operation_meta
+                raised = self.recorder.raised.get(name)
+                if raised and raised[0] == op_hash:
+                    result.failed_ops.append(
+                        OpResult(op_name, changed=False, success=False, stderr_tail=[raised[1]])
+                    )
+                    result.fail(f"operation failed: {op_name}: {raised[1]}")
+                    continue
                 if not meta.is_complete():
                     if self.dry and meta.will_change:
                         result.changed_ops.append(op_name)
                     continue
                 if meta.did_error():
                     stderr = list(meta.stderr_lines)[-STDERR_TAIL_LINES:]
+                    if not stderr and _connection_lost(host_obj):
+                        stderr = [CONNECTION_LOST]  # pyinfra only logs why the command failed
                     result.failed_ops.append(
                         OpResult(op_name, changed=False, success=False, stderr_tail=stderr)
                     )

@@ -2,12 +2,14 @@
 
 Stands in for Hugging Face / a mirror: serves real files from a directory, honours
 ``Range: bytes=N-`` (206), can cut the connection after N bytes (once), can serve
-corrupted bytes, and can send Hugging Face's ``X-Linked-Etag`` header.
+corrupted bytes, can be slow (bytes per second), and can send Hugging Face's ``X-Linked-Etag``
+header.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,6 +21,7 @@ class Faults:
     corrupt: bool = False  # flip one byte of every body
     ignore_range: bool = False  # answer 200 with the whole file even when asked for a range
     linked_etag: str | None = None  # sent as X-Linked-Etag (Hugging Face's LFS sha256)
+    bytes_per_second: int | None = None  # throttle bodies to this rate (a slow mirror)
     requests: list[dict[str, str | None]] = field(default_factory=list)
 
 
@@ -77,6 +80,8 @@ class FileServer:
                 with path.open("rb") as handle:
                     handle.seek(start)
                     while block := handle.read(1 << 20):
+                        if faults.bytes_per_second:
+                            time.sleep(len(block) / faults.bytes_per_second)
                         if faults.corrupt and sent == 0:
                             block = bytes([block[0] ^ 0xFF]) + block[1:]
                         if limit is not None and sent + len(block) > limit:

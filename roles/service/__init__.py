@@ -7,6 +7,7 @@ unit file (replaced atomically), and a restart only when something it depends on
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from io import StringIO
 from typing import Any
@@ -32,6 +33,28 @@ def api_key_path(
     """The API key file: the bare key, or ``VARIABLE=key`` (``api-key.env``) for a server that
     reads its key from the environment (systemd ``EnvironmentFile=``)."""
     return f"{config_root}/{unit}/api-key{'.env' if variable else ''}"
+
+
+def restart_stamp(unit: str) -> str:
+    """Touched right after each restart rigctl makes: an input changed since is a restart owed."""
+    return f"{config_dir(unit)}/restarted"
+
+
+def restart_owed(unit: str, inputs: Sequence[str]) -> bool:
+    """Whether a file the running service read at start changed after rigctl last restarted it.
+
+    A run interrupted between replacing an input (unit, key, model, build) and the restart
+    leaves the service on the old one, and the next run finds every input already in place;
+    this is how it knows. ctime, not mtime: a file extracted from an archive keeps its mtime.
+    """
+    stamp = shlex.quote(restart_stamp(unit))
+    paths = " ".join(shlex.quote(path) for path in inputs)
+    changed = host.get_fact(
+        server_facts.Command,
+        f"if [ -e {stamp} ]; then find {paths} -maxdepth 0 -cnewer {stamp} 2>/dev/null;"
+        " else echo never; fi; true",
+    )
+    return bool(changed and changed.strip())
 
 
 @deploy("rigctl service user")
@@ -67,6 +90,7 @@ def install(
     user_name: str,
     changed_inputs: Sequence[Any] = (),
     key_variable: str | None = None,
+    input_paths: Sequence[str] = (),
 ) -> None:
     """Install and (re)start a systemd unit running as ``user_name`` with a per-host API key.
 
@@ -76,26 +100,30 @@ def install(
     + changed_inputs: operations whose change must restart the service (model, build, env)
     + key_variable: keep the key as ``VARIABLE=key`` in ``api-key.env`` (vLLM's
       ``VLLM_API_KEY``), for the unit's ``EnvironmentFile=``
+    + input_paths: the files those operations write (model, build link, binary): changed since
+      the last restart (an interrupted run), they restart the service too
     """
     conf = config_dir(unit)
+    path = unit_path(unit)
+    key_path = f"{conf}/{api_key_path(unit, variable=key_variable).rsplit('/', 1)[1]}"
+    owed = restart_owed(unit, [path, key_path, *input_paths])
     files.directory(
         name="service: config directory", path=conf, user="root", group=user_name, mode="0750"
     )
     key = secret_file(
         name="service: API key",
-        path=f"{conf}/{api_key_path(unit, variable=key_variable).rsplit('/', 1)[1]}",
+        path=key_path,
         user=user_name,
         group=user_name,
         variable=key_variable,
     )
-    path = unit_path(unit)
     unit_file = atomic_put(
         name="service: unit file", src=StringIO(unit_text), dest=path, mode="0644"
     )
 
-    # Decided while preparing, from what each input operation will change, so a dry run shows
-    # a restart exactly when a real run would do one.
-    if any(op.will_change for op in (unit_file, key, *changed_inputs)):
+    # Decided while preparing, from what each input operation will change (or changed in a run
+    # that never got to restart), so a dry run shows a restart exactly when a real run does one.
+    if owed or any(op.will_change for op in (unit_file, key, *changed_inputs)):
         systemd.service(
             name="service: restart on change",
             service=f"{unit}.service",
@@ -104,6 +132,7 @@ def install(
             restarted=True,
             daemon_reload=True,
         )
+        files.file(name="service: restart recorded", path=restart_stamp(unit), touch=True)
     systemd.service(name="service: running", service=f"{unit}.service", running=True, enabled=True)
 
 

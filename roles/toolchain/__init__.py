@@ -30,7 +30,9 @@ def install(backend: str = "cpu", extra_packages: list[str] | None = None) -> No
 
         packages = host.data.get("toolchain_apt_packages", defaults.APT_PACKAGES)
         packages = [*packages, *defaults.APT_BACKEND_PACKAGES.get(backend, [])]
-        setup_debian.install([*packages, *(extra_packages or [])], defaults.APT_CACHE_TIME)
+        setup_debian.install(
+            [*packages, *(extra_packages or [])], defaults.APT_CACHE_TIME, defaults.APT_LOCK_TIMEOUT
+        )
     elif host.get_fact(server_facts.Which, command="dnf"):
         from rigctl.roles.toolchain import setup_redhat
 

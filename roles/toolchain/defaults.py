@@ -41,3 +41,8 @@ DNF_PACKAGES: list[str] = [
 
 #: Seconds an ``apt-get update`` stays fresh: a re-run within it changes nothing.
 APT_CACHE_TIME: int = 3600
+
+#: Seconds ``apt-get install`` waits for another apt or dpkg to release its lock instead of
+#: failing at once: an interrupted run's apt goes on without its controller, and
+#: unattended-upgrades may be running.
+APT_LOCK_TIMEOUT: int = 600
