@@ -469,7 +469,7 @@ def _smoke(host_obj: Host, outcome: HostProvision, served: Any, report: Reporter
             ready = wait_ready(
                 endpoint,
                 timeout=served.ready_timeout,
-                give_up=lambda: crash_loop(host_obj, served.unit),
+                give_up=crash_watch(host_obj, served.unit),
                 health_path=served.health_path,
             )
         except TimeoutError as e:
@@ -507,18 +507,36 @@ def _diff(host_obj: Host, outcome: HostProvision, served: Any) -> None:
             )
 
 
-def crash_loop(host_obj: Host, unit: str) -> str | None:
-    """Why waiting for the unit is pointless (it keeps dying), or None."""
+def _unit_state(host_obj: Host, unit: str) -> dict[str, str] | None:
     ok, out, _ = run_command(
         host_obj, f"systemctl show {unit}.service -p NRestarts -p ActiveState -p Result"
     )
     if not ok:
         return None
-    fields = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-    restarts = int(fields.get("NRestarts", "0") or 0)
-    if restarts >= 2 or fields.get("ActiveState") == "failed":
-        return f"{unit} keeps failing ({fields.get('Result')}, {restarts} restarts)"
-    return None
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def crash_watch(host_obj: Host, unit: str) -> Callable[[], str | None]:
+    """A ``give_up`` for :func:`wait_ready`: why waiting for the unit is pointless (it died
+    twice more since this watch began, or systemd gave up on it), or None.
+
+    The restart counter is taken when the watch begins: systemd keeps counting across a manual
+    restart, so a unit that crash-looped before (a truncated model, a rollout's broken port)
+    and was just repaired must not be judged by its old restarts.
+    """
+    start = _unit_state(host_obj, unit) or {}
+    base = int(start.get("NRestarts", "0") or 0)
+
+    def give_up() -> str | None:
+        fields = _unit_state(host_obj, unit)
+        if fields is None:
+            return None
+        restarts = int(fields.get("NRestarts", "0") or 0) - base
+        if restarts >= 2 or fields.get("ActiveState") == "failed":
+            return f"{unit} keeps failing ({fields.get('Result')}, {restarts} restarts)"
+        return None
+
+    return give_up
 
 
 def _journal(host_obj: Host, unit: str) -> list[str]:

@@ -26,7 +26,7 @@ from rigctl.bench.run import bench
 from rigctl.bench.smoke import wait_ready
 from rigctl.deployment import MANIFEST, Deployment, read_deployment
 from rigctl.errors import BadInput
-from rigctl.provision import crash_loop, provision
+from rigctl.provision import crash_watch, provision
 from rigctl.pyinfra_api import (
     Host,
     Session,
@@ -256,7 +256,7 @@ def _roll_back(inventory: Any, name: str, previous: Deployment) -> str | None:
                 wait_ready(
                     endpoint,
                     timeout=120,
-                    give_up=lambda: crash_loop(host, previous.unit),
+                    give_up=crash_watch(host, previous.unit),
                     health_path=previous.health_path,
                 )
             except TimeoutError as e:
