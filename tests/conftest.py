@@ -23,7 +23,7 @@ from rigctl.lab import Lab, default_lab_dir
 TEST_LAB_NAME, _, _network = os.environ.get("RIGCTL_TEST_LAB", "test-lab:127.0.2").partition(":")
 TEST_LAB_NETWORK = _network or "127.0.2"
 TEST_LAB_PREFIX = "rtest"
-TEST_LAB_SIZE = 5  # three for llama.cpp fleet tests, one for Ollama, one for vLLM
+TEST_LAB_SIZE = 6  # three for llama.cpp fleet tests, one for Ollama, one for vLLM, one for roles
 REPO = Path(__file__).resolve().parent.parent
 
 

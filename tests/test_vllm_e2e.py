@@ -204,3 +204,18 @@ def test_verify_passes_on_vllm(vllm_host: dict) -> None:
     address = vllm_host["host"].address
     listening = host["checks"]["listening"]["message"]
     assert re.findall(rf"{re.escape(address)}:\d+", listening) == [f"{address}:{PORT}"], listening
+
+
+def test_vllm_role_scenario_changes_nothing_and_its_tests_pass(
+    vllm_host: dict, lab: Lab, tmp_path: Path
+) -> None:
+    """The vllm role's scenario (what its Molecule scenario converges) on this host: the same
+    virtualenv as provision made (same inputs, same key), so nothing changes; then the role's
+    testinfra files pass against it (three minutes saved over installing it on a host of its own)."""
+    from role_scenarios import changed_ops, converge, instance_config, verify
+
+    config = instance_config(lab, vllm_host["host"], tmp_path / "instances.yml")
+    summary = converge("vllm", config, vllm_host["env"])
+    assert summary["ok"] and changed_ops(summary) == [], summary
+    result = verify("vllm", config)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

