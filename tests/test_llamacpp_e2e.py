@@ -89,6 +89,11 @@ def test_openai_client_with_and_without_key(provisioned: dict) -> None:
     outcome = provisioned["first"]["hosts"][host.name]
     with Session(load_inventory(str(provisioned["inventory"]))) as session:
         key = read_file(session.host(host.name), outcome["api_key_file"]).decode().strip()
+        info = read_file(
+            session.host(host.name), f"/opt/rigctl/llamacpp/builds/{outcome['build']}/BUILD_INFO.json"
+        )
+    # the build's record is JSON (a shell-quoting slip once wrote a stray "n" after it)
+    assert json.loads(info)["key"] == outcome["build"].rsplit("-", 1)[1]
     client = openai.OpenAI(
         base_url=f"{outcome['endpoint']}/v1", api_key=key, max_retries=0, timeout=120
     )

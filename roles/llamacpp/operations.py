@@ -95,7 +95,7 @@ def build(
         {**(build_info or {}), "build": build_name, "cmake_args": cmake_args}, indent=2
     )
     yield StringCommand(
-        "printf", "%s\\n", QuoteString(info), ">", QuoteString(f"{partial}/BUILD_INFO.json")
+        "printf", QuoteString("%s\\n"), QuoteString(info), ">", QuoteString(f"{partial}/BUILD_INFO.json")
     )
     # plain mv (BSD/macOS mv has no -T); install_dir cannot exist without BUILD_INFO.json
     # unless an older rigctl left it half-made, so it goes first
