@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from conftest import REPO
+from doubles.ollama_archive import double_archive
 
 from rigctl.lab import Lab, LabHost
 from rigctl.roletest.instances import Instance, write_instances
+from rigctl.roletest.scenarios import ARCHIVES_ENV, HOST_PACKAGES_ENV
 
 
 def role_tests(role: str) -> Path:
@@ -46,7 +48,12 @@ def instance_config(lab: Lab, host: LabHost, path: Path) -> Path:
 def converge(
     role: str, config: Path, env: dict[str, str] | None = None, timeout: float = 1800
 ) -> dict[str, Any]:
-    """Molecule's converge step: the role applied with rigctl; its summary (exit 0 expected)."""
+    """Molecule's converge step: the role applied with rigctl; its summary (exit 0 expected).
+
+    The ollama role gets upstream's archive layout holding the TEST DOUBLE of the binary, served
+    from 127.0.0.1 (the real archive cannot be fetched here), and python3 on the host for it.
+    """
+    env = {**(env or {}), **_scenario_env(role, config)}
     result = subprocess.run(
         [
             sys.executable,
@@ -74,6 +81,13 @@ def changed_ops(summary: dict[str, Any]) -> list[str]:
     return [op for host in summary["hosts"].values() for op in host["changed_ops"]]
 
 
+def _scenario_env(role: str, config: Path) -> dict[str, str]:
+    if role != "ollama":
+        return {}
+    archives = double_archive(config.parent / "ollama-archives")
+    return {ARCHIVES_ENV: str(archives), HOST_PACKAGES_ENV: "python3"}
+
+
 def verify(role: str, config: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Molecule's verify step: the role's testinfra files against the instances."""
     return subprocess.run(
@@ -94,4 +108,5 @@ def verify(role: str, config: Path, timeout: float = 600) -> subprocess.Complete
         text=True,
         timeout=timeout,
         cwd=REPO,
+        env={**os.environ, **_scenario_env(role, config)},
     )

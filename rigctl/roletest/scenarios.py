@@ -13,10 +13,8 @@ The constants here are what the scenario's testinfra tests check on the host.
 
 from __future__ import annotations
 
-import gzip
 import io
 import os
-import tarfile
 import threading
 import time
 from contextlib import ExitStack
@@ -76,9 +74,12 @@ OLLAMA_PORT = 11434
 OLLAMA_CONTEXT = 2048
 OLLAMA_GGUF = "/var/lib/rigctl/models/roletest-tiny.gguf"
 
-#: The test double of the ``ollama`` binary (a Python script, not shipped): the real Ollama
-#: cannot be downloaded where rigctl is tested.
-OLLAMA_DOUBLE = Path(__file__).resolve().parents[2] / "tests" / "doubles" / "ollama"
+#: A directory holding upstream's release archive(s), served on 127.0.0.1 for the scenario to
+#: fetch (a mirror, or, where rigctl itself is tested, an archive holding the test double that
+#: tests/doubles/ollama_archive.py builds); unset, the scenario fetches from upstream.
+ARCHIVES_ENV = "RIGCTL_ROLETEST_OLLAMA_ARCHIVES"
+#: Extra OS packages the scenario installs first (space-separated; the test double needs python3).
+HOST_PACKAGES_ENV = "RIGCTL_ROLETEST_HOST_PACKAGES"
 
 
 def ollama_environment(listen: str) -> dict[str, str]:
@@ -114,29 +115,6 @@ def ollama_base_unit() -> str:
 
 def ollama_modelfile() -> str:
     return f"FROM {OLLAMA_GGUF}\nPARAMETER num_ctx {OLLAMA_CONTEXT}\n"
-
-
-def double_archive(dest: Path) -> Path:
-    """Upstream's archive layout (``bin/ollama``, ``lib/ollama/``) holding the test double,
-    byte-identical on every call (fixed times), so a second converge sees the same sha256."""
-    if not OLLAMA_DOUBLE.is_file():
-        raise BadInput(
-            f"the ollama scenario needs rigctl's repository checkout ({OLLAMA_DOUBLE} missing)",
-            field="role",
-        )
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data, mode in (
-            ("bin/ollama", OLLAMA_DOUBLE.read_bytes(), 0o755),
-            ("lib/ollama/README", b"test double archive (rigctl role scenario)\n", 0o644),
-        ):
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), mode, 0
-            tar.addfile(info, io.BytesIO(data))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with dest.open("wb") as out, gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz:
-        gz.write(raw.getvalue())
-    return dest
 
 
 def tiny_gguf() -> bytes:
@@ -281,30 +259,33 @@ class LlamaCppScenario(Scenario):
 
 
 class OllamaScenario(Scenario):
-    """Upstream's archive (holding the test double) served on 127.0.0.1 and fetched by rigctl's
-    downloader, the ``ollama`` user, upstream's unit and rigctl's drop-in, a GGUF imported."""
+    """Upstream's archive fetched by rigctl's downloader (from upstream, or from the directory
+    ``RIGCTL_ROLETEST_OLLAMA_ARCHIVES`` served on 127.0.0.1), the ``ollama`` user, upstream's
+    unit and rigctl's drop-in, a GGUF imported."""
 
     role = "ollama"
 
     def setup(self, stack: ExitStack, workdir: Path) -> None:
         name = ollama.archive_names("x86_64", "cpu")[0]
-        double_archive(workdir / "www" / name)
-        served = stack.enter_context(_Served(workdir / "www"))
+        base = ollama_defaults.OLLAMA_BASE_URL
+        if os.environ.get(ARCHIVES_ENV):
+            base = stack.enter_context(_Served(Path(os.environ[ARCHIVES_ENV]))).url
         self.archive: Verified = download(
-            [ollama.archive_url(name, served.url)], workdir / "fetched" / name
+            [ollama.archive_url(name, base)], workdir / "fetched" / name
         )
         self.gguf = tiny_gguf()
+        self.host_packages = os.environ.get(HOST_PACKAGES_ENV, "").split()
 
     def deploy(self) -> None:
         listen = str(host.data.get("listen"))
-        # the double is a Python script: the host needs an interpreter (a real Ollama would not)
-        apt.packages(
-            name="scenario: python3 for the ollama test double",
-            packages=["python3"],
-            update=True,
-            cache_time=3600,
-            no_recommends=True,
-        )
+        if self.host_packages:
+            apt.packages(
+                name="scenario: extra host packages",
+                packages=self.host_packages,
+                update=True,
+                cache_time=3600,
+                no_recommends=True,
+            )
         groups = host.get_fact(server_facts.Groups) or []
         installed = ollama.install(
             archives=[(str(self.archive.path), self.archive.sha256)],

@@ -69,11 +69,13 @@ class Expected:
         return f"{name}={shown or '(empty)'}, expected {self.value or '(empty)'}"
 
 
-#: Directives both rigctl units set the same way.
+#: Directives every rigctl unit (and Ollama's drop-in) sets the same way.
 _COMMON: dict[str, Expected] = {
     "NoNewPrivileges": Expected("yes"),
     "CapabilityBoundingSet": Expected(""),
+    "AmbientCapabilities": Expected(""),
     "ProtectSystem": Expected("strict"),
+    "ProtectHome": Expected("yes"),
     "PrivateTmp": Expected("yes"),
     "ProtectKernelTunables": Expected("yes"),
     "ProtectKernelModules": Expected("yes"),
@@ -81,11 +83,15 @@ _COMMON: dict[str, Expected] = {
     "ProtectControlGroups": Expected("yes"),
     "ProtectClock": Expected("yes"),
     "ProtectHostname": Expected("yes"),
+    "ProtectProc": Expected("invisible"),
     "RestrictNamespaces": Expected("yes"),
     "RestrictRealtime": Expected("yes"),
     "RestrictSUIDSGID": Expected("yes"),
     "LockPersonality": Expected("yes"),
+    "RemoveIPC": Expected("yes"),
+    "UMask": Expected("0077"),
     "SystemCallArchitectures": Expected("native"),
+    "SystemCallErrorNumber": Expected("1 EPERM", "one_of"),
     # PrivateDevices=yes implies a closed device policy too: closed either way
     "DevicePolicy": Expected("closed"),
 }
@@ -93,81 +99,53 @@ _COMMON: dict[str, Expected] = {
 GPU_BACKENDS = ("cuda", "rocm", "vulkan")
 
 
+def _families(netlink: bool) -> Expected:
+    return Expected("AF_INET AF_INET6 AF_UNIX" + (" AF_NETLINK" if netlink else ""), "same_words")
+
+
 def expected(
     runtime: str, backend: str | None, read_only: list[str], writable: list[str]
 ) -> dict[str, Expected]:
     """The properties ``runtime``'s unit must show; empty when rigctl has no profile for it.
 
-    + backend: llama.cpp's (``cpu``, ``cuda``...; GPU units open device nodes instead of
-      ``PrivateDevices``)
+    + backend: llama.cpp's or vLLM's (``cpu``, ``cuda``...; GPU units open device nodes instead
+      of ``PrivateDevices``)
     + read_only: paths the service must see read-only (its model, its key's directory)
     + writable: paths it may write (Ollama's model store)
     """
+    gpu = backend in GPU_BACKENDS
     if runtime == "llamacpp":
-        gpu = backend in GPU_BACKENDS
         profile = {
             **_COMMON,
-            "AmbientCapabilities": Expected(""),
-            "ProtectHome": Expected("yes"),
-            "ProtectProc": Expected("invisible"),
-            "RemoveIPC": Expected("yes"),
-            "UMask": Expected("0077"),
             "SystemCallFilter": Expected(" ".join(DENIED_SYSCALLS), "allowlist_without"),
-            "SystemCallErrorNumber": Expected("1 EPERM", "one_of"),
-            "RestrictAddressFamilies": Expected(
-                "AF_INET AF_INET6 AF_UNIX" + (" AF_NETLINK" if gpu else ""), "same_words"
-            ),
+            "RestrictAddressFamilies": _families(netlink=gpu),
+            "PrivateDevices": Expected("no" if gpu else "yes"),
         }
-        if read_only:
-            profile["ReadOnlyPaths"] = Expected(" ".join(read_only), "includes")
-        if gpu:
-            profile["PrivateDevices"] = Expected("no")
-        else:
-            profile.update(
-                PrivateDevices=Expected("yes"),
-                MemoryDenyWriteExecute=Expected("yes"),
-                PrivateUsers=Expected("yes"),
-            )
-        return profile
-    if runtime == "vllm":
-        gpu = backend in GPU_BACKENDS
+        if not gpu:
+            profile.update(MemoryDenyWriteExecute=Expected("yes"), PrivateUsers=Expected("yes"))
+    elif runtime == "vllm":
         profile = {
             **_COMMON,
-            "AmbientCapabilities": Expected(""),
-            "ProtectHome": Expected("yes"),
-            "ProtectProc": Expected("invisible"),
-            "RemoveIPC": Expected("yes"),
-            "UMask": Expected("0077"),
             "SystemCallFilter": Expected(" ".join(DENIED_SYSCALLS_ALL), "allowlist_without"),
-            "SystemCallErrorNumber": Expected("1 EPERM", "one_of"),
-            "RestrictAddressFamilies": Expected(
-                "AF_INET AF_INET6 AF_UNIX AF_NETLINK", "same_words"
-            ),
+            "RestrictAddressFamilies": _families(netlink=True),
             "PrivateDevices": Expected("no" if gpu else "yes"),
         }
         if not gpu:
             profile["PrivateUsers"] = Expected("yes")
-        if read_only:
-            profile["ReadOnlyPaths"] = Expected(" ".join(read_only), "includes")
-        return profile
-    if runtime == "ollama":
+    elif runtime == "ollama":
         profile = {
             **_COMMON,
-            "AmbientCapabilities": Expected(""),
-            "ProtectHome": Expected("yes"),
-            "ProtectProc": Expected("invisible"),
-            "RemoveIPC": Expected("yes"),
-            "UMask": Expected("0077"),
             "SystemCallFilter": Expected(" ".join(DENIED_SYSCALLS_ALL), "allowlist_without"),
-            "SystemCallErrorNumber": Expected("1 EPERM", "one_of"),
-            "RestrictAddressFamilies": Expected(
-                "AF_INET AF_INET6 AF_UNIX AF_NETLINK", "same_words"
-            ),
+            "RestrictAddressFamilies": _families(netlink=True),
         }
         if writable:
             profile["ReadWritePaths"] = Expected(" ".join(writable), "includes")
         return profile
-    return {}
+    else:
+        return {}
+    if read_only:
+        profile["ReadOnlyPaths"] = Expected(" ".join(read_only), "includes")
+    return profile
 
 
 def problems(profile: dict[str, Expected], shown: dict[str, str]) -> list[str]:

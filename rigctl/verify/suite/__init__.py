@@ -4,3 +4,22 @@ Run by hand: ``pytest --pyargs rigctl.verify.suite -p rigctl.verify.plugin --rig
 TARGET.json`` (the file ``rigctl verify`` writes per host: see
 :class:`rigctl.verify.target.Target`).
 """
+
+from __future__ import annotations
+
+import pytest
+
+from rigctl.deployment import Deployment
+from rigctl.verify.parse import is_loopback
+
+
+def skip_unless_keyed(deployment: Deployment) -> None:
+    """Skip a key check for a runtime served without a key (Ollama), which must be on loopback."""
+    if deployment.api_key_file:
+        return
+    assert is_loopback(deployment.listen), (
+        f"{deployment.runtime} has no API key but listens on {deployment.listen}, beyond loopback"
+    )
+    pytest.skip(
+        f"{deployment.runtime} has no API key (served on loopback {deployment.listen} only)"
+    )

@@ -13,7 +13,8 @@ import testinfra.host
 
 from rigctl.deployment import Deployment
 from rigctl.verify.connection import Response, http_request, read_secret
-from rigctl.verify.parse import is_loopback, prometheus_samples
+from rigctl.verify.parse import prometheus_samples
+from rigctl.verify.suite import skip_unless_keyed
 
 #: A request that costs the server one token.
 CHAT_PATH = "/v1/chat/completions"
@@ -52,13 +53,7 @@ def test_auth(
     host: testinfra.host.Host, deployment: Deployment, detail: Callable[[str], None]
 ) -> None:
     """Requests without the key, or with a wrong one, get 401; with the key, a completion."""
-    if not deployment.api_key_file:
-        assert is_loopback(deployment.listen), (
-            f"{deployment.runtime} has no API key but listens on {deployment.listen}, beyond loopback"
-        )
-        pytest.skip(
-            f"{deployment.runtime} has no API key (served on loopback {deployment.listen} only)"
-        )
+    skip_unless_keyed(deployment)
     key = _key(host, deployment)
     body = {
         "model": deployment.served_model,

@@ -11,7 +11,8 @@ import testinfra.host
 
 from rigctl.deployment import Deployment
 from rigctl.verify import hardening
-from rigctl.verify.parse import BuildName, is_loopback, proc_uids, same_address, ss_listeners
+from rigctl.verify.parse import BuildName, proc_uids, same_address, ss_listeners
+from rigctl.verify.suite import skip_unless_keyed
 from rigctl.verify.target import Target
 
 
@@ -144,13 +145,7 @@ def test_api_key(
     host: testinfra.host.Host, deployment: Deployment, detail: Callable[[str], None]
 ) -> None:
     """The API key file is mode 0600, owned by the service user, and not empty."""
-    if not deployment.api_key_file:
-        assert is_loopback(deployment.listen), (
-            f"{deployment.runtime} has no API key but listens on {deployment.listen}, beyond loopback"
-        )
-        pytest.skip(
-            f"{deployment.runtime} has no API key (served on loopback {deployment.listen} only)"
-        )
+    skip_unless_keyed(deployment)
     key = host.file(deployment.api_key_file)
     assert key.is_file, f"{deployment.api_key_file} is missing"
     problems = []
