@@ -34,7 +34,7 @@ demo: setup
 	@echo "==> and a smoke benchmark of its endpoint: 1 and 4 concurrent users"
 	$(BIN)/rigctl bench inventories/lab.py --concurrency 1,4 --duration 5 --max-tokens 64
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest
 
 setup: system-packages $(STAMP)

@@ -19,6 +19,7 @@ What to serve
                  repository hf://org/repo@<commit> or a model directory on this machine
     concurrency  users served at once (decides the runtime: vLLM for many on CUDA)
     context      tokens of context per user
+    threads      llama.cpp CPU threads (-t; default: the physical cores)
     runtime      auto | ollama | llamacpp | vllm (default auto: rigctl decides and says why)
     prefer       simple | control | throughput
 

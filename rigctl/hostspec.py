@@ -1,7 +1,8 @@
 """What the inventory asks of one host, validated before anything touches it.
 
 Host data keys (documented for users in ``inventories/homelab.py``): ``model``,
-``model_sha256``, ``concurrency``, ``context``, ``runtime``, ``prefer``, ``listen``, ``port``.
+``model_sha256``, ``concurrency``, ``context``, ``threads``, ``runtime``, ``prefer``, ``listen``,
+``port``.
 Every problem is a :class:`~rigctl.errors.BadInput` naming the host and the field.
 """
 
@@ -25,6 +26,7 @@ class HostSpec:
     model_sha256: str | None = None
     concurrency: int = 1
     context: int | None = None
+    threads: int | None = None  # llama.cpp's -t; None: the planner's choice (physical cores)
     runtime: str = "auto"
     prefer: str = "control"
     listen: str = DEFAULT_LISTEN
@@ -76,6 +78,9 @@ def host_spec(host: str, data: dict[str, Any], *, model: str | None = None) -> H
     context = data.get("context")
     if context is not None:
         context = _int(host, "context", context, 256, 1_048_576)
+    threads = data.get("threads")
+    if threads is not None:
+        threads = _int(host, "threads", threads, 1, 1024)
     runtime = data.get("runtime", "auto")
     if runtime not in RUNTIME_CHOICES:
         raise BadInput(
@@ -102,6 +107,7 @@ def host_spec(host: str, data: dict[str, Any], *, model: str | None = None) -> H
         model_sha256=sha,
         concurrency=concurrency,
         context=context,
+        threads=threads,
         runtime=runtime,
         prefer=prefer,
         listen=listen,

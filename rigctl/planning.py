@@ -50,6 +50,7 @@ def plan_for(spec: HostSpec, hardware: Hardware, model: Any) -> Plan:
             model,
             concurrency=spec.concurrency,
             context=spec.context,
+            threads=spec.threads,
             runtime=spec.runtime,
             prefer=spec.prefer,
         )

@@ -40,9 +40,11 @@ from rigctl.paths import cache_dir, state_dir
 from rigctl.plan import Plan
 from rigctl.planning import plan_for, resolve_for
 from rigctl.pyinfra_api import (
+    CONNECTION_LOST,
     Host,
     HostResult,
     Session,
+    connection_lost,
     endpoint_from_controller,
     host,
     load_inventory,
@@ -130,7 +132,10 @@ def provision(
     dry: bool = False,
     model: str | None = None,
     report: Reporter = _quiet,
+    plan_only: bool = False,
 ) -> ProvisionResult:
+    """Take the inventory's hosts to their desired state; ``plan_only`` stops after every input
+    is checked and every host detected and planned (bad input raises, nothing has changed)."""
     inventory = load_inventory(target)
     hosts = select_hosts(inventory, limit)
 
@@ -176,6 +181,8 @@ def provision(
             if host_result.failed:
                 result.hosts[name].result = host_result
         ready = [h for h in hosts if h in session.active_hosts]
+    if plan_only:
+        return result
 
     # 3. Controller-side fetches, once per fleet.
     packed: dict[LlamaCppSource, PackedSource] = {}
@@ -508,9 +515,12 @@ def _diff(host_obj: Host, outcome: HostProvision, served: Any) -> None:
 
 
 def _unit_state(host_obj: Host, unit: str) -> dict[str, str] | None:
-    ok, out, _ = run_command(
-        host_obj, f"systemctl show {unit}.service -p NRestarts -p ActiveState -p Result"
-    )
+    try:
+        ok, out, _ = run_command(
+            host_obj, f"systemctl show {unit}.service -p NRestarts -p ActiveState -p Result"
+        )
+    except Exception:  # the connection broke under the command
+        return None
     if not ok:
         return None
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
@@ -530,7 +540,8 @@ def crash_watch(host_obj: Host, unit: str) -> Callable[[], str | None]:
     def give_up() -> str | None:
         fields = _unit_state(host_obj, unit)
         if fields is None:
-            return None
+            # a host powered off or cut off while its server starts: no use waiting for it
+            return CONNECTION_LOST if connection_lost(host_obj) else None
         restarts = int(fields.get("NRestarts", "0") or 0) - base
         if restarts >= 2 or fields.get("ActiveState") == "failed":
             return f"{unit} keeps failing ({fields.get('Result')}, {restarts} restarts)"
@@ -540,6 +551,8 @@ def crash_watch(host_obj: Host, unit: str) -> Callable[[], str | None]:
 
 
 def _journal(host_obj: Host, unit: str) -> list[str]:
+    if connection_lost(host_obj):
+        return []
     ok, out, _err = run_command(
         host_obj, f"journalctl -u {unit}.service -n {JOURNAL_LINES} --no-pager -o cat"
     )

@@ -101,6 +101,7 @@ __all__ = [
     "SSHSettings",
     "ssh_settings",
     "CONNECTION_LOST",
+    "connection_lost",
 ]
 
 #: The host being prepared (greenlet-local inside :meth:`Session.prepare`).
@@ -317,7 +318,10 @@ OperationHook = Callable[[str, str, str], None]
 
 class _Recorder(BaseStateCallback):
     """Collects why hosts could not be reached (pyinfra only logs it), and passes operation
-    progress to an optional hook (the CLI's live view)."""
+    progress to an optional hook (the CLI's live view).
+
+    pyinfra types its callbacks as static methods but calls them on the handler instance, so
+    these are instance methods (hence the ``override`` ignores)."""
 
     def __init__(self, on_operation: OperationHook | None = None) -> None:
         self.connect_errors: dict[str, str] = {}
@@ -325,7 +329,7 @@ class _Recorder(BaseStateCallback):
         self.raised: dict[str, tuple[str, str]] = {}
         self.on_operation = on_operation
 
-    def host_connect_error(self, state: State, host: Host, error: Exception) -> None:
+    def host_connect_error(self, state: State, host: Host, error: Exception) -> None:  # type: ignore[override]
         message = _one_line(error)
         # paramiko's "Unable to connect to port 22" hides why (errno None); the socket errors it
         # wraps say it: refused (no sshd listening), timed out, no route to host
@@ -345,20 +349,20 @@ class _Recorder(BaseStateCallback):
             names = state.get_op_meta(op_hash).names
             self.on_operation(host.name, ", ".join(sorted(names)) or op_hash, event)
 
-    def operation_host_start(self, state: State, host: Host, op_hash: str) -> None:
+    def operation_host_start(self, state: State, host: Host, op_hash: str) -> None:  # type: ignore[override]
         self._operation(state, host, op_hash, "start")
 
-    def operation_host_success(self, state: State, host: Host, op_hash: str, retry_count: int = 0) -> None:
+    def operation_host_success(self, state: State, host: Host, op_hash: str, retry_count: int = 0) -> None:  # type: ignore[override]
         self._operation(state, host, op_hash, "ok")
 
-    def operation_host_error(self, state: State, host: Host, op_hash: str, *args: Any) -> None:
+    def operation_host_error(self, state: State, host: Host, op_hash: str, *args: Any) -> None:  # type: ignore[override]
         self._operation(state, host, op_hash, "error")
 
 
 CONNECTION_LOST = "connection to the host lost"
 
 
-def _connection_lost(host_obj: Host) -> bool:
+def connection_lost(host_obj: Host) -> bool:
     """An SSH host whose connection has dropped (powered off, sshd killed, network gone)."""
     client = getattr(host_obj.connector, "client", None)
     if client is None:
@@ -382,7 +386,7 @@ def _run_host_op_guarded(state: State, host: Host, op_hash: str) -> bool:
         return bool(_run_host_op_unguarded(state, host, op_hash))
     except Exception as e:
         # paramiko raises EOFError when the socket closed under it
-        why = CONNECTION_LOST if isinstance(e, EOFError) or _connection_lost(host) else _one_line(e)
+        why = CONNECTION_LOST if isinstance(e, EOFError) or connection_lost(host) else _one_line(e)
         for handler in state.callback_handlers:
             if isinstance(handler, _Recorder):
                 handler.raised[host.name] = (op_hash, why)
@@ -561,7 +565,7 @@ class Session:
                     continue
                 if meta.did_error():
                     stderr = list(meta.stderr_lines)[-STDERR_TAIL_LINES:]
-                    if not stderr and _connection_lost(host_obj):
+                    if not stderr and connection_lost(host_obj):
                         stderr = [CONNECTION_LOST]  # pyinfra only logs why the command failed
                     result.failed_ops.append(
                         OpResult(op_name, changed=False, success=False, stderr_tail=stderr)
@@ -615,6 +619,7 @@ def endpoint_from_controller(
         shown = f"[{address}]" if ":" in address else address
         yield f"http://{shown}:{port}"
         return
+    assert transport is not None  # direct when there is none
     target = "127.0.0.1" if address in ("0.0.0.0", "::") else address
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))

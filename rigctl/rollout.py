@@ -3,13 +3,16 @@
 For each batch (the canary batch first):
 
 1. each host already serving is snapshotted on the host itself (its unit file, its deployment
-   manifest and the build its ``current`` link points at: ``/etc/rigctl/rollback/``), and its
+   manifest and the build its ``current`` link points at: :mod:`rigctl.rollback`), and its
    single-user decode speed is measured;
 2. the batch is provisioned (the normal pipeline, smoke check included);
 3. gates: the host must be serving (provision and smoke check passed) and its decode tok/s must
    not drop more than ``gate_tokps_drop`` percent below the measurement before the change;
 4. a host that fails a gate is rolled back: the previous unit, manifest and build are put back
-   (each replaced atomically), the service restarted and checked healthy again;
+   (each replaced atomically), the service restarted and checked healthy again. A host lost
+   during its own update (powered off, network gone) is rolled back when it comes back, for up
+   to ``lost_wait_s`` seconds; after that it is reported ``lost``, its snapshot kept on it for
+   ``rigctl rollback``;
 5. when more than ``max_fail`` hosts have failed, the rollout halts: later batches are not
    touched.
 """
@@ -17,27 +20,18 @@ For each batch (the canary batch first):
 from __future__ import annotations
 
 import math
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from rigctl.bench.run import bench
-from rigctl.bench.smoke import wait_ready
-from rigctl.deployment import MANIFEST, Deployment, read_deployment
+from rigctl.deployment import Deployment
 from rigctl.errors import BadInput
-from rigctl.provision import crash_watch, provision
-from rigctl.pyinfra_api import (
-    Host,
-    Session,
-    endpoint_from_controller,
-    load_inventory,
-    run_command,
-    select_hosts,
-)
-from rigctl.roles.llamacpp import install_prefix
+from rigctl.provision import provision
+from rigctl.pyinfra_api import Session, load_inventory, select_hosts
+from rigctl.rollback import ROLLBACK_DIR, restore_when_back, take_snapshot
 
-ROLLBACK_DIR = "/etc/rigctl/rollback"
+LOST_HOST_WAIT = 180.0  # seconds a host lost during its update has to come back (a reboot)
 GATE_PROMPT_TOKENS = 128
 GATE_MAX_TOKENS = 64
 GATE_SECONDS = 5.0
@@ -49,7 +43,7 @@ Reporter = Callable[[str | None, str, str], None]
 class HostRollout:
     name: str
     batch: int
-    status: str = "pending"  # updated | unchanged | rolled-back | failed | skipped
+    status: str = "pending"  # updated | unchanged | rolled-back | failed | lost | skipped
     before_tps: float | None = None
     after_tps: float | None = None
     reason: str | None = None
@@ -72,7 +66,7 @@ class RolloutResult:
 
     @property
     def failed(self) -> list[str]:
-        return [n for n, h in self.hosts.items() if h.status in ("rolled-back", "failed")]
+        return [n for n, h in self.hosts.items() if h.status in ("rolled-back", "failed", "lost")]
 
     @property
     def exit_code(self) -> int:
@@ -135,6 +129,7 @@ def rollout(
     canary: int = 1,
     max_fail: int = 0,
     gate_tokps_drop: float = 10.0,
+    lost_wait_s: float = LOST_HOST_WAIT,
     limit: list[str] | None = None,
     report: Reporter = _quiet,
 ) -> RolloutResult:
@@ -142,10 +137,16 @@ def rollout(
         raise BadInput(f"must be 0 or more, got {max_fail}", field="max-fail")
     if not 0 <= gate_tokps_drop <= 100:
         raise BadInput(f"must be a percentage from 0 to 100, got {gate_tokps_drop}", field="gate-tokps-drop")
+    if not 0 <= lost_wait_s <= 86_400:
+        raise BadInput(f"must be from 0 to 86400 seconds, got {lost_wait_s:g}", field="lost-host-wait")
     inventory = load_inventory(target)
     names = [h.name for h in select_hosts(inventory, limit)]
     result = RolloutResult()
     result.batches = make_batches(names, canary, parse_batch(batch, len(names)))
+    # Every host's inputs are checked, and every host detected and planned, before the first
+    # batch changes anything: bad input in a later batch is exit 2 with the fleet untouched.
+    report(None, "check", f"planning all {len(names)} host(s) before any change")
+    provision(target, limit=names, plan_only=True)
     for index, members in enumerate(result.batches):
         for name in members:
             result.hosts[name] = HostRollout(name, batch=index)
@@ -154,7 +155,7 @@ def rollout(
         report(None, "batch", f"{index} ({'canary' if index == 0 and canary else 'batch'}): {', '.join(members)}")
         previous = _snapshot(inventory, members)
         before = _decode_speed(target, [n for n in members if n in previous])
-        provisioned = provision(target, limit=members)
+        provisioned = provision(target, limit=members, report=report)
         after = _decode_speed(target, [n for n in members if not provisioned.hosts[n].result.failed])
         for name in members:
             outcome = result.hosts[name]
@@ -169,13 +170,23 @@ def rollout(
             failures += 1
             outcome.reason = why
             report(name, "gate", f"failed: {why}")
-            if name in previous:
-                restored = _roll_back(inventory, name, previous[name])
-                outcome.status = "rolled-back" if restored is None else "failed"
-                if restored:
-                    outcome.reason = f"{why}; rollback failed: {restored}"
+            if name not in previous:
+                outcome.status = "failed"  # it served nothing before: nothing to go back to
+                continue
+            report(name, "rollback", f"to {previous[name].unit} as it was before the change")
+            failed, reachable = restore_when_back(inventory, name, lost_wait_s, report)
+            if failed is None:
+                outcome.status = "rolled-back"
+            elif not reachable:
+                outcome.status = "lost"
+                outcome.reason = (
+                    f"{why}; not back within {lost_wait_s:g} s to roll back ({failed}): its "
+                    f"previous version waits on it in {ROLLBACK_DIR}; once it is back run "
+                    f"`rigctl rollback {target} --limit {name}`"
+                )
             else:
                 outcome.status = "failed"
+                outcome.reason = f"{why}; rollback failed: {failed}"
         if failures > max_fail:
             result.halted_after_batch = index
             for later in result.batches[index + 1 :]:
@@ -186,31 +197,11 @@ def rollout(
     return result
 
 
-def _config_files(deployment: Deployment) -> list[str]:
-    # manifests written before config_files existed name only their unit
-    return deployment.config_files or [f"/etc/systemd/system/{deployment.unit}.service"]
-
-
 def _snapshot(inventory: Any, members: list[str]) -> dict[str, Deployment]:
     """Keep each serving host's service files, manifest and build on the host, for rollback."""
     hosts = [h for h in inventory if h.name in members]
-
-    def snapshot(host: Host) -> Deployment:
-        deployment = read_deployment(host)
-        prefix = install_prefix(host)
-        steps = [f"rm -rf {ROLLBACK_DIR}.tmp", f"mkdir -p {ROLLBACK_DIR}.tmp"]
-        for index, path in enumerate([*_config_files(deployment), MANIFEST]):
-            steps.append(f"cp -p {shlex.quote(path)} {ROLLBACK_DIR}.tmp/{index}")
-        steps.append(f"if [ -L {prefix}/current ]; then readlink {prefix}/current > {ROLLBACK_DIR}.tmp/current; fi")
-        # the snapshot replaces the previous one whole, or not at all
-        steps += [f"rm -rf {ROLLBACK_DIR}", f"mv {ROLLBACK_DIR}.tmp {ROLLBACK_DIR}"]
-        ok, _out, err = run_command(host, f"sh -c {shlex.quote(' && '.join(steps))}")
-        if not ok:
-            raise OSError(f"snapshot failed: {err[-200:]}")
-        return deployment
-
     with Session(inventory, limit=hosts) as session:
-        return session.each_host(snapshot)
+        return session.each_host(take_snapshot)
 
 
 def _decode_speed(target: str, names: list[str]) -> dict[str, float]:
@@ -230,41 +221,3 @@ def _decode_speed(target: str, names: list[str]) -> dict[str, float]:
         if host.levels and host.levels[0].decode_tps_per_request:
             speeds[name] = host.levels[0].decode_tps_per_request
     return speeds
-
-
-def _roll_back(inventory: Any, name: str, previous: Deployment) -> str | None:
-    """Put the snapshot back and restart; None when the host serves again, else why not."""
-    hosts = [h for h in inventory if h.name == name]
-
-    def restore(host: Host) -> str | None:
-        prefix = install_prefix(host)
-        steps = []
-        for index, path in enumerate([*_config_files(previous), MANIFEST]):
-            quoted = shlex.quote(path)
-            steps += [f"cp -p {ROLLBACK_DIR}/{index} {quoted}.rigctl-new", f"mv -f {quoted}.rigctl-new {quoted}"]
-        steps += [
-            f"if [ -f {ROLLBACK_DIR}/current ]; then ln -sfn \"$(cat {ROLLBACK_DIR}/current)\" {prefix}/current.rollback"
-            f" && mv -T {prefix}/current.rollback {prefix}/current; fi",
-            "systemctl daemon-reload",
-            f"systemctl restart {previous.unit}.service",
-        ]
-        ok, _out, err = run_command(host, f"sh -c {shlex.quote(' && '.join(steps))}")
-        if not ok:
-            return f"restore failed: {err[-200:]}"
-        with endpoint_from_controller(host, previous.listen, previous.port) as endpoint:
-            try:
-                wait_ready(
-                    endpoint,
-                    timeout=120,
-                    give_up=crash_watch(host, previous.unit),
-                    health_path=previous.health_path,
-                )
-            except TimeoutError as e:
-                return str(e)
-        return None
-
-    with Session(inventory, limit=hosts) as session:
-        outcome = session.each_host(restore)
-        if name not in outcome:
-            return session.results[name].error or "unreachable"
-        return outcome[name]

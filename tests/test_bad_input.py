@@ -58,6 +58,7 @@ HOST_DATA_CASES = [
     ("concurrency not a number", {"concurrency": "many"}, "provision", "concurrency"),
     ("port zero", {"port": 0}, "provision", "port"),
     ("port out of range", {"port": 70000}, "provision", "port"),
+    ("zero threads", {"threads": 0}, "provision", "threads"),
     ("listen not an address", {"listen": "my-host"}, "provision", "listen"),
     ("unknown preference", {"prefer": "fastest"}, "provision", "prefer"),
     (
@@ -108,7 +109,7 @@ def target(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> dict:
         "@LAB_GGUF@": str(place_model(lab.models_dir / LAB_MODEL_FILE)),
         "@HF_DIR@": str(hf_dir),
     }
-    state = {"host": host, "inventory": inventory, "directory": directory, "paths": paths}
+    state = {"host": host, "inventory": inventory, "directory": directory, "paths": paths, "lab": lab}
     yield state
     with Session(load_inventory(str(inventory("digest")))) as session:
         after = session.fact_command(DIGEST)[host.name]
@@ -153,7 +154,7 @@ def test_malformed_inventory(target: dict, name: str, text: str | None) -> None:
         path.write_bytes(b"hosts = [('caf\xe9', {})]\n")  # Latin-1, not UTF-8
     else:
         path.write_text(text)
-    for command in ("provision", "plan", "detect", "bench", "status", "rollout"):
+    for command in ("provision", "plan", "detect", "bench", "status", "rollout", "rollback"):
         result = rigctl(command, str(path))
         line = _one_line_exit_2(result, None, "inventory")
         assert str(path) in line
@@ -169,9 +170,23 @@ def test_malformed_inventory(target: dict, name: str, text: str | None) -> None:
         (["rollout", "{inv}", "--canary", "-1"], "canary"),
         (["rollout", "{inv}", "--max-fail", "-2"], "max-fail"),
         (["rollout", "{inv}", "--gate-tokps-drop", "150"], "gate-tokps-drop"),
+        (["rollout", "{inv}", "--lost-host-wait", "-1"], "lost-host-wait"),
+        (["rollback", "{inv}", "--limit", "no-such-host"], "limit"),
     ],
 )
 def test_bad_options(target: dict, argv: list[str], field: str) -> None:
     inventory = str(target["inventory"]("options"))
     result = rigctl(*[inventory if arg == "{inv}" else arg for arg in argv])
     _one_line_exit_2(result, None, field)
+
+
+def test_rollout_with_bad_input_in_a_later_batch_leaves_the_canary_untouched(target: dict) -> None:
+    """The canary (the lab host) is fine; the host of the second batch has a bad port: the
+    whole fleet is checked before the first batch, so nothing changes anywhere (exit 2)."""
+    host = target["host"]
+    path = target["directory"] / "rollout_later_batch.py"
+    good = dict(target["lab"].host_data(host))
+    bad = dict(good, ssh_hostname="127.0.2.250", port=0)
+    path.write_text(f"hosts = [({host.name!r}, {good!r}), ('second', {bad!r})]\n")
+    result = rigctl("rollout", str(path), "--canary", "1", "--batch", "1")
+    _one_line_exit_2(result, "second", "port")

@@ -111,8 +111,15 @@ class Run:
 
 
 def provision(inventory: Path, env: dict[str, str], *argv: str, timeout: float = 900) -> Run:
+    return command("provision", inventory, env, *argv, timeout=timeout)
+
+
+def command(
+    name: str, inventory: Path, env: dict[str, str], *argv: str, timeout: float = 900
+) -> Run:
+    """``rigctl NAME INVENTORY --json ARGV``, its JSON document parsed."""
     result = subprocess.run(
-        [RIGCTL, "provision", str(inventory), "--json", *argv],
+        [RIGCTL, name, str(inventory), "--json", *argv],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -128,12 +135,15 @@ def provision(inventory: Path, env: dict[str, str], *argv: str, timeout: float =
 
 
 class Provision:
-    """``rigctl provision --json`` in the background, its progress lines (stderr) watched as they
-    come: the CLI prints one per stage and one per operation started on each host."""
+    """``rigctl provision --json`` (or ``rollout``) in the background, its progress lines
+    (stderr) watched as they come: the CLI prints one per stage and one per operation started
+    on each host."""
 
-    def __init__(self, inventory: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, inventory: Path, env: dict[str, str], *argv: str, name: str = "provision"
+    ) -> None:
         self.process = subprocess.Popen(
-            [RIGCTL, "provision", str(inventory), "--json"],
+            [RIGCTL, name, str(inventory), "--json", *argv],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -734,3 +744,129 @@ def test_service_crashing_at_start_is_reported_with_its_journal(rig: Rig) -> Non
     assert "never became ready" in outcome["error"] and "keeps failing" in outcome["error"], outcome
     assert any("couldn't bind HTTP server socket" in line for line in outcome["journal"]), outcome
     recovers(rig, "rtest3")
+
+
+# --------------------------------------------------------------------------- rollout faults
+#
+# rtest2 is the canary, rtest3 the next batch. Each fault must leave both serving exactly what
+# they served before (rtest2 rolled back, rtest3 never touched) and the rollout halted (exit 1).
+
+
+def serving_state(remote: Remote) -> dict[str, Any]:
+    """What a host serves, for before/after comparisons: its unit, manifest and process."""
+    state = host_state(remote)
+    state["unit_sha256"] = remote.out(f"sha256sum {UNIT_FILE}").split()[0]
+    return state
+
+
+def assert_serves_as_before(remote: Remote, before: dict[str, Any]) -> None:
+    """The host serves exactly what it did before the rollout, healthy and keyed."""
+    now = serving_state(remote)
+    assert now["unit_sha256"] == before["unit_sha256"], "the unit is not the one from before"
+    assert now["manifest"] == before["manifest"]
+    assert now["active"] == "active" and now["needs_reload"] == "no", now
+    assert now["cmdline"] == before["cmdline"] == now["manifest"]["args"], now["cmdline"]
+    assert now["exe"] == now["binary"] and now["current"] == before["current"]
+    assert now["leftovers"] == [], now["leftovers"]
+    url = f"http://{remote.host.address}:{now['manifest']['port']}/v1/chat/completions"
+    body = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
+    answered = requests.post(
+        url, json=body, headers={"Authorization": f"Bearer {now['key']}"}, timeout=120
+    )
+    assert answered.status_code == 200, answered.text[:300]
+
+
+def rollout_states(rig: Rig) -> dict[str, dict[str, Any]]:
+    """Both hosts serving the rig's config (a no-op after the host-fault tests), as they are."""
+    run = provision(rig.inventory(["rtest2", "rtest3"]), rig.env())
+    assert run.returncode == 0, run.stderr[-3000:]
+    return {name: serving_state(rig.remotes[name]) for name in ("rtest2", "rtest3")}
+
+
+def assert_halted_at_the_canary(run: Run, canary_status: str) -> dict[str, Any]:
+    assert run.returncode == 1, run.stderr[-3000:]
+    document = run.document
+    assert document["batches"] == [["rtest2"], ["rtest3"]]
+    assert document["halted_after_batch"] == 0 and document["failed"] == ["rtest2"], document
+    canary = document["hosts"]["rtest2"]
+    assert canary["status"] == canary_status, canary
+    assert document["hosts"]["rtest3"]["status"] == "skipped"
+    assert "rollout halted after batch 0" in document["hosts"]["rtest3"]["reason"]
+    return canary
+
+
+def test_rollout_whose_canary_regresses_past_the_speed_gate(rig: Rig) -> None:
+    """The change (llama.cpp on one thread instead of the host's cores) serves, but decodes
+    slower than the gate allows: the canary is rolled back, the rollout halts."""
+    before = rollout_states(rig)
+    change = rig.inventory(["rtest2", "rtest3"], rtest2={"threads": 1}, rtest3={"threads": 1})
+    assert before["rtest2"]["cmdline"][before["rtest2"]["cmdline"].index("-t") + 1] != "1"
+    run = command("rollout", change, rig.env(), "--canary", "1", "--batch", "1")
+    canary = assert_halted_at_the_canary(run, "rolled-back")
+    assert canary["after_tps"] < canary["before_tps"] * 0.9, canary
+    assert re.fullmatch(
+        r"decode [\d.]+ tok/s is [\d.]+% below [\d.]+ before the change \(gate 10%\)",
+        canary["reason"],
+    ), canary["reason"]
+    assert "rtest2 rollback: rigctl-llama-server restored" in run.stderr
+    for name in ("rtest2", "rtest3"):
+        assert_serves_as_before(rig.remotes[name], before[name])
+
+
+def _lost_canary(rig: Rig, wait: str) -> tuple[Provision, dict[str, dict[str, Any]]]:
+    """A rollout of a context change whose canary (rtest2) powers off while its new server
+    starts: the new unit is in place, the old one only in the on-host snapshot."""
+    before = rollout_states(rig)
+    flipped = CONTEXTS[1] if rig.context == CONTEXTS[0] else CONTEXTS[0]
+    change = rig.inventory(
+        ["rtest2", "rtest3"], rtest2={"context": flipped}, rtest3={"context": flipped}
+    )
+    run = Provision(change, rig.env(), "--canary", "1", "--batch", "1", "--lost-host-wait", wait,
+                    name="rollout")  # fmt: skip
+    run.wait_for(r"rtest2 smoke: waiting for")
+    stop(rig, "rtest2")
+    return run, before
+
+
+def test_rollout_canary_lost_during_its_update_is_rolled_back_when_it_returns(rig: Rig) -> None:
+    run, before = _lost_canary(rig, "300")
+    run.wait_for(r"rtest2 rollback: unreachable .*retrying until it is back", timeout=300)
+    rig.start("rtest2")  # back after a reboot
+    result = run.finish()
+    canary = assert_halted_at_the_canary(result, "rolled-back")
+    assert canary["reason"].endswith("connection to the host lost"), canary["reason"]
+    for name in ("rtest2", "rtest3"):
+        assert_serves_as_before(rig.remotes[name], before[name])
+
+
+def test_rollout_canary_lost_for_good_then_rigctl_rollback(rig: Rig) -> None:
+    """The canary stays down past --lost-host-wait: reported lost with what to do, the rollout
+    halts; once the host is back (serving the half-applied change), ``rigctl rollback`` puts
+    the previous version back."""
+    run, before = _lost_canary(rig, "5")
+    result = run.finish()
+    canary = assert_halted_at_the_canary(result, "lost")
+    assert "not back within 5 s to roll back" in canary["reason"], canary["reason"]
+    assert "rigctl rollback" in canary["reason"] and "--limit rtest2" in canary["reason"]
+    assert_serves_as_before(rig.remotes["rtest3"], before["rtest3"])
+    rig.start("rtest2")
+    booted = serving_state(rig.remotes["rtest2"])
+    assert booted["unit_sha256"] != before["rtest2"]["unit_sha256"]  # the change, half-applied
+    inventory = rig.inventory(["rtest2", "rtest3"])
+    back = command("rollback", inventory, rig.env(), "--limit", "rtest2")
+    assert back.returncode == 0, back.stderr[-3000:]
+    assert back.document["failed"] == [] and list(back.document["hosts"]) == ["rtest2"]
+    outcome = back.host("rtest2")
+    assert outcome["status"] == "rolled-back" and outcome["snapshot_taken"], outcome
+    assert outcome["unit"] == UNIT and outcome["build"] == before["rtest2"]["manifest"]["build"]
+    for name in ("rtest2", "rtest3"):
+        assert_serves_as_before(rig.remotes[name], before[name])
+    # rtest3 was never changed by a rollout: it has no snapshot, and is left as it is
+    nothing = command("rollback", inventory, rig.env(), "--limit", "rtest3")
+    assert nothing.returncode == 1 and nothing.document["failed"] == ["rtest3"]
+    assert nothing.host("rtest3")["status"] == "failed"
+    assert "no rollback snapshot on the host" in nothing.host("rtest3")["error"]
+    assert_serves_as_before(rig.remotes["rtest3"], before["rtest3"])
+    # a plain provision afterwards finds the host as the inventory says: nothing to change
+    run_again = provision(inventory, rig.env())
+    assert run_again.returncode == 0 and run_again.document["hosts"]["rtest2"]["changed_ops"] == []

@@ -109,6 +109,21 @@ def test_8b_q4_k_m_on_one_24gib_gpu_is_a_full_offload() -> None:
     assert _flag(plan.args, "-m") == "/var/lib/rigctl/models/Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf"
 
 
+def test_threads_from_host_data_override_the_cores() -> None:
+    box = _linux("cpu", [], memory=64 * GiB)
+    model = get_catalog_model("llama-3.1-8b-instruct:q4_k_m")
+    plan = make_plan(box, model, threads=4)
+    assert _flag(plan.args, "-t") == "4" and plan.ok
+    assert "threads: -t 4, from the host data (planned: 16, the physical cores)" in plan.reasons
+    assert plan.warnings == []
+    too_many = make_plan(box, model, threads=48)
+    assert any("more than the host's 32 hardware threads" in w for w in too_many.warnings)
+    ollama = make_plan(box, model, threads=4, runtime="ollama")
+    assert "-t" not in ollama.args
+    assert any("threads: 4 in the host data is ignored: ollama" in w for w in ollama.warnings)
+
+
+
 def test_70b_q4_k_m_on_one_24gib_gpu_is_a_partial_offload() -> None:
     plan = make_plan(_linux("cuda", [_rtx(0)]), get_catalog_model("llama-3.1-70b-instruct:q4_k_m"))
     assert plan.runtime == "llamacpp" and plan.ok

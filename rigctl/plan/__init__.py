@@ -154,6 +154,7 @@ def _gguf_plan(
     context: int,
     concurrency: int,
     model_dir: str,
+    threads: int | None = None,
 ) -> tuple[PlannedModel, list[str], dict[str, str], MemoryPlan, list[str]]:
     """Return (model, args, env, memory, reasons) for llama.cpp or Ollama."""
     source = facts.source or facts.name
@@ -165,18 +166,20 @@ def _gguf_plan(
         env = ollama_env(layout=layout, context_per_slot=context, slots=concurrency)
     else:
         ref = host_path
-        threads = hardware.cpu.cores or hardware.cpu.threads or 1
+        cores = hardware.cpu.cores or hardware.cpu.threads or 1
         args = llama_server_args(
             model_path=host_path,
             layout=layout,
             context_per_slot=context,
             slots=concurrency,
-            threads=threads,
+            threads=threads or cores,
         )
         env = {}
-        if not layout.placement.full_offload:
+        if threads:
+            reasons.append(f"threads: -t {threads}, from the host data (planned: {cores}, the physical cores)")
+        elif not layout.placement.full_offload:
             reasons.append(
-                f"threads: -t {threads}, the physical cores (hyper-threads add "
+                f"threads: -t {cores}, the physical cores (hyper-threads add "
                 "nothing to memory-bound decoding)"
             )
         if concurrency > 1:
@@ -284,6 +287,7 @@ def make_plan(
     runtime: str = "auto",
     prefer: str = "control",
     model_dir: str = DEFAULT_MODEL_DIR,
+    threads: int | None = None,
 ) -> Plan:
     """Return the :class:`Plan` for serving ``model`` to ``concurrency`` users on ``hardware``.
 
@@ -292,6 +296,7 @@ def make_plan(
     runtime is honoured with warnings when it is a poor fit, and refused with BadInput
     (field runtime) when it cannot run here. Inputs out of range raise BadInput naming the
     field. A host too small for the plan gets ``errors`` in the plan, not an exception.
+    ``threads`` overrides llama.cpp's CPU threads (default: the physical cores).
     """
     context = validate_inputs(
         model, concurrency=concurrency, context=context, runtime=runtime, prefer=prefer
@@ -416,12 +421,20 @@ def make_plan(
             context=context,
             concurrency=concurrency,
             model_dir=model_dir,
+            threads=threads,
         )
         reasons += gguf_reasons + flag_reasons
         errors += preflight.check_memory(memory.placement, unified=hardware.unified_memory)
         uses_cpu = not layout.placement.full_offload
         warnings += preflight.check_cpu(hardware, uses_cpu)
 
+    if threads and chosen != "llamacpp":
+        warnings.append(f"threads: {threads} in the host data is ignored: {chosen} picks its own")
+    elif threads and hardware.cpu.threads and threads > hardware.cpu.threads:
+        warnings.append(
+            f"threads: -t {threads} is more than the host's {hardware.cpu.threads} hardware "
+            "threads; the extra ones only wait on each other"
+        )
     driver_warnings, driver_errors = preflight.check_driver(hardware, accelerator, chosen)
     disk_warnings, disk_errors = preflight.check_disk(
         hardware, planned.size_bytes, f"{planned.name} {planned.quant}"

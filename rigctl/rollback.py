@@ -1,0 +1,262 @@
+"""The on-host rollback snapshot: taken before a rollout changes a host, put back when it fails.
+
+The snapshot lives on the host itself, so it outlives the controller and the connection (a
+host lost during its own update is rolled back when it comes back, by the same rollout or by
+``rigctl rollback`` later)::
+
+    /etc/rigctl/rollback/
+        deployment.json   the manifest in force before the change
+        files/0 .. N-1    the files it names in ``config_files`` (unit, drop-ins), in order
+        current           where the llama.cpp ``current`` build link pointed, when it existed
+        taken             when the snapshot was taken (UTC, ISO 8601)
+
+A new snapshot is written beside the old one and renamed over it: a host has one whole
+snapshot or the previous one, never half of each. Restoring replaces each file atomically
+(copy beside, rename over), stops the new deployment's unit when the change moved the endpoint
+to another runtime, restarts the previous unit and waits until it answers its health check.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rigctl.bench.smoke import wait_ready
+from rigctl.deployment import MANIFEST, Deployment, parse_deployment, read_deployment
+from rigctl.deploys.vllm import READY_TIMEOUT as VLLM_READY_TIMEOUT
+from rigctl.provision import crash_watch
+from rigctl.pyinfra_api import (
+    CONNECTION_LOST,
+    Host,
+    Session,
+    connection_lost,
+    endpoint_from_controller,
+    load_inventory,
+    read_file,
+    run_command,
+    select_hosts,
+)
+from rigctl.roles.llamacpp import install_prefix
+from rigctl.roles.service import restart_stamp
+
+ROLLBACK_DIR = "/etc/rigctl/rollback"
+SNAPSHOT_MANIFEST = f"{ROLLBACK_DIR}/deployment.json"
+#: how long a restored service may take to answer (vLLM loads and compiles for minutes)
+READY_TIMEOUTS = {"vllm": VLLM_READY_TIMEOUT}
+READY_TIMEOUT = 180.0
+
+Reporter = Callable[[str | None, str, str], None]
+
+
+def _quiet(_host: str | None, _stage: str, _detail: str) -> None:
+    return None
+
+
+def config_files(deployment: Deployment) -> list[str]:
+    # manifests written before config_files existed name only their unit
+    return deployment.config_files or [f"/etc/systemd/system/{deployment.unit}.service"]
+
+
+def _sh(host: Host, steps: list[str]) -> None:
+    try:
+        ok, _out, err = run_command(host, f"sh -c {shlex.quote(' && '.join(steps))}")
+    except Exception:
+        ok, err = False, ""
+    if not ok:
+        if connection_lost(host):
+            raise OSError(CONNECTION_LOST)
+        raise OSError(err.strip().splitlines()[-1][-300:] if err.strip() else "failed")
+
+
+def _read(host: Host, path: str) -> bytes | None:
+    """A file's bytes, or None when it does not exist; OSError(CONNECTION_LOST) when the
+    connection is gone (a lost host is not a host without a snapshot)."""
+    try:
+        return read_file(host, path)
+    except Exception:
+        if connection_lost(host):
+            raise OSError(CONNECTION_LOST) from None
+        return None
+
+
+def take_snapshot(host: Host) -> Deployment:
+    """Snapshot the host's deployment (raises OSError when it has none: nothing to go back to)."""
+    deployment = read_deployment(host)
+    prefix = install_prefix(host)
+    new = f"{ROLLBACK_DIR}.new"
+    steps = [f"rm -rf {new}", f"mkdir -p {new}/files", f"cp -p {MANIFEST} {new}/deployment.json"]
+    for index, path in enumerate(config_files(deployment)):
+        steps.append(f"cp -p {shlex.quote(path)} {new}/files/{index}")
+    steps += [
+        f"if [ -L {prefix}/current ]; then readlink {prefix}/current > {new}/current; fi",
+        f"date -u +%Y-%m-%dT%H:%M:%SZ > {new}/taken",
+        # the snapshot replaces the previous one whole, or not at all
+        f"rm -rf {ROLLBACK_DIR}.old",
+        f"if [ -e {ROLLBACK_DIR} ]; then mv {ROLLBACK_DIR} {ROLLBACK_DIR}.old; fi",
+        f"mv {new} {ROLLBACK_DIR}",
+        f"rm -rf {ROLLBACK_DIR}.old",
+    ]
+    try:
+        _sh(host, steps)
+    except OSError as e:
+        raise OSError(f"rollback snapshot failed: {e}") from None
+    return deployment
+
+
+def snapshot_taken(host: Host) -> str:
+    raw = _read(host, f"{ROLLBACK_DIR}/taken")
+    return raw.decode(errors="replace").strip() if raw else ""
+
+
+def restore(host: Host, report: Reporter = _quiet) -> Deployment:
+    """Put the host's snapshot back and restart its service; raise when it does not serve again."""
+    raw = _read(host, SNAPSHOT_MANIFEST)
+    if raw is None:
+        raise OSError(
+            f"no rollback snapshot on the host ({SNAPSHOT_MANIFEST} missing): "
+            "only `rigctl rollout` takes one"
+        )
+    previous = parse_deployment(raw)
+    current = _read(host, MANIFEST)
+    try:
+        now = parse_deployment(current) if current else None
+    except ValueError:
+        now = None
+    prefix = install_prefix(host)
+    steps = []
+    if now is not None and now.unit != previous.unit:  # the change moved to another runtime
+        steps.append(f"systemctl disable --now {shlex.quote(now.unit)}.service")
+    for index, path in enumerate([*config_files(previous), MANIFEST]):
+        quoted = shlex.quote(path)
+        source = f"{ROLLBACK_DIR}/files/{index}" if path != MANIFEST else SNAPSHOT_MANIFEST
+        steps += [f"cp -p {source} {quoted}.rigctl-new", f"mv -f {quoted}.rigctl-new {quoted}"]
+    steps += [
+        f'if [ -f {ROLLBACK_DIR}/current ]; then ln -sfn "$(cat {ROLLBACK_DIR}/current)" '
+        f"{prefix}/current.rollback && mv -T {prefix}/current.rollback {prefix}/current; fi",
+        "systemctl daemon-reload",
+        f"systemctl enable {shlex.quote(previous.unit)}.service",
+        f"systemctl restart {shlex.quote(previous.unit)}.service",
+        # the restored files are newer than the last restart rigctl recorded: record this one,
+        # or the next provision would restart the service for nothing
+        f"touch {shlex.quote(restart_stamp(previous.unit))}",
+    ]
+    try:
+        _sh(host, steps)
+    except OSError as e:
+        raise OSError(str(e) if str(e) == CONNECTION_LOST else f"restore failed: {e}") from None
+    report(host.name, "rollback", f"{previous.unit} restored; waiting for {previous.health_path}")
+    with endpoint_from_controller(host, previous.listen, previous.port) as endpoint:
+        try:
+            wait_ready(
+                endpoint,
+                timeout=READY_TIMEOUTS.get(previous.runtime, READY_TIMEOUT),
+                give_up=crash_watch(host, previous.unit),
+                health_path=previous.health_path,
+            )
+        except TimeoutError as e:
+            raise OSError(f"{previous.unit} never became ready after the rollback: {e}") from None
+    return previous
+
+
+def restore_one(inventory: Any, name: str, report: Reporter = _quiet) -> tuple[str | None, bool]:
+    """Restore one host in its own session: (why it failed or None, whether it was reachable)."""
+    hosts = [h for h in inventory if h.name == name]
+    with Session(inventory, limit=hosts) as session:
+        session.each_host(lambda host: restore(host, report))
+        result = session.results[name]
+    if not result.failed:
+        return None, True
+    why = result.error or "unreachable"
+    return why, not (result.status == "unreachable" or CONNECTION_LOST in why)
+
+
+def restore_when_back(
+    inventory: Any, name: str, wait_s: float, report: Reporter = _quiet, retry_s: float = 5.0
+) -> tuple[str | None, bool]:
+    """:func:`restore_one`, retried while the host cannot be reached, for up to ``wait_s``
+    seconds (a host that lost power or network during its update and comes back)."""
+    deadline = time.monotonic() + wait_s
+    told = False
+    while True:
+        why, reachable = restore_one(inventory, name, report)
+        if why is None or reachable or time.monotonic() + retry_s > deadline:
+            return why, reachable
+        if not told:
+            report(
+                name,
+                "rollback",
+                f"unreachable ({why}); retrying until it is back (up to {wait_s:g} s)",
+            )
+            told = True
+        time.sleep(retry_s)
+
+
+# --------------------------------------------------------------------------- rigctl rollback
+
+
+@dataclass
+class HostRollback:
+    name: str
+    status: str = "pending"  # rolled-back | failed | unreachable
+    taken: str = ""
+    unit: str = ""
+    build: str = ""
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "snapshot_taken": self.taken or None,
+            "unit": self.unit or None,
+            "build": self.build or None,
+            "error": self.error,
+        }
+
+
+@dataclass
+class RollbackResult:
+    hosts: dict[str, HostRollback] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[str]:
+        return [name for name, h in self.hosts.items() if h.status != "rolled-back"]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "hosts": {name: h.to_json() for name, h in self.hosts.items()},
+            "failed": self.failed,
+            "ok": not self.failed,
+        }
+
+
+def rollback(
+    target: str, *, limit: list[str] | None = None, report: Reporter = _quiet
+) -> RollbackResult:
+    """Put every selected host back to its rollback snapshot, in parallel."""
+    inventory = load_inventory(target)
+    hosts = select_hosts(inventory, limit)
+    result = RollbackResult({h.name: HostRollback(h.name) for h in hosts})
+
+    def one(host: Host) -> None:
+        outcome = result.hosts[host.name]
+        outcome.taken = snapshot_taken(host)
+        previous = restore(host, report)
+        outcome.unit, outcome.build = previous.unit, previous.build
+
+    with Session(inventory, limit=hosts) as session:
+        session.each_host(one)
+        for name, host_result in session.results.items():
+            outcome = result.hosts[name]
+            if host_result.failed:
+                outcome.status = "unreachable" if host_result.status == "unreachable" else "failed"
+                outcome.error = host_result.error
+            else:
+                outcome.status = "rolled-back"
+    return result
