@@ -56,14 +56,16 @@ def build_spec_for(
     )
 
 
-def server_argv(plan: Plan, spec: HostSpec, key_file: str) -> list[str]:
+def server_argv(
+    plan: Plan, spec: HostSpec, key_file: str, prefix: str = llamacpp.defaults.LLAMACPP_PREFIX
+) -> list[str]:
     """llama-server's full command line: the plan's flags plus where and how it listens.
 
     The API key is passed by file (never in argv, where ``ps`` would show it); the slots
     endpoint, which shows other users' prompts, is off; metrics are on for ``rigctl status``.
     """
     return [
-        llamacpp.binary("llama-server"),
+        llamacpp.binary("llama-server", prefix),
         *plan.args,
         "--host",
         spec.listen,
@@ -77,8 +79,13 @@ def server_argv(plan: Plan, spec: HostSpec, key_file: str) -> list[str]:
     ]
 
 
-def render_unit(spec: HostSpec, plan: Plan, build: llamacpp.BuildSpec) -> str:
-    """The systemd unit for this host's llama-server (Linux)."""
+def render_unit(
+    spec: HostSpec,
+    plan: Plan,
+    build: llamacpp.BuildSpec,
+    prefix: str = llamacpp.defaults.LLAMACPP_PREFIX,
+) -> str:
+    """The systemd unit for this host's llama-server (Linux); ``prefix``: where builds live."""
     return render(
         "llama-server.service.j2",
         unit=UNIT,
@@ -88,15 +95,20 @@ def render_unit(spec: HostSpec, plan: Plan, build: llamacpp.BuildSpec) -> str:
         user=USER,
         group=USER,
         supplementary_groups=GPU_GROUPS.get(build.backend, []),
-        argv=server_argv(plan, spec, api_key_path(UNIT)),
+        argv=server_argv(plan, spec, api_key_path(UNIT), prefix),
         environment={},
         state_directory=UNIT,
-        read_only_paths=[MODEL_DIR, llamacpp.defaults.LLAMACPP_PREFIX, f"/etc/rigctl/{UNIT}"],
+        read_only_paths=[MODEL_DIR, prefix, f"/etc/rigctl/{UNIT}"],
         gpu_devices=GPU_DEVICES.get(build.backend, []),
     )
 
 
-def render_plist(spec: HostSpec, plan: Plan, build: llamacpp.BuildSpec) -> str:
+def render_plist(
+    spec: HostSpec,
+    plan: Plan,
+    build: llamacpp.BuildSpec,
+    prefix: str = llamacpp.defaults.LLAMACPP_PREFIX,
+) -> str:
     """The launchd LaunchDaemon for this host's llama-server (macOS), same content as the unit."""
     return render(
         "llama-server.plist.j2",
@@ -105,7 +117,7 @@ def render_plist(spec: HostSpec, plan: Plan, build: llamacpp.BuildSpec) -> str:
         build_name=build.name,
         user=USER,
         group=USER,
-        argv=server_argv(plan, spec, api_key_path(UNIT)),
+        argv=server_argv(plan, spec, api_key_path(UNIT), prefix),
         environment={},
         working_directory=f"/var/lib/{UNIT}",
         log_path=f"/var/log/rigctl/{UNIT}.log",
@@ -137,8 +149,9 @@ def serve(
 
     service.user(user_name=USER, groups=GPU_GROUPS.get(build.backend, []))
     key_file = api_key_path(UNIT)
+    prefix = llamacpp.install_prefix(host)
     if hardware.os.init == "launchd":
-        unit_text = render_plist(spec, plan, build)
+        unit_text = render_plist(spec, plan, build, prefix)
         unit_file = f"/Library/LaunchDaemons/{LAUNCHD_LABEL}.plist"
         service.install_launchd(
             unit=UNIT,
@@ -149,7 +162,7 @@ def serve(
             changed_inputs=[model_op, current_build],
         )
     else:
-        unit_text = render_unit(spec, plan, build)
+        unit_text = render_unit(spec, plan, build, prefix)
         unit_file = service.unit_path(UNIT)
         service.install(
             unit=UNIT,
@@ -158,8 +171,8 @@ def serve(
             changed_inputs=[model_op, current_build],
             input_paths=[
                 model_path,
-                f"{llamacpp.install_prefix(host)}/current",
-                server_argv(plan, spec, key_file)[0],
+                f"{prefix}/current",
+                server_argv(plan, spec, key_file, prefix)[0],
             ],
         )
     manifest = Deployment(
@@ -174,7 +187,7 @@ def serve(
         model_quant=plan.model.quant,
         model_path=model_path,
         model_sha256=model.sha256,
-        args=server_argv(plan, spec, key_file),
+        args=server_argv(plan, spec, key_file, prefix),
         config_files=[unit_file],
     )
     atomic_put(

@@ -50,8 +50,9 @@ def server_environment(spec: HostSpec, plan: Plan, models_dir: str) -> dict[str,
     }
 
 
-def render_dropin(spec: HostSpec, plan: Plan, accelerator: str) -> str:
-    models_dir = defaults.OLLAMA_MODELS_DIR
+def render_dropin(
+    spec: HostSpec, plan: Plan, accelerator: str, models_dir: str = defaults.OLLAMA_MODELS_DIR
+) -> str:
     return render(
         "ollama-dropin.conf.j2",
         model_name=f"{plan.model.name} {plan.model.quant}",
@@ -78,8 +79,9 @@ def serve(
     files.directory(name="model: directory", path=MODEL_DIR, mode="0755")
     verified_file(name=f"model: {model.path.name}", src=str(model.path), dest=model_path, sha256=model.sha256, mode="0644")
 
-    dropin = render_dropin(spec, plan, hardware.accelerator)
-    base_unit = render("ollama.service.j2", install_dir=defaults.OLLAMA_INSTALL_DIR, user=defaults.OLLAMA_USER)
+    models_dir = ollama.models_dir(host)
+    dropin = render_dropin(spec, plan, hardware.accelerator, models_dir)
+    base_unit = render("ollama.service.j2", install_dir=ollama.install_dir(host), user=defaults.OLLAMA_USER)
     ollama.configure(dropin_text=dropin, base_unit_text=base_unit, changed_inputs=[installed])
     name = served_model_name(plan)
     text = f"FROM {model_path}\nPARAMETER num_ctx {plan.context}\n"
@@ -97,7 +99,7 @@ def serve(
         model_quant=plan.model.quant,
         model_path=model_path,
         model_sha256=model.sha256,
-        args=[f"{k}={v}" for k, v in server_environment(spec, plan, defaults.OLLAMA_MODELS_DIR).items()],
+        args=[f"{k}={v}" for k, v in server_environment(spec, plan, models_dir).items()],
         metrics_path="",
         served_model=name,
         health_path="/",

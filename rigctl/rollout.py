@@ -29,7 +29,7 @@ from rigctl.deployment import Deployment
 from rigctl.errors import BadInput
 from rigctl.provision import provision
 from rigctl.pyinfra_api import Session, load_inventory, select_hosts
-from rigctl.rollback import ROLLBACK_DIR, restore_when_back, take_snapshot
+from rigctl.rollback import ROLLBACK_DIR, restore_when_back, settle, take_snapshot
 
 LOST_HOST_WAIT = 180.0  # seconds a host lost during its update has to come back (a reboot)
 GATE_PROMPT_TOKENS = 128
@@ -152,8 +152,9 @@ def rollout(
             result.hosts[name] = HostRollout(name, batch=index)
     failures = 0
     for index, members in enumerate(result.batches):
+        proven: list[str] = []
         report(None, "batch", f"{index} ({'canary' if index == 0 and canary else 'batch'}): {', '.join(members)}")
-        previous = _snapshot(inventory, members)
+        previous = _snapshot(inventory, members, report)
         before = _decode_speed(target, [n for n in members if n in previous])
         provisioned = provision(target, limit=members, report=report)
         after = _decode_speed(target, [n for n in members if not provisioned.hosts[n].result.failed])
@@ -166,6 +167,7 @@ def rollout(
             )
             if why is None:
                 outcome.status = "updated" if host_result.changed_ops else "unchanged"
+                proven.append(name)
                 continue
             failures += 1
             outcome.reason = why
@@ -187,6 +189,7 @@ def rollout(
             else:
                 outcome.status = "failed"
                 outcome.reason = f"{why}; rollback failed: {failed}"
+        _settle(inventory, [n for n in proven if n in previous])
         if failures > max_fail:
             result.halted_after_batch = index
             for later in result.batches[index + 1 :]:
@@ -197,11 +200,20 @@ def rollout(
     return result
 
 
-def _snapshot(inventory: Any, members: list[str]) -> dict[str, Deployment]:
+def _snapshot(inventory: Any, members: list[str], report: Reporter) -> dict[str, Deployment]:
     """Keep each serving host's service files, manifest and build on the host, for rollback."""
     hosts = [h for h in inventory if h.name in members]
     with Session(inventory, limit=hosts) as session:
-        return session.each_host(take_snapshot)
+        return session.each_host(lambda host: take_snapshot(host, report))
+
+
+def _settle(inventory: Any, names: list[str]) -> None:
+    """Hosts that passed their gates: their snapshot may be replaced by the next rollout."""
+    if not names:
+        return
+    hosts = [h for h in inventory if h.name in names]
+    with Session(inventory, limit=hosts) as session:
+        session.each_host(settle)
 
 
 def _decode_speed(target: str, names: list[str]) -> dict[str, float]:

@@ -59,6 +59,8 @@ HOST_DATA_CASES = [
     ("port zero", {"port": 0}, "provision", "port"),
     ("port out of range", {"port": 70000}, "provision", "port"),
     ("zero threads", {"threads": 0}, "provision", "threads"),
+    ("port already used by another service (sshd)", {"port": 22}, "provision", "port"),
+    ("rollout to a port another service uses", {"port": 22}, "rollout", "port"),
     ("listen not an address", {"listen": "my-host"}, "provision", "listen"),
     ("unknown preference", {"prefer": "fastest"}, "provision", "prefer"),
     (

@@ -870,3 +870,33 @@ def test_rollout_canary_lost_for_good_then_rigctl_rollback(rig: Rig) -> None:
     # a plain provision afterwards finds the host as the inventory says: nothing to change
     run_again = provision(inventory, rig.env())
     assert run_again.returncode == 0 and run_again.document["hosts"]["rtest2"]["changed_ops"] == []
+
+
+def test_rollout_killed_mid_change_then_run_again_rolls_back_to_the_proven_version(
+    rig: Rig,
+) -> None:
+    """The controller is SIGKILLed while the canary's broken change (a listen address the host
+    lacks) is being written: the canary is left with the change. The same rollout again keeps the snapshot
+    from before the killed run (the change was never proven) instead of snapshotting the broken
+    unit, so its rollback restores the version that served."""
+    before = rollout_states(rig)
+    remote = rig.remotes["rtest2"]
+    typo = {"listen": "192.0.2.1"}
+    broken = rig.inventory(["rtest2", "rtest3"], rtest2=typo, rtest3=typo)
+    argv = ("--canary", "1", "--batch", "1")
+    killed = Provision(broken, rig.env(), *argv, name="rollout")
+    killed.wait_for(
+        r"rtest2 running: .*service: unit file",
+        until=lambda: remote.ok(f"grep -q -- '--host 192.0.2.1 ' {UNIT_FILE}"),
+    )
+    killed.kill()
+    assert remote.ok("[ -f /etc/rigctl/rollback/pending ]")
+    again = command("rollout", broken, rig.env(), *argv)
+    canary = assert_halted_at_the_canary(again, "rolled-back")
+    assert "keeps failing" in canary["reason"] or "never became ready" in canary["reason"]
+    assert re.search(
+        r"rtest2 snapshot: keeping the snapshot of \S+: the change made after", again.stderr
+    )
+    for name in ("rtest2", "rtest3"):
+        assert_serves_as_before(rig.remotes[name], before[name])
+    assert not remote.ok("[ -e /etc/rigctl/rollback/pending ]")  # back on the proven version

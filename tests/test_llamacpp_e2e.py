@@ -249,11 +249,12 @@ def test_bench_and_status_over_the_fleet(fleet: dict) -> None:
 
 
 def test_rollout_of_a_broken_change_halts_at_the_canary(fleet: dict) -> None:
-    """The canary's new port is taken by sshd, so its server cannot start: rolled back and
-    serving again, the rollout halts, and the other two hosts never change."""
+    """The canary's new listen address is one the host does not have (a typo in host data), so
+    its server cannot start: rolled back and serving again, the rollout halts, and the other
+    two hosts never change."""
     first, second, third = fleet["hosts"]
     before = _unit_digests(fleet)
-    broken = fleet["inventory"]("broken", extra={"port": 22})
+    broken = fleet["inventory"]("broken", extra={"listen": "192.0.2.1"})
     result = _rigctl_env(fleet["env"], "rollout", str(broken), "--canary", "1", "--batch", "1", "--json",
                          timeout=900, expect=1)
     document = json.loads(result.stdout)

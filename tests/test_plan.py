@@ -32,6 +32,7 @@ from rigctl.models import ModelFacts, get_catalog_model
 from rigctl.models.resolve import resolve_model
 from rigctl.plan import make_plan
 from rigctl.plan.memory import kv_cache_bytes
+from rigctl.plan.preflight import port_conflict
 from rigctl.plan.runtime import Situation, choose_runtime
 
 GiB = 1 << 30
@@ -121,7 +122,6 @@ def test_threads_from_host_data_override_the_cores() -> None:
     ollama = make_plan(box, model, threads=4, runtime="ollama")
     assert "-t" not in ollama.args
     assert any("threads: 4 in the host data is ignored: ollama" in w for w in ollama.warnings)
-
 
 
 def test_70b_q4_k_m_on_one_24gib_gpu_is_a_partial_offload() -> None:
@@ -567,3 +567,28 @@ def test_not_a_model_directory_is_bad_input(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(BadInput, match="no \\*.safetensors"):
         resolve_model(str(tmp_path))
+
+
+def test_port_conflicts_with_other_programs_only() -> None:
+    own = {"rigctl-llama-server.service"}
+    sshd = {"address": "0.0.0.0", "port": 22, "pid": 612, "process": "sshd", "unit": "ssh.service"}
+    ours = {
+        "address": "127.0.0.1",
+        "port": 8080,
+        "pid": 77,
+        "process": "llama-server",
+        "unit": "rigctl-llama-server.service",
+    }
+    nginx = {"address": "10.0.0.5", "port": 8081, "pid": 90, "process": "nginx", "unit": None}
+    hidden = {"address": "::", "port": 9000, "pid": None, "process": None, "unit": None}
+    sockets = [sshd, ours, nginx, hidden]
+    assert port_conflict("127.0.0.1", 8080, sockets, own) is None  # rigctl's server: replaced
+    assert port_conflict("127.0.0.1", 8081, sockets, own) is None  # nginx holds another address
+    assert port_conflict("0.0.0.0", 8081, sockets, own) == (
+        "10.0.0.5:8081 is already in use by nginx (pid 90)"
+    )
+    assert port_conflict("192.168.1.2", 22, sockets, own) == (
+        "0.0.0.0:22 is already in use by sshd (pid 612, ssh.service)"
+    )
+    assert "does not show" in (port_conflict("127.0.0.1", 9000, sockets, own) or "")
+    assert port_conflict("127.0.0.1", 8080, sockets, set()) is not None  # not ours: a conflict

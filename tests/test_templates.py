@@ -104,6 +104,19 @@ def test_unit_matches_golden_and_verifies(case: str, tmp_path: Path) -> None:
         assert result.returncode == 0 and not problems, result.stderr
 
 
+def test_unit_runs_the_build_under_a_custom_prefix() -> None:
+    """Host data ``llamacpp_prefix`` moves the builds; the unit must run (and may only read)
+    the binary there, not the default path."""
+    hardware = CASES["cpu"]
+    plan = make_plan(hardware, get_catalog_model("llama-3.1-8b-instruct:q4_k_m"))
+    spec = host_spec("rig", {"model": "llama-3.1-8b-instruct:q4_k_m"})
+    build = deploy.build_spec_for(hardware, plan, "0c1e57098", [])
+    unit = deploy.render_unit(spec, plan, build, "/srv/llm/llamacpp")
+    assert "ExecStart=/srv/llm/llamacpp/current/bin/llama-server " in unit
+    assert "/opt/rigctl/llamacpp" not in unit
+    assert "ReadOnlyPaths=" in unit and "/srv/llm/llamacpp" in unit.split("ReadOnlyPaths=")[1]
+
+
 def test_launchd_plist_for_metal() -> None:
     hardware = _hardware(
         "metal", [Gpu("apple", "Apple M2 Max", 0, 48 * GiB, cores=38)], system="Darwin"

@@ -5,6 +5,10 @@ Each check returns (warnings, errors): an error means the host cannot run the pl
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
 from rigctl.hardware import Hardware
 from rigctl.plan.memory import GiB, gib
 from rigctl.plan.types import DevicePlacement
@@ -112,3 +116,31 @@ def check_cpu(hardware: Hardware, uses_cpu: bool) -> list[str]:
     if uses_cpu and hardware.os.arch == "x86_64" and flags and "avx2" not in flags:
         return ["CPU lacks AVX2: llama.cpp's CPU kernels will be several times slower"]
     return []
+
+
+def port_conflict(
+    listen: str, port: int, sockets: Sequence[Mapping[str, Any]], own_units: Collection[str]
+) -> str | None:
+    """Why ``listen:port`` cannot be served because another program listens there, or None.
+
+    ``sockets`` are the host's listening sockets (``rigctl.facts.system.ListeningSockets``);
+    a socket held by one of ``own_units`` (rigctl's servers) is the one the deploy replaces.
+    A wildcard address (``0.0.0.0``, ``::``) on either side overlaps every address.
+    """
+    wanted = ipaddress.ip_address(listen)
+    for socket in sockets:
+        if socket.get("port") != port or socket.get("unit") in own_units:
+            continue
+        try:
+            held = ipaddress.ip_address(str(socket.get("address")))
+        except ValueError:
+            continue
+        if not (held.is_unspecified or wanted.is_unspecified or held == wanted):
+            continue
+        if socket.get("process"):
+            owner = f"{socket['process']} (pid {socket['pid']}"
+            owner += f", {socket['unit']})" if socket.get("unit") else ")"
+        else:
+            owner = "a process this host does not show (another container, or no root)"
+        return f"{socket['address']}:{port} is already in use by {owner}"
+    return None

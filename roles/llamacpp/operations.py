@@ -124,6 +124,8 @@ def install_prebuilt(
         return
     remote = f"{build_root}/{build_name}.tar.gz"
     partial = f"{install_dir}.partial"
+    # an interrupted earlier attempt's files must not be merged into this build
+    yield StringCommand("rm", "-rf", QuoteString(partial))
     yield StringCommand("mkdir", "-p", QuoteString(build_root), QuoteString(partial))
     yield FileUploadCommand(archive, remote)
     yield StringCommand(

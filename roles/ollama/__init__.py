@@ -17,7 +17,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from rigctl.roles.ollama import defaults
-from rigctl.roles.ollama.operations import archive, model
+from rigctl.roles.ollama.operations import archives as archives_op
+from rigctl.roles.ollama.operations import model
 
 from rigctl.operations.files import atomic_put
 from rigctl.pyinfra_api import deploy, file_facts, files, host, server, systemd
@@ -44,14 +45,23 @@ def archive_url(name: str, base_url: str = defaults.OLLAMA_BASE_URL, version: st
     return f"{base_url.rstrip('/')}/{name}{query}"
 
 
+def install_dir(host_obj: Any) -> str:
+    """Where the archives are unpacked on a host (host data ``ollama_install_dir``)."""
+    return str(host_obj.data.get("ollama_install_dir", defaults.OLLAMA_INSTALL_DIR))
+
+
+def models_dir(host_obj: Any) -> str:
+    """Where Ollama keeps its models on a host (host data ``ollama_models_dir``)."""
+    return str(host_obj.data.get("ollama_models_dir", defaults.OLLAMA_MODELS_DIR))
+
+
 @deploy("rigctl ollama")
 def install(archives: Sequence[tuple[str, str]], user_groups: Sequence[str] = ("render", "video")) -> Any:
-    """Install Ollama from release archives on the controller; returns the last archive's operation.
+    """Install Ollama from release archives on the controller; returns the install operation.
 
     + archives: ``(local path, sha256)`` of each archive, base first
     + user_groups: groups of the ``ollama`` user that exist on the host (GPU device access)
     """
-    install_dir = host.data.get("ollama_install_dir", defaults.OLLAMA_INSTALL_DIR)
     server.group(name="ollama: group", group=defaults.OLLAMA_USER, system=True)
     server.user(
         name="ollama: user",
@@ -63,10 +73,8 @@ def install(archives: Sequence[tuple[str, str]], user_groups: Sequence[str] = ("
         shell="/bin/false",
         create_home=True,
     )
-    last = None
-    for path, sha256 in archives:
-        last = archive(name=f"ollama: install {path.rsplit('/', 1)[-1]}", src=path, sha256=sha256, install_dir=install_dir)
-    return last
+    names = ", ".join(path.rsplit("/", 1)[-1] for path, _sha in archives)
+    return archives_op(name=f"ollama: install {names}", srcs=list(archives), install_dir=install_dir(host))
 
 
 @deploy("rigctl ollama service")
@@ -81,9 +89,8 @@ def configure(
     + base_unit_text: upstream's ``ollama.service`` (written only if no unit exists)
     + changed_inputs: operations whose change must restart Ollama (the installed archive)
     """
-    models_dir = host.data.get("ollama_models_dir", defaults.OLLAMA_MODELS_DIR)
     files.directory(
-        name="ollama: models directory", path=models_dir, user=defaults.OLLAMA_USER, group=defaults.OLLAMA_USER, mode="0750"
+        name="ollama: models directory", path=models_dir(host), user=defaults.OLLAMA_USER, group=defaults.OLLAMA_USER, mode="0750"
     )
     base_unit = None
     if not host.get_fact(file_facts.File, path="/etc/systemd/system/ollama.service"):

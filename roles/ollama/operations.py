@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import shlex
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from io import BytesIO
 from pathlib import Path
 
@@ -19,28 +19,41 @@ from rigctl.pyinfra_api import (
 
 
 @operation()
-def archive(src: str, sha256: str, install_dir: str) -> Generator[object, None, None]:
-    """Unpack an Ollama release archive into ``install_dir`` unless that archive is installed.
+def archives(
+    srcs: Sequence[tuple[str, str]], install_dir: str
+) -> Generator[object, None, None]:
+    """Unpack Ollama's release archives into ``install_dir`` unless exactly these are installed.
 
-    + src: the archive on the controller (``ollama-linux-<arch>.tgz``)
-    + sha256: its sha256, recorded in ``<install_dir>/lib/ollama/.rigctl-archive``
+    + srcs: ``(path on the controller, sha256)`` of each archive, base first
+      (``ollama-linux-amd64.tgz``, then ``ollama-linux-amd64-rocm.tgz`` on AMD GPUs)
     + install_dir: where ``bin/`` and ``lib/`` go (``/usr/local`` as upstream)
 
-    Upstream's installer removes the old ``lib/ollama`` first (libraries of several versions
-    must not mix); so does this, then unpacks from a staging copy of the archive.
+    As upstream's installer: the old ``lib/ollama`` is removed once (libraries of several
+    versions must not mix), then every archive is unpacked over the same tree (ROCm's adds its
+    libraries beside the base ones). Their sha256s, one per line, are recorded in
+    ``<install_dir>/lib/ollama/.rigctl-archive`` last, so an interrupted install is redone.
     """
     marker = f"{install_dir}/lib/ollama/.rigctl-archive"
-    installed = host.get_fact(server_facts.Command, f"cat {shlex.quote(marker)} 2>/dev/null || true")
-    if installed == sha256 and host.get_fact(server_facts.Which, command="ollama"):
-        host.noop(f"ollama archive {sha256[:12]} is installed")
+    wanted = "\n".join(sha256 for _path, sha256 in srcs)
+    binary = f"{install_dir}/bin/ollama"
+    # the binary this install_dir holds, not whichever `ollama` is first on PATH
+    installed = host.get_fact(
+        server_facts.Command,
+        f"[ -x {shlex.quote(binary)} ] && cat {shlex.quote(marker)} 2>/dev/null || true",
+    )
+    if installed == wanted:
+        host.noop(f"ollama archives {', '.join(sha[:12] for _p, sha in srcs)} are installed")
         return
-    staged = f"/var/cache/rigctl/{Path(src).name}"
     yield StringCommand("mkdir", "-p", "/var/cache/rigctl", QuoteString(f"{install_dir}/bin"))
-    yield FileUploadCommand(src, staged)
+    staged = [f"/var/cache/rigctl/{Path(path).name}" for path, _sha in srcs]
+    for (path, _sha), copy in zip(srcs, staged, strict=True):
+        yield FileUploadCommand(path, copy)
     yield StringCommand("rm", "-rf", QuoteString(f"{install_dir}/lib/ollama"))
-    yield StringCommand("tar", "-xzf", QuoteString(staged), "-C", QuoteString(install_dir))
-    yield StringCommand("sh", "-c", QuoteString(f"echo {sha256} > {shlex.quote(marker)}"))
-    yield StringCommand("rm", "-f", QuoteString(staged))
+    for copy in staged:
+        yield StringCommand("tar", "-xzf", QuoteString(copy), "-C", QuoteString(install_dir))
+    shas = " ".join(sha for _p, sha in srcs)
+    yield StringCommand("sh", "-c", QuoteString(f"printf '%s\\n' {shas} > {shlex.quote(marker)}"))
+    yield StringCommand("rm", "-f", *(QuoteString(copy) for copy in staged))
 
 
 @operation()
@@ -75,5 +88,5 @@ def model(model_name: str, modelfile: str, server: str, state_dir: str) -> Gener
         ),
     )
     yield StringCommand(
-        "env", f"OLLAMA_HOST={server}", "ollama", "create", QuoteString(model_name), "-f", QuoteString(path)
+        "env", QuoteString(f"OLLAMA_HOST={server}"), "ollama", "create", QuoteString(model_name), "-f", QuoteString(path)
     )
