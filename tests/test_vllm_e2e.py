@@ -219,3 +219,35 @@ def test_vllm_role_scenario_changes_nothing_and_its_tests_pass(
     assert summary["ok"] and changed_ops(summary) == [], summary
     result = verify("vllm", config)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_rollout_of_a_broken_vllm_change_is_rolled_back(vllm_host: dict) -> None:
+    """The rollout snapshot and restore on vLLM's files (its unit and environment files): a
+    change to a listen address the host lacks cannot start, and the host serves as before."""
+    host = vllm_host["host"]
+    digest = "sha256sum /etc/systemd/system/rigctl-vllm.service /etc/rigctl/deployment.json"
+    with Session(load_inventory(str(vllm_host["inventory"]("vllm")))) as session:
+        _ok, before, _ = run_command(session.host(host.name), digest)
+    broken = vllm_host["inventory"]("vllm-broken", listen="192.0.2.1")
+    result = _run(vllm_host["env"], "rollout", str(broken), "--json", expect=1)
+    document = json.loads(result.stdout)
+    outcome = document["hosts"][host.name]
+    assert outcome["status"] == "rolled-back", outcome
+    assert "never became ready" in outcome["reason"] or "keeps failing" in outcome["reason"]
+    assert document["halted_after_batch"] == 0 and outcome["before_tps"]
+    with Session(load_inventory(str(vllm_host["inventory"]("vllm")))) as session:
+        target = session.host(host.name)
+        _ok, after, _ = run_command(target, digest)
+        _ok, key_line, _ = run_command(target, "cat /etc/rigctl/rigctl-vllm/api-key.env")
+        _ok, pending, _ = run_command(target, "ls /etc/rigctl/rollback")
+    assert after == before  # the unit and manifest from before the change
+    assert "pending" not in pending.split()
+    client = openai.OpenAI(
+        base_url=f"http://{host.address}:{PORT}/v1",
+        api_key=key_line.strip().split("=", 1)[1],
+        max_retries=0,
+    )
+    reply = client.chat.completions.create(
+        model="tiny-llama", messages=[{"role": "user", "content": "Hello"}], max_tokens=4
+    )
+    assert reply.choices[0].message.content
