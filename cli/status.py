@@ -84,4 +84,10 @@ def status(target: str, limit: str | None, as_json: bool) -> None:
         for name, s in statuses.items():
             if s.error:
                 error_line(f"host {name}: {s.error}")
+            if s.unproven_since:
+                error_line(
+                    f"host {name}: serves a change a rollout never proved (its snapshot of "
+                    f"{s.unproven_since} is kept: `rigctl rollback {target} --limit {name}` "
+                    "goes back to it)"
+                )
     raise click.exceptions.Exit(0 if all(s.ok for s in statuses.values()) else 1)

@@ -26,7 +26,8 @@ What to serve
 Where it listens
     listen       bind address (default 127.0.0.1); every endpoint gets a per-host API key,
                  generated on the host (/etc/rigctl/<unit>/api-key, 0600, service user)
-    port         TCP port of the OpenAI-compatible endpoint (default 8080)
+    port         TCP port of the OpenAI-compatible endpoint (default 8080); refused, before any
+                 change, when another service already listens there
 
 Where things come from (the controller fetches once, hosts receive over SSH)
     model_sha256      sha256 of a model given by URL or path (catalog models carry their own)

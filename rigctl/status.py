@@ -17,6 +17,7 @@ from rigctl.pyinfra_api import (
     run_command,
     select_hosts,
 )
+from rigctl.rollback import PENDING, ROLLBACK_DIR
 
 
 @dataclass
@@ -29,6 +30,9 @@ class HostStatus:
     health_detail: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     last_bench: dict[str, Any] | None = None
+    #: when the rollback snapshot of a change not yet proven was taken (a rollout was killed,
+    #: or lost the host, before judging it): ``rigctl rollback`` goes back to that version
+    unproven_since: str | None = None
     error: str | None = None
 
     @property
@@ -49,6 +53,7 @@ class HostStatus:
             "health_detail": self.health_detail,
             "metrics": self.metrics,
             "last_bench": self.last_bench,
+            "unproven_change_since": self.unproven_since,
             "error": self.error,
             "ok": self.ok,
         }
@@ -75,6 +80,9 @@ def _one_host(host: Host, deployment: Deployment) -> HostStatus:
         fields = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
         status.unit_state = fields.get("ActiveState")
         status.since = fields.get("ActiveEnterTimestamp") or None
+    ok, out, _ = run_command(host, f"if [ -f {PENDING} ]; then cat {ROLLBACK_DIR}/taken; fi")
+    if ok and out.strip():
+        status.unproven_since = out.strip()
     try:
         key = read_api_key(host, deployment.api_key_file)
     except OSError as e:

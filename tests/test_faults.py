@@ -853,6 +853,9 @@ def test_rollout_canary_lost_for_good_then_rigctl_rollback(rig: Rig) -> None:
     booted = serving_state(rig.remotes["rtest2"])
     assert booted["unit_sha256"] != before["rtest2"]["unit_sha256"]  # the change, half-applied
     inventory = rig.inventory(["rtest2", "rtest3"])
+    shown = command("status", inventory, rig.env())
+    assert shown.document["hosts"]["rtest2"]["unproven_change_since"], shown.document["hosts"]
+    assert shown.document["hosts"]["rtest3"]["unproven_change_since"] is None
     back = command("rollback", inventory, rig.env(), "--limit", "rtest2")
     assert back.returncode == 0, back.stderr[-3000:]
     assert back.document["failed"] == [] and list(back.document["hosts"]) == ["rtest2"]
@@ -861,6 +864,8 @@ def test_rollout_canary_lost_for_good_then_rigctl_rollback(rig: Rig) -> None:
     assert outcome["unit"] == UNIT and outcome["build"] == before["rtest2"]["manifest"]["build"]
     for name in ("rtest2", "rtest3"):
         assert_serves_as_before(rig.remotes[name], before[name])
+    after = command("status", inventory, rig.env(), "--limit", "rtest2")
+    assert after.document["hosts"]["rtest2"]["unproven_change_since"] is None
     # rtest3 was never changed by a rollout: it has no snapshot, and is left as it is
     nothing = command("rollback", inventory, rig.env(), "--limit", "rtest3")
     assert nothing.returncode == 1 and nothing.document["failed"] == ["rtest3"]

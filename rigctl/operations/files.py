@@ -160,8 +160,9 @@ def verified_file(
     + sha256: the file's sha256 (already verified on the controller)
     + mode, user, group: permissions of the placed file
 
-    A marker ``dest.sha256`` records the hash and size once the host has verified the upload;
-    later runs compare the marker and the size (one ``stat``) instead of hashing gigabytes.
+    A marker ``dest.sha256`` (``sha256sum``'s format) is written once the host has verified the
+    upload; later runs compare the marker's hash and the file's size instead of hashing
+    gigabytes. Owner and mode are set at upload only (a model's are not watched afterwards).
     The upload goes to ``dest.part``, is hashed on the host, and only then renamed to ``dest``:
     a truncated or corrupted transfer never appears at ``dest``.
     """
