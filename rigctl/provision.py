@@ -125,7 +125,8 @@ class ProvisionResult:
         }
 
 
-def _quiet(_host: str | None, _stage: str, _detail: str) -> None:
+def quiet(_host: str | None, _stage: str, _detail: str) -> None:
+    """The reporter that reports nothing (library use)."""
     return None
 
 
@@ -141,7 +142,7 @@ def provision(
     limit: list[str] | None = None,
     dry: bool = False,
     model: str | None = None,
-    report: Reporter = _quiet,
+    report: Reporter = quiet,
     plan_only: bool = False,
 ) -> ProvisionResult:
     """Take the inventory's hosts to their desired state; ``plan_only`` stops after every input

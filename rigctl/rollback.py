@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import shlex
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from rigctl.bench.smoke import wait_ready
 from rigctl.deployment import MANIFEST, Deployment, parse_deployment, read_deployment
 from rigctl.deploys.vllm import READY_TIMEOUT as VLLM_READY_TIMEOUT
-from rigctl.provision import crash_watch
+from rigctl.provision import Reporter, crash_watch, quiet
 from rigctl.pyinfra_api import (
     CONNECTION_LOST,
     Host,
@@ -55,12 +54,6 @@ PENDING = f"{ROLLBACK_DIR}/pending"
 #: how long a restored service may take to answer (vLLM loads and compiles for minutes)
 READY_TIMEOUTS = {"vllm": VLLM_READY_TIMEOUT}
 READY_TIMEOUT = 180.0
-
-Reporter = Callable[[str | None, str, str], None]
-
-
-def _quiet(_host: str | None, _stage: str, _detail: str) -> None:
-    return None
 
 
 def config_files(deployment: Deployment) -> list[str]:
@@ -90,7 +83,7 @@ def _read(host: Host, path: str) -> bytes | None:
         return None
 
 
-def take_snapshot(host: Host, report: Reporter = _quiet) -> Deployment:
+def take_snapshot(host: Host, report: Reporter = quiet) -> Deployment:
     """Snapshot the host's deployment, or keep a pending one (raises OSError when the host has
     neither: nothing to go back to)."""
     if _read(host, PENDING) is not None:
@@ -136,7 +129,7 @@ def snapshot_taken(host: Host) -> str:
     return raw.decode(errors="replace").strip() if raw else ""
 
 
-def restore(host: Host, report: Reporter = _quiet) -> Deployment:
+def restore(host: Host, report: Reporter = quiet) -> Deployment:
     """Put the host's snapshot back and restart its service; raise when it does not serve again."""
     raw = _read(host, SNAPSHOT_MANIFEST)
     if raw is None:
@@ -187,7 +180,7 @@ def restore(host: Host, report: Reporter = _quiet) -> Deployment:
     return previous
 
 
-def restore_one(inventory: Any, name: str, report: Reporter = _quiet) -> tuple[str | None, bool]:
+def restore_one(inventory: Any, name: str, report: Reporter = quiet) -> tuple[str | None, bool]:
     """Restore one host in its own session: (why it failed or None, whether it was reachable)."""
     hosts = [h for h in inventory if h.name == name]
     with Session(inventory, limit=hosts) as session:
@@ -200,7 +193,7 @@ def restore_one(inventory: Any, name: str, report: Reporter = _quiet) -> tuple[s
 
 
 def restore_when_back(
-    inventory: Any, name: str, wait_s: float, report: Reporter = _quiet, retry_s: float = 5.0
+    inventory: Any, name: str, wait_s: float, report: Reporter = quiet, retry_s: float = 5.0
 ) -> tuple[str | None, bool]:
     """:func:`restore_one`, retried while the host cannot be reached, for up to ``wait_s``
     seconds (a host that lost power or network during its update and comes back)."""
@@ -263,7 +256,7 @@ class RollbackResult:
 
 
 def rollback(
-    target: str, *, limit: list[str] | None = None, report: Reporter = _quiet
+    target: str, *, limit: list[str] | None = None, report: Reporter = quiet
 ) -> RollbackResult:
     """Put every selected host back to its rollback snapshot, in parallel."""
     inventory = load_inventory(target)

@@ -20,14 +20,13 @@ For each batch (the canary batch first):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from rigctl.bench.run import bench
 from rigctl.deployment import Deployment
 from rigctl.errors import BadInput
-from rigctl.provision import provision
+from rigctl.provision import Reporter, provision, quiet
 from rigctl.pyinfra_api import Session, load_inventory, select_hosts
 from rigctl.rollback import ROLLBACK_DIR, restore_when_back, settle, take_snapshot
 
@@ -35,9 +34,6 @@ LOST_HOST_WAIT = 180.0  # seconds a host lost during its update has to come back
 GATE_PROMPT_TOKENS = 128
 GATE_MAX_TOKENS = 64
 GATE_SECONDS = 5.0
-
-Reporter = Callable[[str | None, str, str], None]
-
 
 @dataclass
 class HostRollout:
@@ -118,10 +114,6 @@ def regression(before: float | None, after: float | None, limit_percent: float) 
     return None
 
 
-def _quiet(_host: str | None, _stage: str, _detail: str) -> None:
-    return None
-
-
 def rollout(
     target: str,
     *,
@@ -131,7 +123,7 @@ def rollout(
     gate_tokps_drop: float = 10.0,
     lost_wait_s: float = LOST_HOST_WAIT,
     limit: list[str] | None = None,
-    report: Reporter = _quiet,
+    report: Reporter = quiet,
 ) -> RolloutResult:
     if max_fail < 0:
         raise BadInput(f"must be 0 or more, got {max_fail}", field="max-fail")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import struct
 from typing import TypedDict
 
 from rigctl.facts._parse import split_pairs, to_int
@@ -160,9 +162,6 @@ _LISTENERS = (
 
 def _proc_net_address(text: str) -> tuple[str, int] | None:
     """``0100007F:1F90`` (``/proc/net/tcp``: 32-bit words in host order) -> ("127.0.0.1", 8080)."""
-    import ipaddress
-    import struct
-
     address, _, port = text.partition(":")
     try:
         raw = bytes.fromhex(address)

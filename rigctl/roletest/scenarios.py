@@ -74,11 +74,10 @@ OLLAMA_PORT = 11434
 OLLAMA_CONTEXT = 2048
 OLLAMA_GGUF = "/var/lib/rigctl/models/roletest-tiny.gguf"
 
-#: A directory holding upstream's release archive(s), served on 127.0.0.1 for the scenario to
-#: fetch (a mirror, or, where rigctl itself is tested, an archive holding the test double that
-#: tests/doubles/ollama_archive.py builds); unset, the scenario fetches from upstream.
+#: A directory holding Ollama release archive(s) under upstream's names, served on 127.0.0.1
+#: for the scenario to fetch (an offline mirror); unset, the scenario fetches from upstream.
 ARCHIVES_ENV = "RIGCTL_ROLETEST_OLLAMA_ARCHIVES"
-#: Extra OS packages the scenario installs first (space-separated; the test double needs python3).
+#: Extra OS packages the scenario installs first (space-separated), for what those archives need.
 HOST_PACKAGES_ENV = "RIGCTL_ROLETEST_HOST_PACKAGES"
 
 

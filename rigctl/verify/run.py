@@ -21,6 +21,7 @@ from typing import Any
 from rigctl.errors import BadInput
 from rigctl.provision import lockfile_path
 from rigctl.pyinfra_api import Host, load_inventory, select_hosts, ssh_settings
+from rigctl.roles import ollama as ollama_role
 from rigctl.roles.llamacpp import install_prefix
 from rigctl.roles.ollama import defaults as ollama_defaults
 from rigctl.roles.vllm import install_prefix as vllm_install_prefix
@@ -65,13 +66,8 @@ def host_target(host: Host, lockfile: Path, lock: dict[str, Any] | None) -> Targ
         lockfile=str(lockfile) if entry else None,
         llamacpp_prefix=install_prefix(host),
         vllm_prefix=vllm_install_prefix(host),
-        ollama_install_dir=str(
-            host.data.get("ollama_install_dir", ollama_defaults.OLLAMA_INSTALL_DIR)
-        ),
-        ollama_paths=[
-            str(host.data.get("ollama_models_dir", ollama_defaults.OLLAMA_MODELS_DIR)),
-            ollama_defaults.OLLAMA_HOME,
-        ],
+        ollama_install_dir=ollama_role.install_dir(host),
+        ollama_paths=[ollama_role.models_dir(host), ollama_defaults.OLLAMA_HOME],
     )
 
 
