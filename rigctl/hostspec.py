@@ -1,9 +1,8 @@
 """What the inventory asks of one host, validated before anything touches it.
 
-Host data keys (documented for users in ``inventories/homelab.py``): ``model``,
+Host data keys (declared, with their formats, in :mod:`rigctl.hostdata`): ``model``,
 ``model_sha256``, ``concurrency``, ``context``, ``threads``, ``runtime``, ``prefer``, ``listen``,
-``port``.
-Every problem is a :class:`~rigctl.errors.BadInput` naming the host and the field.
+``port``. Every problem is a :class:`~rigctl.errors.BadInput` naming the host and the field.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rigctl.errors import BadInput
-from rigctl.plan.types import PREFER_CHOICES, RUNTIME_CHOICES
+from rigctl.hostdata import SCHEMA
 
 DEFAULT_LISTEN = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -42,23 +41,12 @@ class HostSpec:
         return f"http://{address}:{self.port}"
 
 
-def _int(host: str, field: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value.strip())
-        else:
-            raise BadInput(f"must be an integer, got {value!r}", host=host, field=field)
-    if not low <= value <= high:
-        raise BadInput(f"must be from {low} to {high:,}, got {value}", host=host, field=field)
-    return value
-
-
-def _text(host: str, field: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise BadInput(f"must be a non-empty string, got {value!r}", host=host, field=field)
-    if any(ord(ch) < 32 for ch in value):
-        raise BadInput("must not contain control characters", host=host, field=field)
-    return value.strip()
+def _field(host: str, name: str, value: Any) -> Any:
+    """One value checked by the host-data schema, the error naming the host and the field."""
+    try:
+        return SCHEMA[name].check(value, name)
+    except ValueError as e:
+        raise BadInput(str(e), host=host, field=name) from None
 
 
 def host_spec(host: str, data: dict[str, Any], *, model: str | None = None) -> HostSpec:
@@ -68,48 +56,24 @@ def host_spec(host: str, data: dict[str, Any], *, model: str | None = None) -> H
         raise BadInput(
             "no model: set `model` in the host data or pass --model", host=host, field="model"
         )
-    spec_model = _text(host, "model", model_value)
     sha = data.get("model_sha256")
-    if sha is not None:
-        sha = _text(host, "model_sha256", sha).lower()
-        if len(sha) != 64 or any(ch not in "0123456789abcdef" for ch in sha):
-            raise BadInput(f"must be 64 hex digits, got {sha!r}", host=host, field="model_sha256")
-    concurrency = _int(host, "concurrency", data.get("concurrency", 1), 1, 1024)
     context = data.get("context")
-    if context is not None:
-        context = _int(host, "context", context, 256, 1_048_576)
     threads = data.get("threads")
-    if threads is not None:
-        threads = _int(host, "threads", threads, 1, 1024)
-    runtime = data.get("runtime", "auto")
-    if runtime not in RUNTIME_CHOICES:
+    port = _field(host, "port", data.get("port", DEFAULT_PORT))
+    ssh_port = data.get("ssh_port") or 22
+    if port == ssh_port:
         raise BadInput(
-            f"must be one of {', '.join(RUNTIME_CHOICES)}, got {runtime!r}",
-            host=host,
-            field="runtime",
+            f"{port} is the host's SSH port: the server cannot listen there", host=host, field="port"
         )
-    prefer = data.get("prefer", "control")
-    if prefer not in PREFER_CHOICES:
-        raise BadInput(
-            f"must be one of {', '.join(PREFER_CHOICES)}, got {prefer!r}", host=host, field="prefer"
-        )
-    listen = _text(host, "listen", data.get("listen", DEFAULT_LISTEN))
-    try:
-        ipaddress.ip_address(listen)
-    except ValueError:
-        raise BadInput(
-            f"must be an IP address, got {listen!r}", host=host, field="listen"
-        ) from None
-    port = _int(host, "port", data.get("port", DEFAULT_PORT), 1, 65535)
     return HostSpec(
         host=host,
-        model=spec_model,
-        model_sha256=sha,
-        concurrency=concurrency,
-        context=context,
-        threads=threads,
-        runtime=runtime,
-        prefer=prefer,
-        listen=listen,
+        model=_field(host, "model", model_value),
+        model_sha256=None if sha is None else _field(host, "model_sha256", sha),
+        concurrency=_field(host, "concurrency", data.get("concurrency", 1)),
+        context=None if context is None else _field(host, "context", context),
+        threads=None if threads is None else _field(host, "threads", threads),
+        runtime=_field(host, "runtime", data.get("runtime", "auto")),
+        prefer=_field(host, "prefer", data.get("prefer", "control")),
+        listen=_field(host, "listen", data.get("listen", DEFAULT_LISTEN)),
         port=port,
     )

@@ -11,7 +11,7 @@ from rigctl.errors import BadInput
 from rigctl.hardware import Hardware
 from rigctl.hostspec import HostSpec, host_spec
 from rigctl.models import resolve_model
-from rigctl.plan import Plan, make_plan
+from rigctl.plan import Plan, make_plan, validate_inputs
 
 
 @dataclass
@@ -59,11 +59,21 @@ def plan_for(spec: HostSpec, hardware: Hardware, model: Any) -> Plan:
 
 
 def resolve_for(spec: HostSpec) -> Any:
-    """The model's facts for a host's spec; BadInput names the host."""
+    """The model's facts for a host's spec, checked against what the spec asks of it (a context
+    beyond the model's trained length, an impossible runtime) before any host is contacted;
+    BadInput names the host."""
     try:
-        return resolve_model(spec.model, sha256=spec.model_sha256)
+        model = resolve_model(spec.model, sha256=spec.model_sha256)
+        validate_inputs(
+            model,
+            concurrency=spec.concurrency,
+            context=spec.context,
+            runtime=spec.runtime,
+            prefer=spec.prefer,
+        )
     except BadInput as e:
         raise BadInput(e.detail, host=spec.host, field=e.field) from None
+    return model
 
 
 def load_hardware_file(path: str) -> tuple[str, Hardware]:

