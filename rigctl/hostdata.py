@@ -376,7 +376,7 @@ def _keys() -> list[Key]:
         Key("llamacpp_prefix", host_path, "where llama.cpp builds are installed", "/opt/rigctl/llamacpp", "llamacpp", source),
         Key("llamacpp_build_root", host_path, "scratch build trees (removed after success)", "/var/cache/rigctl/llamacpp-build", "llamacpp", source),
         Key("llamacpp_ccache_dir", host_path, "compiler cache shared by all builds", "/var/cache/rigctl/ccache", "llamacpp", source),
-        Key("llamacpp_jobs", integer(1, 1024), "-j of the compile", "the host's CPU count", "llamacpp", source),
+        Key("llamacpp_jobs", strict_integer(1, 1024), "-j of the compile", "the host's CPU count", "llamacpp", source),
         # ollama
         Key("ollama_base_url", url(), "where Ollama release archives come from (a mirror, a local file server)", "https://ollama.com/download", "ollama", source),
         Key("ollama_version", optional(pattern(re.compile(r"^v?[0-9][A-Za-z0-9.+-]{0,63}$"), "a release version like 0.12.3")),
