@@ -23,7 +23,7 @@ import json
 import shlex
 import sys
 
-from rigctl.hardware import detect_host
+from rigctl.detect_host import detect_host
 from rigctl.hostspec import host_spec
 from rigctl.planning import plan_for, resolve_for
 from rigctl.pyinfra_api import Session, load_inventory, run_command

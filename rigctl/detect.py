@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rigctl import hardware as _hardware
+from rigctl.detect_host import detect_host
 from rigctl.hardware import Hardware
 from rigctl.pyinfra_api import Inventory, RunSummary, Session, load_inventory
 
@@ -42,6 +42,6 @@ def detect(target: str) -> Detection:
 
 def detect_inventory(inventory: Inventory) -> Detection:
     with Session(inventory) as session:
-        hardware = session.each_host(_hardware.detect_host)
+        hardware = session.each_host(detect_host)
         summary = session.summary()
     return Detection(hardware=hardware, summary=summary)

@@ -29,6 +29,7 @@ from rigctl.deploys import llamacpp as llamacpp_deploy
 from rigctl.deploys import ollama as ollama_deploy
 from rigctl.deploys import vllm as vllm_deploy
 from rigctl.deploys.llamacpp import build_spec_for
+from rigctl.detect_host import detect_host
 from rigctl.errors import BadInput, RigctlError
 from rigctl.facts.system import ListeningSockets
 from rigctl.fetch.builds import cached_build, keep_build
@@ -37,7 +38,7 @@ from rigctl.fetch.llamacpp_source import LlamaCppSource, PackedSource
 from rigctl.fetch.llamacpp_source import prepare as prepare_source
 from rigctl.fetch.model import fetch_model
 from rigctl.fetch.model_dir import ModelDir, hash_model_dir
-from rigctl.hardware import Hardware, detect_host
+from rigctl.hardware import Hardware
 from rigctl.hostspec import HostSpec, host_spec
 from rigctl.paths import cache_dir, state_dir
 from rigctl.plan import Plan

@@ -66,7 +66,7 @@ def test_unknown_arguments_fail_like_nvidia_smi() -> None:
 
 def test_detect_host_with_the_double_on_path_is_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole path the lab relies on: pyinfra runs the facts, the double answers as a 4090."""
-    from rigctl.hardware import detect_host
+    from rigctl.detect_host import detect_host
     from rigctl.pyinfra_api import Session, load_inventory
 
     monkeypatch.setenv("PATH", f"{DOUBLES}{os.pathsep}{os.environ.get('PATH', '')}")

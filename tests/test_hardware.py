@@ -12,15 +12,8 @@ from typing import Any
 
 import pytest
 
-from rigctl.hardware import (
-    ACCELERATORS,
-    GIB,
-    MIB,
-    Hardware,
-    apple_gpu_memory,
-    build_hardware,
-    detect_host,
-)
+from rigctl.detect_host import apple_gpu_memory, build_hardware, detect_host
+from rigctl.hardware import ACCELERATORS, GIB, MIB, Hardware
 
 FIXTURES = Path(__file__).parent / "facts"
 
@@ -419,7 +412,7 @@ def test_unknown_values_never_crash(values: dict[str, Any]) -> None:
 
 
 def test_detection_facts_cover_every_value_build_hardware_reads() -> None:
-    from rigctl.hardware import DETECTION_FACTS
+    from rigctl.detect_host import DETECTION_FACTS
 
     assert {fact.__name__ for fact in DETECTION_FACTS} == set(linux_host())
 

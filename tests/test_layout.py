@@ -93,3 +93,19 @@ def test_wheel_maps_folders_into_one_package(tmp_path: Path) -> None:
     tops = {name.split("/")[0] for name in names}
     assert tops <= {"rigctl", next(n for n in tops if n.endswith(".dist-info"))}, tops
     assert not any("test_double" in name or name.startswith("tests/") for name in names)
+
+
+def test_the_planner_and_the_hardware_record_import_no_pyinfra() -> None:
+    """Planning is pure: importing the planner, the hardware record, the host-data schema and
+    the model catalog in a fresh interpreter loads neither pyinfra nor gevent."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, rigctl.plan, rigctl.hardware, rigctl.hostdata, rigctl.hostspec, "
+        "rigctl.models.catalog\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('pyinfra', 'gevent', 'paramiko'))\n"
+        "print(' '.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"imported: {out.stdout.strip()}"

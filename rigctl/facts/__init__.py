@@ -1,7 +1,7 @@
 """pyinfra facts that read a host, one module per tool; :data:`DETECTION_FACTS` lists them all.
 
 Each fact is safe to run on any host: a missing tool or file yields its ``default()`` (None or
-an empty list), never a failed host. :func:`rigctl.hardware.build_hardware` turns their values
+an empty list), never a failed host. :func:`rigctl.detect_host.build_hardware` turns their values
 into one :class:`rigctl.hardware.Hardware` record.
 """
 
