@@ -16,9 +16,7 @@ One failed host never stops the others; the result says which failed and why.
 from __future__ import annotations
 
 import difflib
-import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,22 +37,22 @@ from rigctl.fetch.llamacpp_source import prepare as prepare_source
 from rigctl.fetch.model import fetch_model
 from rigctl.fetch.model_dir import ModelDir, hash_model_dir
 from rigctl.hardware import Hardware
+from rigctl.health import crash_watch, journal
 from rigctl.hostspec import HostSpec, host_spec
-from rigctl.paths import cache_dir, state_dir
+from rigctl.lockfile import update_lockfile
+from rigctl.paths import cache_dir
 from rigctl.plan import Plan
 from rigctl.plan.preflight import port_conflict
 from rigctl.planning import plan_for, resolve_for
+from rigctl.progress import Reporter, quiet
 from rigctl.pyinfra_api import (
-    CONNECTION_LOST,
     Host,
     HostResult,
     Session,
-    connection_lost,
     endpoint_from_controller,
     host,
     load_inventory,
     read_file,
-    run_command,
     select_hosts,
 )
 from rigctl.redact import redact
@@ -65,10 +63,6 @@ from rigctl.roles.vllm import VenvSpec, variant_for, venv_spec
 
 log = logging.getLogger(__name__)
 
-#: A stage reporter: ``report(host_or_None, stage, detail)``.
-Reporter = Callable[[str | None, str, str], None]
-
-JOURNAL_LINES = 20
 
 
 @dataclass
@@ -125,11 +119,6 @@ class ProvisionResult:
             "lockfile": self.lockfile,
             "ok": not self.failed,
         }
-
-
-def quiet(_host: str | None, _stage: str, _detail: str) -> None:
-    """The reporter that reports nothing (library use)."""
-    return None
 
 
 #: rigctl's servers: a port one of them holds is the one its deploy replaces, not a conflict
@@ -261,16 +250,6 @@ def provision(
     return result
 
 
-def lockfile_path(target: str) -> Path:
-    """``inventories/homelab.py`` -> ``inventories/homelab.lock.json``; other targets (``@local``,
-    host lists) keep theirs in the controller's state directory."""
-    path = Path(target)
-    if path.is_file():
-        return path.with_suffix(".lock.json")
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in target)
-    return state_dir() / "locks" / f"{safe}.lock.json"
-
-
 def _write_lockfile(
     target: str,
     result: ProvisionResult,
@@ -278,35 +257,23 @@ def _write_lockfile(
     mirrors: dict[str, list[str]],
     model_dirs: dict[str, ModelDir | None],
 ) -> Path:
-    """Record, per host that is serving, exactly which model file (sha256) and build it runs.
-
-    Entries of hosts not in this run (``--limit``) are kept; the file is replaced atomically.
-    """
-    path = lockfile_path(target)
-    try:
-        lock = json.loads(path.read_text())
-    except (OSError, ValueError):
-        lock = {}
-    hosts = lock.setdefault("hosts", {})
+    """Record, per host that is serving, exactly which model file (sha256) and build it runs."""
+    entries: dict[str, dict[str, Any]] = {}
     for name, outcome in result.hosts.items():
         if outcome.result.failed or outcome.plan is None or outcome.build is None:
             continue
         key = _model_key(outcome.plan, mirrors[name])
         verified: Verified | ModelDir | None = fetched.get(key) or model_dirs.get(key)
-        hosts[name] = {
+        entries[name] = {
             "runtime": outcome.plan.runtime,
             "model": outcome.plan.model.name,
             "quant": outcome.plan.model.quant,
-            "source": redact(outcome.plan.model.source),
+            "source": outcome.plan.model.source,
             "sha256": verified.sha256 if verified else outcome.plan.model.sha256,
             "size_bytes": verified.size if verified else outcome.plan.model.size_bytes,
             "build": outcome.build,
         }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
-    return path
+    return update_lockfile(target, entries)
 
 
 def _waves(ready: list[Host], builds: dict[str, Any], dry: bool) -> list[list[Host]]:
@@ -495,7 +462,7 @@ def _smoke(host_obj: Host, outcome: HostProvision, served: Any, report: Reporter
                 health_path=served.health_path,
             )
         except TimeoutError as e:
-            outcome.journal = _journal(host_obj, served.unit)
+            outcome.journal = journal(host_obj, served.unit)
             outcome.result.fail(f"{served.unit} never became ready: {e}")
             return
         key = read_api_key(host_obj, served.api_key_file)
@@ -503,7 +470,7 @@ def _smoke(host_obj: Host, outcome: HostProvision, served: Any, report: Reporter
     smoke.ready_seconds = round(ready, 2)
     outcome.smoke = smoke
     if not smoke.ok:
-        outcome.journal = _journal(host_obj, served.unit)
+        outcome.journal = journal(host_obj, served.unit)
         outcome.result.fail(f"smoke check failed: {smoke.error}")
     else:
         report(host_obj.name, "smoke", f"TTFT {smoke.ttft_ms} ms, {smoke.tokens_per_second} tok/s")
@@ -527,48 +494,3 @@ def _diff(host_obj: Host, outcome: HostProvision, served: Any) -> None:
                     f"{path} (new)",
                 )
             )
-
-
-def _unit_state(host_obj: Host, unit: str) -> dict[str, str] | None:
-    try:
-        ok, out, _ = run_command(
-            host_obj, f"systemctl show {unit}.service -p NRestarts -p ActiveState -p Result"
-        )
-    except Exception:  # the connection broke under the command
-        return None
-    if not ok:
-        return None
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-
-
-def crash_watch(host_obj: Host, unit: str) -> Callable[[], str | None]:
-    """A ``give_up`` for :func:`wait_ready`: why waiting for the unit is pointless (it died
-    twice more since this watch began, or systemd gave up on it), or None.
-
-    The restart counter is taken when the watch begins: systemd keeps counting across a manual
-    restart, so a unit that crash-looped before (a truncated model, a rollout's broken port)
-    and was just repaired must not be judged by its old restarts.
-    """
-    start = _unit_state(host_obj, unit) or {}
-    base = int(start.get("NRestarts", "0") or 0)
-
-    def give_up() -> str | None:
-        fields = _unit_state(host_obj, unit)
-        if fields is None:
-            # a host powered off or cut off while its server starts: no use waiting for it
-            return CONNECTION_LOST if connection_lost(host_obj) else None
-        restarts = int(fields.get("NRestarts", "0") or 0) - base
-        if restarts >= 2 or fields.get("ActiveState") == "failed":
-            return f"{unit} keeps failing ({fields.get('Result')}, {restarts} restarts)"
-        return None
-
-    return give_up
-
-
-def _journal(host_obj: Host, unit: str) -> list[str]:
-    if connection_lost(host_obj):
-        return []
-    ok, out, _err = run_command(
-        host_obj, f"journalctl -u {unit}.service -n {JOURNAL_LINES} --no-pager -o cat"
-    )
-    return out.splitlines()[-JOURNAL_LINES:] if ok else []

@@ -33,7 +33,8 @@ from typing import Any
 from rigctl.bench.smoke import wait_ready
 from rigctl.deployment import MANIFEST, Deployment, parse_deployment, read_deployment
 from rigctl.deploys.vllm import READY_TIMEOUT as VLLM_READY_TIMEOUT
-from rigctl.provision import Reporter, crash_watch, quiet
+from rigctl.health import crash_watch
+from rigctl.progress import Reporter, quiet
 from rigctl.pyinfra_api import (
     CONNECTION_LOST,
     Host,

@@ -26,7 +26,8 @@ from typing import Any
 from rigctl.bench.run import bench
 from rigctl.deployment import Deployment
 from rigctl.errors import BadInput
-from rigctl.provision import Reporter, provision, quiet
+from rigctl.progress import Reporter, quiet
+from rigctl.provision import provision
 from rigctl.pyinfra_api import Session, load_inventory, select_hosts
 from rigctl.rollback import ROLLBACK_DIR, restore_when_back, settle, take_snapshot
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rigctl.errors import BadInput
-from rigctl.provision import lockfile_path
+from rigctl.lockfile import lockfile_path
 from rigctl.pyinfra_api import Host, load_inventory, select_hosts, ssh_settings
 from rigctl.roles import ollama as ollama_role
 from rigctl.roles.llamacpp import install_prefix

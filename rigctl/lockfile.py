@@ -1,0 +1,44 @@
+"""The model lockfile beside an inventory: which model file (sha256) and build each host serves.
+
+``inventories/homelab.py`` -> ``inventories/homelab.lock.json``. ``provision`` writes it,
+``verify`` checks hosts against it. Entries of hosts not in a run (``--limit``) are kept; the
+file is replaced atomically, and what it records is redacted (a source URL's userinfo or
+signed-URL token never lands in it).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rigctl.paths import state_dir
+from rigctl.redact import redact_data
+
+
+def lockfile_path(target: str) -> Path:
+    """``inventories/homelab.py`` -> ``inventories/homelab.lock.json``; other targets (``@local``,
+    host lists) keep theirs in the controller's state directory."""
+    path = Path(target)
+    if path.is_file():
+        return path.with_suffix(".lock.json")
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in target)
+    return state_dir() / "locks" / f"{safe}.lock.json"
+
+
+def update_lockfile(target: str, entries: dict[str, dict[str, Any]]) -> Path:
+    """Set these hosts' entries (``{host: {runtime, model, quant, source, sha256, size_bytes,
+    build}}``), keep the others, and replace the file atomically."""
+    path = lockfile_path(target)
+    try:
+        lock = json.loads(path.read_text())
+    except (OSError, ValueError):
+        lock = {}
+    if not isinstance(lock, dict) or not isinstance(lock.get("hosts"), dict):
+        lock = {"hosts": {}}
+    lock["hosts"].update(redact_data(entries))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+    return path
