@@ -98,9 +98,6 @@ def test_wheel_maps_folders_into_one_package(tmp_path: Path) -> None:
 def test_the_planner_and_the_hardware_record_import_no_pyinfra() -> None:
     """Planning is pure: importing the planner, the hardware record, the host-data schema and
     the model catalog in a fresh interpreter loads neither pyinfra nor gevent."""
-    import subprocess
-    import sys
-
     code = (
         "import sys, rigctl.plan, rigctl.hardware, rigctl.hostdata, rigctl.hostspec, "
         "rigctl.models.catalog\n"
@@ -109,3 +106,22 @@ def test_the_planner_and_the_hardware_record_import_no_pyinfra() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"imported: {out.stdout.strip()}"
+
+
+def test_verify_and_rollback_do_not_import_the_provision_pipeline() -> None:
+    """``provision`` is the pipeline on top; what verify and rollback share with it (the
+    lockfile, unit health, progress) lives in modules of its own."""
+    root = Path(__file__).resolve().parent.parent / "rigctl"
+    offenders = []
+    for path in [root / "rollback.py", *(root / "verify").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            if any(n == "rigctl.provision" or n.startswith("rigctl.provision.") for n in names):
+                offenders.append(str(path.relative_to(root)))
+    assert not offenders
