@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from rigctl.cli.render import console, emit_json, error_line, table
+from rigctl.cli.render import Markup, emit_json, error_line, esc, line, table
 
 from rigctl.bench.run import BenchResult, parse_levels
 from rigctl.bench.run import bench as run_bench
@@ -24,12 +24,15 @@ def print_result(result: BenchResult) -> None:
             continue
         assert host.deployment is not None
         changes = host.change_vs_baseline()
-        console.print(
-            f"[bold]{name}[/]: {host.deployment.runtime} {host.deployment.model_name} "
-            f"{host.deployment.model_quant}, build {host.deployment.build}, prompt {host.prompt_tokens} tokens",
-            soft_wrap=True,
+        deployment = host.deployment
+        line(
+            Markup(
+                f"[bold]{esc(name)}[/]: {esc(deployment.runtime)} {esc(deployment.model_name)} "
+                f"{esc(deployment.model_quant)}, build {esc(deployment.build)}, "
+                f"prompt {host.prompt_tokens} tokens"
+            )
         )
-        console.print(f"  config: {' '.join(host.deployment.args[1:])}", soft_wrap=True)
+        line(f"  config: {' '.join(deployment.args[1:])}")
         rows = []
         for level in host.levels:
             change = changes.get(level.concurrency, {})
@@ -50,7 +53,7 @@ def print_result(result: BenchResult) -> None:
             rows,
         )
         if not host.baseline:
-            console.print("  (saved as this host's baseline)")
+            line("  (saved as this host's baseline)")
     fleet = result.fleet()
     if len(result.hosts) > 1 and fleet:
         table("fleet", ["users per host", "aggregate tok/s (all hosts)"], [(c, f"{v:,.1f}") for c, v in fleet.items()])

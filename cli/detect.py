@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from rigctl.cli.render import console, emit_json, error_line, table
+from rigctl.cli.render import emit_json, error_line, line, table
 
 from rigctl.detect import detect as run_detect
 from rigctl.hardware import Hardware
@@ -61,5 +61,5 @@ def detect(target: str, as_json: bool) -> None:
             if host_result.failed:
                 error_line(f"host {name}: {host_result.status}: {host_result.error}")
         if not result.hardware and not result.summary.failed_hosts:
-            console.print("no hosts")
+            line("no hosts")
     raise click.exceptions.Exit(result.exit_code)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rigctl.cli.render import console, emit_json, error_line, table
+from rigctl.cli.render import Markup, emit_json, error_line, esc, line, table
 
 from rigctl.errors import BadInput
 from rigctl.plan.types import PREFER_CHOICES, RUNTIME_CHOICES
@@ -21,14 +21,18 @@ def _gib(value: int) -> str:
 def print_plan(name: str, host_plan: HostPlan) -> None:
     plan = host_plan.plan
     model = plan.model
-    console.print(
-        f"[bold]{name}[/]: {plan.runtime} serving {model.name} {model.quant} ({_gib(model.size_bytes)})"
+    line(
+        Markup(
+            f"[bold]{esc(name)}[/]: {esc(plan.runtime)} serving {esc(model.name)} "
+            f"{esc(model.quant)} ({_gib(model.size_bytes)})"
+        ),
+        soft_wrap=False,
     )
     flags = plan.flags
     if isinstance(flags, dict):
-        console.print("  env: " + " ".join(f"{k}={v}" for k, v in flags.items()), soft_wrap=True)
+        line("  env: " + " ".join(f"{k}={v}" for k, v in flags.items()))
     else:
-        console.print(f"  {plan.executable} " + " ".join(flags), soft_wrap=True)
+        line(f"  {plan.executable} " + " ".join(flags))
     memory = plan.memory
     table(
         None,
@@ -47,11 +51,11 @@ def print_plan(name: str, host_plan: HostPlan) -> None:
         ),
     )
     for reason in plan.reasons:
-        console.print(f"  - {reason}", soft_wrap=True)
+        line(f"  - {reason}")
     for warning in plan.warnings:
-        console.print(f"  [yellow]warning:[/] {warning}", soft_wrap=True)
+        line(Markup(f"  [yellow]warning:[/] {esc(warning)}"))
     for error in plan.errors:
-        console.print(f"  [red]error:[/] {error}", soft_wrap=True)
+        line(Markup(f"  [red]error:[/] {esc(error)}"))
 
 
 @click.command()

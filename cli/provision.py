@@ -5,7 +5,17 @@ from __future__ import annotations
 import click
 from rich.live import Live
 from rich.table import Table
-from rigctl.cli.render import console, emit_json, err_console, error_line, info, status_style, table
+from rigctl.cli.render import (
+    Markup,
+    emit_json,
+    err_console,
+    error_line,
+    esc,
+    info,
+    plain_block,
+    status_style,
+    table,
+)
 
 from rigctl.provision import ProvisionResult
 from rigctl.provision import provision as run_provision
@@ -32,7 +42,7 @@ class Progress:
 
     def __call__(self, host: str | None, stage: str, detail: str) -> None:
         if self.live is None:
-            info(f"[dim]{host or 'all'}[/] {stage}: {detail}")
+            info(Markup(f"[dim]{esc(host or 'all')}[/] {esc(stage)}: {esc(detail)}"))
             return
         if host is None:
             self.fleet = f"{stage}: {detail}"
@@ -41,12 +51,12 @@ class Progress:
         self.live.update(self._render(), refresh=True)
 
     def _render(self) -> Table:
-        grid = Table(title=self.fleet or "provision", title_justify="left", expand=False)
+        grid = Table(title=esc(self.fleet or "provision"), title_justify="left", expand=False)
         grid.add_column("host")
         grid.add_column("stage")
         grid.add_column("detail", overflow="ellipsis", no_wrap=True, max_width=100)
         for host, (stage, detail) in sorted(self.rows.items()):
-            grid.add_row(host, stage, detail)
+            grid.add_row(esc(host), esc(stage), esc(detail))
         return grid
 
 
@@ -85,7 +95,7 @@ def print_summary(result: ProvisionResult) -> None:
         elif result.dry and outcome.result.changed_ops:
             info(f"{name} would change: " + ", ".join(outcome.result.changed_ops))
             for diff in outcome.diffs.values():
-                console.print(diff, markup=False, highlight=False, end="")
+                plain_block(diff)
 
 
 @click.command()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from rigctl.cli.render import emit_json, error_line, info, table
+from rigctl.cli.render import Markup, emit_json, error_line, esc, info, table
 
 from rigctl.rollback import rollback as run_rollback
 from rigctl.rollout import LOST_HOST_WAIT
@@ -11,7 +11,7 @@ from rigctl.rollout import rollout as run_rollout
 
 
 def _report(host: str | None, stage: str, detail: str) -> None:
-    info(f"[dim]{host or 'all'}[/] {stage}: {detail}")
+    info(Markup(f"[dim]{esc(host or 'all')}[/] {esc(stage)}: {esc(detail)}"))
 
 
 @click.command()

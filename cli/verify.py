@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import click
-from rigctl.cli.render import console, emit_json, error_line, table
+from rigctl.cli.render import Markup, emit_json, error_line, esc, line, table
 
 from rigctl.verify.results import CHECKS, FAILED, PASSED, SKIPPED, VerifyResult
 from rigctl.verify.run import verify as run_verify
 
-CELLS = {PASSED: "[green]ok[/]", FAILED: "[red]FAIL[/]", SKIPPED: "[dim]skip[/]"}
+CELLS = {PASSED: Markup("[green]ok[/]"), FAILED: Markup("[red]FAIL[/]"), SKIPPED: Markup("[dim]skip[/]")}
 
 
 def check_columns(result: VerifyResult) -> list[str]:
@@ -26,8 +26,8 @@ def summary_rows(result: VerifyResult) -> list[tuple[str, ...]]:
             CELLS.get(host.checks[c].status, host.checks[c].status) if c in host.checks else "-"
             for c in columns
         ]
-        outcome = {"passed": "[green]passed[/]", "failed": "[red]failed[/]"}.get(
-            host.status, f"[red]{host.status}[/]"
+        outcome = {"passed": Markup("[green]passed[/]"), "failed": Markup("[red]failed[/]")}.get(
+            host.status, Markup(f"[red]{esc(host.status)}[/]")
         )
         rows.append((name, *cells, outcome))
     return rows
@@ -38,7 +38,7 @@ def detail_rows(result: VerifyResult) -> list[tuple[str, str, str, str]]:
     rows = []
     for name, host in result.hosts.items():
         if host.error:
-            rows.append((name, "(host)", f"[red]{host.status}[/]", host.error))
+            rows.append((name, "(host)", Markup(f"[red]{esc(host.status)}[/]"), host.error))
         for check in host.checks.values():
             if check.status != PASSED:
                 rows.append(
@@ -53,7 +53,7 @@ def render(result: VerifyResult) -> None:
     if details:
         table("not passed", ["host", "check", "result", "why"], details)
     if result.lockfile:
-        console.print(f"model checksums from {result.lockfile}")
+        line(f"model checksums from {result.lockfile}")
 
 
 @click.command()

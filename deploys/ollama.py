@@ -13,7 +13,7 @@ from io import StringIO
 from rigctl.deploys import GPU_DEVICES, MODEL_DIR, Served
 from rigctl.roles import ollama
 from rigctl.roles.ollama import defaults
-from rigctl.templates import render
+from rigctl.templates import ollama_modelfile, render
 
 from rigctl.deployment import MANIFEST, Deployment
 from rigctl.errors import BadInput
@@ -84,7 +84,7 @@ def serve(
     base_unit = render("ollama.service.j2", install_dir=ollama.install_dir(host), user=defaults.OLLAMA_USER)
     ollama.configure(dropin_text=dropin, base_unit_text=base_unit, changed_inputs=[installed])
     name = served_model_name(plan)
-    text = f"FROM {model_path}\nPARAMETER num_ctx {plan.context}\n"
+    text = ollama_modelfile(model_path, {"num_ctx": plan.context})
     ollama.import_model(model_name=name, modelfile=text, server_address=f"{spec.listen}:{spec.port}")
 
     manifest = Deployment(

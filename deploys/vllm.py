@@ -13,7 +13,7 @@ from rigctl.deploys import GPU_DEVICES, GPU_GROUPS, MODEL_DIR, Served
 from rigctl.roles import service, vllm
 from rigctl.roles.service import api_key_path
 from rigctl.roles.vllm import VenvSpec
-from rigctl.templates import render
+from rigctl.templates import env_file, render
 
 from rigctl.deployment import MANIFEST, Deployment
 from rigctl.fetch.model_dir import ModelDir
@@ -35,6 +35,13 @@ READY_TIMEOUT = 900.0
 def token_path() -> str:
     """The Hugging Face token's environment file (beside the API key)."""
     return f"{service.defaults.SERVICE_CONFIG_ROOT}/{UNIT}/hf-token.env"
+
+
+def token_file_text(hf_token: str) -> str:
+    """The token's environment file: systemd reads it (``EnvironmentFile=``) and, as root,
+    ``sh`` sources it before a Hub download, so it is quoted for both (a token holding a quote
+    or a newline is refused, never written)."""
+    return env_file({"HF_TOKEN": hf_token}, field="hf_token")
 
 
 def server_argv(plan: Plan, spec: HostSpec, python: str) -> list[str]:
@@ -120,7 +127,7 @@ def serve(
     if hf_token:
         token_op = atomic_put(
             name="vllm: Hugging Face token",
-            src=StringIO(f"HF_TOKEN={hf_token}\n"),
+            src=StringIO(token_file_text(hf_token)),
             dest=token_file,
             mode="0600",
             user=USER,

@@ -35,6 +35,38 @@ HTTP_TIMEOUT_S = 30.0
 
 _SHARD = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
 
+#: A model's own metadata is written by whoever published the file: names are cut to this.
+NAME_MAX = 80
+#: An architecture selects code paths (metadata keys, SWA patterns) and is printed: a plain name.
+_ARCHITECTURE = re.compile(r"^[a-z0-9_.-]{1,64}$")
+
+
+def clean_text(value: object, limit: int = NAME_MAX) -> str:
+    """Metadata text as a short printable line: every character that is not printable
+    (controls, format and line-separator characters, other whitespace) becomes a space,
+    runs of spaces one, and the result is cut to ``limit`` characters.
+
+    A name from a GGUF reaches units, plists and the terminal; it is never trusted to be a
+    line of text. Empty when nothing printable is left (callers fall back to another name).
+    """
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    text = "".join(char if char.isprintable() else " " for char in str(value))
+    return " ".join(text.split())[:limit].rstrip()
+
+
+def _architecture(value: object) -> str:
+    """``general.architecture``, which must be a plain lower-case name (``llama``, ``gemma3``)."""
+    if not value:
+        raise BadInput("GGUF has no general.architecture", field="model")
+    if not isinstance(value, str) or not _ARCHITECTURE.match(value):
+        raise BadInput(
+            f"GGUF general.architecture {clean_text(repr(value), 40)} is not a plain name "
+            "(lower-case letters, digits, '_', '.', '-')",
+            field="model",
+        )
+    return value
+
 
 class ModelFetchError(RigctlError):
     """A remote model header could not be fetched (network, HTTP status, no size)."""
@@ -131,16 +163,19 @@ def _int(value: Any) -> int | None:
     """Return an int from a scalar or a per-layer array (its largest entry)."""
     if value is None:
         return None
-    if isinstance(value, list):
-        return int(max(value)) if value else None
-    return int(value)
+    try:
+        if isinstance(value, list):
+            return int(max(value)) if value else None
+        return int(value)
+    except (TypeError, ValueError):
+        return None  # a string where a number belongs: the file does not say
 
 
 def _quant_name(reader: _HeaderReader) -> str | None:
     """Return general.file_type as llama.cpp names it (15 → "Q4_K_M")."""
     raw = _value(reader, "general.file_type")
-    if raw is None:
-        return None
+    if not isinstance(raw, int) or isinstance(raw, bool):
+        return None  # absent, or not the integer it must be: the metadata says nothing
     try:
         name = LlamaFileType(int(raw)).name
     except ValueError:
@@ -181,13 +216,24 @@ def _weight_split(reader: _HeaderReader, n_layers: int) -> tuple[WeightSplit | N
     return WeightSplit(token_embd, tuple(blocks), output), tied
 
 
+def _model_name(reader: _HeaderReader, source: str) -> str:
+    """``general.name`` cleaned (:func:`clean_text`); the file's stem when nothing printable
+    is left of it; empty when the file has none (the plan names the architecture then)."""
+    raw = _value(reader, "general.name")
+    if raw is None or raw == "":
+        return ""
+    name = clean_text(raw)
+    if name:
+        return name
+    stem = source.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+    return clean_text(stem.removesuffix(".gguf").removesuffix(".GGUF"))
+
+
 def _facts(
     reader: _HeaderReader, *, file_size: int, source: str, sources: tuple[str, ...],
     size_exact: bool, sha256: str | None,
 ) -> ModelFacts:
-    arch = _value(reader, "general.architecture")
-    if not arch:
-        raise BadInput("GGUF has no general.architecture", field="model")
+    arch = _architecture(_value(reader, "general.architecture"))
     n_layers = _int(_value(reader, f"{arch}.block_count"))
     n_embd = _int(_value(reader, f"{arch}.embedding_length"))
     n_heads = _int(_value(reader, f"{arch}.attention.head_count"))
@@ -224,7 +270,7 @@ def _facts(
         embedding_length=n_embd,
         context_length=_int(_value(reader, f"{arch}.context_length")) or 0,
         file_size=file_size,
-        name=str(_value(reader, "general.name") or ""),
+        name=_model_name(reader, source),
         quant=_quant_name(reader),
         vocab_size=vocab,
         sliding_window=window or None,

@@ -31,6 +31,7 @@ from rigctl.fetch.llamacpp_source import LlamaCppSource, prepare
 from rigctl.pyinfra_api import Host, apt, files, host, server_facts
 from rigctl.roles import llamacpp, ollama, service, toolchain, vllm
 from rigctl.roles.ollama import defaults as ollama_defaults
+from rigctl.templates import ollama_modelfile as modelfile_text
 from rigctl.templates import render
 
 # --------------------------------------------------------------------------- service
@@ -113,7 +114,7 @@ def ollama_base_unit() -> str:
 
 
 def ollama_modelfile() -> str:
-    return f"FROM {OLLAMA_GGUF}\nPARAMETER num_ctx {OLLAMA_CONTEXT}\n"
+    return modelfile_text(OLLAMA_GGUF, {"num_ctx": OLLAMA_CONTEXT})
 
 
 def tiny_gguf() -> bytes:
