@@ -464,7 +464,35 @@ def check_host_data(host: str, data: Mapping[str, Any]) -> dict[str, Any]:
             checked[name] = key.check(value, name)
         except ValueError as e:
             raise BadInput(str(e), host=host, field=name) from None
+    _check_sources(host, checked)
     return checked
+
+
+def _check_sources(host: str, checked: Mapping[str, Any]) -> None:
+    """Every URL the host's data names, against the download policy (``rigctl.fetch.policy``:
+    https; http to loopback, or beyond it only with ``allow_http``; ``file:`` on this machine).
+    Whether a sha256 is known is checked again when the bytes are fetched (a catalog or Hub
+    sha256 becomes known only then)."""
+    from rigctl.fetch.policy import check_url
+
+    allow_http = bool(checked.get("allow_http", False))
+    urls: list[tuple[str, str]] = [("model_mirrors", u) for u in checked.get("model_mirrors", [])]
+    for name in ("ollama_base_url", "vllm_index_url"):
+        if checked.get(name):
+            urls.append((name, checked[name]))
+    urls += [("vllm_extra_index_urls", u) for u in checked.get("vllm_extra_index_urls", [])]
+    source = checked.get("llamacpp_source")
+    if isinstance(source, dict):
+        urls += [
+            ("llamacpp_source", m["location"])
+            for m in source["mirrors"]
+            if m.get("kind") in ("tarball", "upstream", "file") and "location" in m
+        ]
+    for field, value in urls:
+        try:
+            check_url(value, field=field, allow_http=allow_http, sha256_known=True)
+        except BadInput as e:
+            raise BadInput(e.detail, host=host, field=field) from None
 
 
 def _printable(name: str) -> str:

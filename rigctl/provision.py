@@ -144,7 +144,10 @@ def provision(
     # 1. Everything the inventory says is checked before any host is touched.
     specs = {h.name: host_spec(h.name, h.data.dict(), model=model) for h in hosts}
     sources = {
-        h.name: LlamaCppSource.from_host_data(h.data.get("llamacpp_source"), h.name) for h in hosts
+        h.name: LlamaCppSource.from_host_data(
+            h.data.get("llamacpp_source"), h.name, allow_http=_allow_http(h)
+        )
+        for h in hosts
     }
     mirrors = {h.name: _mirrors(h) for h in hosts}
     cmake_extra = {h.name: _cmake_args(h) for h in hosts}
@@ -209,7 +212,9 @@ def provision(
                 continue
             if key not in fetched:
                 report(name, "model", redact(plans[name].model.source))
-                fetched[key] = fetch_model(plans[name].model, mirrors=mirrors[name])
+                fetched[key] = fetch_model(
+                    plans[name].model, mirrors=mirrors[name], allow_http=_allow_http(h)
+                )
             if plans[name].runtime == "ollama":
                 report(name, "ollama", "release archive")
                 archives[name] = fetch_ollama(h, hardware[name])
@@ -438,9 +443,20 @@ def fetch_ollama(host_obj: Host, hardware: Hardware) -> list[Verified]:
     for name in ollama_role.archive_names(hardware.os.arch, hardware.accelerator):
         dest = cache_dir() / "ollama" / (version or "latest") / name
         fetched.append(
-            download([ollama_role.archive_url(name, base, version)], dest, sha256=sums.get(name))
+            download(
+                [ollama_role.archive_url(name, base, version)],
+                dest,
+                sha256=sums.get(name),
+                allow_http=_allow_http(host_obj),
+                field="ollama_base_url",
+            )
         )
     return fetched
+
+
+def _allow_http(host_obj: Host) -> bool:
+    """Host data ``allow_http``: plain http beyond loopback, and then only with a sha256."""
+    return host_obj.data.get("allow_http", False) is True
 
 
 def _mirrors(host_obj: Host) -> list[str]:

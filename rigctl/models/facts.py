@@ -11,6 +11,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rigctl.redact import shown_url
+
 # llama.cpp's `set_swa_pattern(n)` per architecture: in each run of n layers the first n-1
 # use a sliding window and the last one attends globally (src/llama-model.cpp). GGUF files
 # of these architectures carry the window size but usually not the pattern.
@@ -140,6 +142,16 @@ class ModelFacts:
     hf_dir: str | None = None  # safetensors: a model directory on the controller
     hf_dtype: str | None = None  # safetensors: the stored dtype (config torch_dtype)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        """Keep credentials out of ``source``/``sources``: they are shown in plans (``plan
+        --json``), progress lines and lockfiles. A URL with userinfo or a signed-URL token is
+        stored in its masked form; the real one stays with :func:`rigctl.redact.real_url`,
+        which only the fetching code asks (:func:`rigctl.fetch.model.fetch_model`)."""
+        if self.source:
+            object.__setattr__(self, "source", shown_url(self.source))
+        if self.sources:
+            object.__setattr__(self, "sources", tuple(shown_url(s) for s in self.sources))
 
     @property
     def weight_split(self) -> WeightSplit:

@@ -28,6 +28,7 @@ from gguf import (
 
 from rigctl.errors import BadInput, RigctlError
 from rigctl.models.facts import ModelFacts, WeightSplit, swa_layers_for
+from rigctl.redact import redact
 
 FIRST_FETCH_BYTES = 4 << 20  # enough for most headers (a 128k vocabulary is ~3 MB)
 MAX_HEADER_BYTES = 256 << 20  # a header larger than this is not a model we can plan for
@@ -69,7 +70,11 @@ def _architecture(value: object) -> str:
 
 
 class ModelFetchError(RigctlError):
-    """A remote model header could not be fetched (network, HTTP status, no size)."""
+    """A remote model header could not be fetched (network, HTTP status, no size); its
+    message is redacted (a URL's userinfo or signed-URL token never shows)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
 
 
 class _NeedMoreBytes(Exception):

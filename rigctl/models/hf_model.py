@@ -4,12 +4,18 @@
 Face Hub (``HF_ENDPOINT``, default ``https://huggingface.co``) for the repository's
 ``config.json`` and its file sizes at a revision, downloading no weights. Both return the
 :class:`~rigctl.models.facts.ModelFacts` the planner takes, with ``format="safetensors"``.
+
+The Hub's answers are input like any other: the commit it pins a revision to becomes part of a
+directory name on hosts (and that directory is replaced with ``rm -rf``), so it must be 40 hex
+digits; a token goes only where :func:`rigctl.fetch.policy.token_allowed` says (https, the
+Hub's hosts or ``HF_ENDPOINT``'s).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -17,8 +23,15 @@ from urllib.parse import quote
 import requests
 
 from rigctl.errors import BadInput
+from rigctl.fetch.policy import auth_headers, hub_token
 from rigctl.models.facts import ModelFacts
 from rigctl.models.gguf_header import ModelFetchError
+from rigctl.redact import redact
+
+#: A commit id as the Hub answers it (``sha``): what a revision is pinned to.
+COMMIT = re.compile(r"[0-9a-f]{40}")
+#: ``org/name``, as :mod:`rigctl.models.refs` accepts it: it names a directory on hosts too.
+REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
 
 HF_ENDPOINT_DEFAULT = "https://huggingface.co"
 
@@ -147,22 +160,46 @@ def read_local_dir(path: str) -> ModelFacts:
 
 
 def _get_json(session: requests.Session, url: str, token: str | None) -> Any:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = auth_headers(url, token)
     try:
         response = session.get(url, headers=headers, timeout=30)
     except requests.RequestException as e:
-        raise ModelFetchError(f"GET {url}: {type(e).__name__}") from None
+        raise ModelFetchError(redact(f"GET {url}: {type(e).__name__}")) from None
     if response.status_code in (401, 403):
         raise ModelFetchError(
-            f"GET {url}: HTTP {response.status_code} (a gated or private repository: set "
-            "HF_TOKEN on the controller and hf_token in the host data)"
+            redact(
+                f"GET {url}: HTTP {response.status_code} (a gated or private repository: set "
+                "HF_TOKEN on the controller and hf_token in the host data)"
+            )
         )
     if response.status_code != 200:
-        raise ModelFetchError(f"GET {url}: HTTP {response.status_code}")
+        raise ModelFetchError(redact(f"GET {url}: HTTP {response.status_code}"))
     try:
         return response.json()
     except ValueError:
-        raise ModelFetchError(f"GET {url}: not JSON") from None
+        raise ModelFetchError(redact(f"GET {url}: not JSON")) from None
+
+
+def _pinned_commit(info: Any, repo: str, revision: str) -> str:
+    """The commit the Hub pinned ``revision`` to: exactly 40 lowercase hex digits, or the
+    model is refused (it names a directory on every host)."""
+    sha = info.get("sha") if isinstance(info, dict) else None
+    if not isinstance(sha, str) or not COMMIT.fullmatch(sha):
+        raise BadInput(
+            f"the Hub's answer for hf://{repo}@{revision} does not pin a commit (its sha must "
+            f"be 40 hex digits, got {redact(repr(sha))[:60]})",
+            field="model",
+        )
+    return sha
+
+
+def _size(sibling: dict[str, Any]) -> int:
+    """A file's size from the Hub's listing (0 when it gives no integer)."""
+    lfs = sibling.get("lfs")
+    for value in (sibling.get("size"), lfs.get("size") if isinstance(lfs, dict) else None):
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return 0
 
 
 def read_remote_repo(
@@ -178,23 +215,25 @@ def read_remote_repo(
     (``/api/models/<repo>/revision/<rev>?blobs=true``, the call huggingface_hub's
     ``model_info(files_metadata=True)`` makes). ``token`` defaults to ``HF_TOKEN``.
     """
+    if not REPO.fullmatch(repo) or ".." in repo:
+        raise BadInput(f"not a Hugging Face repository (org/name): {repo!r}"[:160], field="model")
     session = session or requests.Session()
-    token = token or os.environ.get("HF_TOKEN") or None
+    token = token or hub_token()
     base = hf_endpoint()
     rev = quote(revision, safe="")
     config = _get_json(session, f"{base}/{repo}/resolve/{rev}/config.json", token)
     info = _get_json(session, f"{base}/api/models/{repo}/revision/{rev}?blobs=true", token)
     siblings = info.get("siblings", []) if isinstance(info, dict) else []
     sizes = [
-        s.get("size") or (s.get("lfs") or {}).get("size") or 0
-        for s in siblings
+        _size(s)
+        for s in (siblings if isinstance(siblings, list) else [])
         if isinstance(s, dict) and str(s.get("rfilename", "")).endswith(".safetensors")
     ]
     if not sizes:
         raise BadInput(f"hf://{repo}@{revision} has no *.safetensors weights", field="model")
     if not isinstance(config, dict):
         raise ModelFetchError(f"hf://{repo}@{revision}: config.json is not an object")
-    pinned = str(info.get("sha") or revision) if isinstance(info, dict) else revision
+    pinned = _pinned_commit(info, repo, revision)
     return facts_from_config(
         config,
         weights_bytes=int(sum(sizes)),

@@ -9,20 +9,27 @@ Accepted forms:
 - for vLLM, a Hugging Face model repository ``hf://org/repo`` (``@revision`` optional), or a
   local directory in Hugging Face layout (``config.json`` and ``*.safetensors``): a path that
   does not end in ``.gguf``
+
+File names on disk (the controller's cache, the host's model directory) come from
+:func:`model_file_name`, never from a reference's text as it is: only ``[A-Za-z0-9._-]``,
+never empty, ``.``/``..`` or hidden, and distinct for distinct references.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
+import hashlib
 import os
+import posixpath
 import re
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, urlsplit
 
 from rigctl.errors import BadInput
+from rigctl.fetch.policy import check_url
 from rigctl.models.catalog import get_catalog_model
+from rigctl.redact import redact, register_url_secrets
 
 RefKind = Literal["catalog", "hf", "url", "file", "hf_repo", "dir"]
 
@@ -30,6 +37,50 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _CATALOG_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*(:[a-z0-9_]+)?$")
 _HF_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_NAME_MAX = 120  # characters of the original name kept (file names stop at 255 bytes)
+
+
+def _confined(name: str, reference: str, *, changed: bool = False) -> str:
+    """``name`` if it is a safe file name and ``changed`` is false; else a safe form of it
+    with a short sha256 of ``reference`` appended, so that two references whose names clean
+    up alike (``a@1.gguf``, ``a@2.gguf``) still get two files."""
+    safe = name == _UNSAFE.sub("_", name) and name.strip(".") and name[0] != "."
+    if safe and not changed and len(name) <= 2 * _NAME_MAX:
+        return name
+    suffix = ".gguf" if name.lower().endswith(".gguf") else ""
+    stem = name[: len(name) - len(suffix)]
+    stem = _UNSAFE.sub("_", stem).strip("._-")[:_NAME_MAX] or "model"
+    # Credentials are left out of what is hashed: a rotated signed-URL token is the same file.
+    tag = hashlib.sha256(redact(reference).encode()).hexdigest()[:12]
+    return f"{stem}-{tag}{suffix}"
+
+
+def model_file_name(source: str) -> str:
+    """The file (or directory) name a model gets on disk, from its reference or URL.
+
+    ``hf://org/repo/dir/file.gguf`` is ``file.gguf``, and with a revision other than ``main``
+    ``file-<sha256 of the reference>.gguf``, so two revisions are two files; a URL's name is
+    the last part of its path (an ``@`` there is part of the name, not a revision); a local
+    path's is its last component. A name with any character outside ``[A-Za-z0-9._-]``, or
+    empty, ``.``, ``..`` or starting with ``.``, is cleaned and gets the short sha256 too.
+    """
+    changed = False
+    if source.lower().startswith("hf://"):
+        rest = source[len("hf://") :]
+        if "@" in rest:
+            rest, _, revision = rest.rpartition("@")
+            changed = revision != "main"
+        name = rest.rstrip("/").rsplit("/", 1)[-1]
+    elif "://" in source or source.lower().startswith("file:"):
+        try:
+            path = urlsplit(source).path
+        except ValueError:
+            path = ""
+        name = posixpath.basename(path.rstrip("/"))
+    else:
+        name = os.path.basename(source.rstrip("/"))
+    return _confined(name, source, changed=changed)
 
 
 @dataclass(frozen=True)
@@ -49,11 +100,14 @@ class ModelRef:
 
     @property
     def basename(self) -> str:
-        """Return the file name the model gets on disk (catalog: empty string)."""
+        """Return the file name the model gets on disk (catalog, Hub repository: empty
+        string): :func:`model_file_name` of the reference."""
         if self.kind in ("file", "dir") and self.path:
-            return os.path.basename(self.path)
+            return model_file_name(self.path)
+        if self.kind == "hf":
+            return model_file_name(self.raw)
         if self.url:
-            return os.path.basename(urlsplit(self.url).path)
+            return model_file_name(self.url)
         return ""
 
 
@@ -98,21 +152,12 @@ def _parse_hf(text: str) -> ModelRef:
     )
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _parse_url(text: str) -> ModelRef:
+    # The download policy's own check (it turns urllib's ValueError on a URL such as
+    # ``https://[::1/x.gguf`` into BadInput); plain http:// only to loopback here.
+    register_url_secrets(text)  # masked from here on, in whatever message quotes them
+    check_url(text, field="model", allow_http=False, sha256_known=False)
     parts = urlsplit(text)
-    if not parts.hostname:
-        raise _bad(text, "URL has no host")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise _bad(text, "plain http:// is only accepted for loopback addresses; use https://")
     if not parts.path.lower().endswith(".gguf"):
         raise _bad(text, "URL must name a .gguf file")
     url = text

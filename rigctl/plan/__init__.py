@@ -8,13 +8,12 @@ model (:class:`~rigctl.models.facts.ModelFacts` from a GGUF header, or a
 from __future__ import annotations
 
 import posixpath
-from urllib.parse import urlsplit
 
 from rigctl.errors import BadInput
 from rigctl.hardware import ACCELERATORS, Hardware
 from rigctl.models.catalog import CatalogModel
 from rigctl.models.facts import ModelFacts
-from rigctl.models.refs import hf_resolve_url
+from rigctl.models.refs import hf_resolve_url, model_file_name
 from rigctl.plan import preflight
 from rigctl.plan.llamacpp import GgufLayout, choose_layout, llama_server_args
 from rigctl.plan.memory import DEFAULT_CONTEXT, Device, gib, gpu_devices, host_device
@@ -141,8 +140,9 @@ def _download_urls(sources: tuple[str, ...]) -> list[str]:
 
 
 def _basename(source: str) -> str:
-    path = urlsplit(source).path if "://" in source else source
-    return posixpath.basename(path.split("@", 1)[0])
+    """The model's file name on the host: confined to the models directory, one file per
+    source (``..@.gguf`` and ``a@1.gguf``/``a@2.gguf`` included)."""
+    return model_file_name(source)
 
 
 def _gguf_plan(
