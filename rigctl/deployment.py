@@ -7,7 +7,9 @@ guessing about which runtime serves where.
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -77,7 +79,99 @@ def read_deployment(host: Host) -> Deployment:
 
 
 def parse_deployment(raw: bytes | str) -> Deployment:
-    """A manifest's text as a :class:`Deployment` (keys it does not know are ignored)."""
+    """A manifest's text as a :class:`Deployment` (keys it does not know are ignored).
+
+    The manifest is read back from a host, and what it says ends up in commands run there as
+    root (``systemctl restart <unit>``, ``cp`` over each of ``config_files``) and in paths: it
+    is validated here, and a manifest that fails is refused (ValueError), never used.
+    """
     data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("a manifest is a JSON object")
     known = set(Deployment.__dataclass_fields__)
-    return Deployment(**{key: value for key, value in data.items() if key in known})
+    try:
+        deployment = Deployment(**{key: value for key, value in data.items() if key in known})
+    except TypeError as e:  # a field missing
+        raise ValueError(f"not a rigctl manifest: {e}") from None
+    check_deployment(deployment)
+    return deployment
+
+
+#: A systemd unit name without its ``.service`` (rigctl's own and Ollama's ``ollama``).
+UNIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}")
+#: Where the files that define a service may be: units, their drop-ins (Ollama's
+#: ``/etc/systemd/system/ollama.service.d/``), rigctl's configuration, launchd daemons.
+CONFIG_DIRS = ("/etc/systemd/system/", "/etc/rigctl/", "/Library/LaunchDaemons/")
+#: An absolute path on a host, as rigctl writes them (``rigctl.hostdata.host_path``'s set).
+HOST_PATH = re.compile(r"/[A-Za-z0-9/._+@-]{0,1023}")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+RUNTIMES = ("llamacpp", "ollama", "vllm")
+
+
+def _host_path(value: object, what: str) -> str:
+    if (
+        not isinstance(value, str)
+        or not HOST_PATH.fullmatch(value)
+        or any(part in ("", ".", "..") for part in value[1:].split("/"))
+    ):
+        raise ValueError(f"{what}: not a plain absolute path: {value!r}")
+    return value
+
+
+def _abs_path(value: object, what: str, *, empty: bool = False) -> str:
+    """An absolute path without ``..`` or control characters (read over SFTP, or passed to
+    commands quoted): model files may have names of any other characters."""
+    if empty and value == "":
+        return ""
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise ValueError(f"{what}: not an absolute path: {value!r}")
+    _text(value, what)
+    if ".." in value.split("/") or len(value) > 4096:
+        raise ValueError(f"{what}: not a plain absolute path: {value!r}")
+    return value
+
+
+def _text(value: object, what: str) -> str:
+    if not isinstance(value, str) or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError(f"{what}: not a line of text: {value!r}")
+    return value
+
+
+def check_deployment(d: Deployment) -> None:
+    """Raise ValueError unless every field is what a rigctl deploy writes."""
+    if d.runtime not in RUNTIMES:
+        raise ValueError(f"runtime: not one of {', '.join(RUNTIMES)}: {d.runtime!r}")
+    if not isinstance(d.unit, str) or not UNIT_NAME.fullmatch(d.unit):
+        raise ValueError(f"unit: not a unit name: {d.unit!r}")
+    if not isinstance(d.user, str) or not UNIT_NAME.fullmatch(d.user):
+        raise ValueError(f"user: not a user name: {d.user!r}")
+    if isinstance(d.port, bool) or not isinstance(d.port, int) or not 1 <= d.port <= 65535:
+        raise ValueError(f"port: not a TCP port: {d.port!r}")
+    try:
+        if not isinstance(d.listen, str):
+            raise ValueError
+        ipaddress.ip_address(d.listen)
+    except ValueError:
+        raise ValueError(f"listen: not an IP address: {d.listen!r}") from None
+    _abs_path(d.api_key_file, "api_key_file", empty=True)
+    _abs_path(d.model_path, "model_path")
+    if not isinstance(d.model_sha256, str) or not (
+        d.model_sha256 == "" or SHA256.fullmatch(d.model_sha256)
+    ):
+        raise ValueError(f"model_sha256: not a sha256: {d.model_sha256!r}")
+    for name in ("build", "model_name", "model_quant", "served_model"):
+        _text(getattr(d, name), name)
+    for name in ("metrics_path", "health_path"):
+        value = getattr(d, name)
+        if not isinstance(value, str) or not re.fullmatch(r"(/[A-Za-z0-9._~/-]*)?", value):
+            raise ValueError(f"{name}: not an HTTP path: {value!r}")
+    if not isinstance(d.args, list) or not all(isinstance(arg, str) for arg in d.args):
+        raise ValueError("args: not a list of strings")
+    if not isinstance(d.config_files, list):
+        raise ValueError("config_files: not a list")
+    for path in d.config_files:
+        _host_path(path, "config_files")
+        if not path.startswith(CONFIG_DIRS):
+            raise ValueError(
+                f"config_files: {path!r} is not under {', '.join(CONFIG_DIRS)}"
+            )

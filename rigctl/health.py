@@ -6,6 +6,7 @@ Used by ``provision``'s smoke check and by ``rollback``'s restore alike.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 
 from rigctl.pyinfra_api import CONNECTION_LOST, Host, connection_lost, run_command
@@ -16,7 +17,7 @@ JOURNAL_LINES = 20
 def _unit_state(host_obj: Host, unit: str) -> dict[str, str] | None:
     try:
         ok, out, _ = run_command(
-            host_obj, f"systemctl show {unit}.service -p NRestarts -p ActiveState -p Result"
+            host_obj, f"systemctl show {shlex.quote(unit + '.service')} -p NRestarts -p ActiveState -p Result"
         )
     except Exception:  # the connection broke under the command
         return None
@@ -53,6 +54,6 @@ def journal(host_obj: Host, unit: str) -> list[str]:
     if connection_lost(host_obj):
         return []
     ok, out, _err = run_command(
-        host_obj, f"journalctl -u {unit}.service -n {JOURNAL_LINES} --no-pager -o cat"
+        host_obj, f"journalctl -u {shlex.quote(unit + '.service')} -n {JOURNAL_LINES} --no-pager -o cat"
     )
     return out.splitlines()[-JOURNAL_LINES:] if ok else []

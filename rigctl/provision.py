@@ -40,7 +40,7 @@ from rigctl.hardware import Hardware
 from rigctl.health import crash_watch, journal
 from rigctl.hostspec import HostSpec, host_spec
 from rigctl.lockfile import update_lockfile
-from rigctl.paths import cache_dir
+from rigctl.paths import cache_dir, confined
 from rigctl.plan import Plan
 from rigctl.plan.preflight import port_conflict
 from rigctl.planning import plan_for, resolve_for
@@ -441,7 +441,7 @@ def fetch_ollama(host_obj: Host, hardware: Hardware) -> list[Verified]:
         )
     fetched = []
     for name in ollama_role.archive_names(hardware.os.arch, hardware.accelerator):
-        dest = cache_dir() / "ollama" / (version or "latest") / name
+        dest = confined(cache_dir(), "ollama", version or "latest", name)
         fetched.append(
             download(
                 [ollama_role.archive_url(name, base, version)],

@@ -25,6 +25,7 @@ to another runtime, restarts the previous unit and waits until it answers its he
 
 from __future__ import annotations
 
+import re
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -84,6 +85,81 @@ def _read(host: Host, path: str) -> bytes | None:
         return None
 
 
+def snapshot_steps(deployment: Deployment, prefix: str) -> list[str]:
+    """The shell steps that take a snapshot of ``deployment`` (run joined by ``&&``): every
+    value in them is a constant or quoted."""
+    new = f"{ROLLBACK_DIR}.new"
+    link = shlex.quote(f"{prefix}/current")
+    steps = [f"rm -rf {new}", f"mkdir -p {new}/files", f"cp -p {MANIFEST} {new}/deployment.json"]
+    for index, path in enumerate(config_files(deployment)):
+        steps.append(f"cp -p {shlex.quote(path)} {new}/files/{index}")
+    steps += [
+        f"if [ -L {link} ]; then readlink {link} > {new}/current; fi",
+        f"date -u +%Y-%m-%dT%H:%M:%SZ > {new}/taken",
+        f"touch {new}/pending",
+        # the snapshot replaces the previous one whole, or not at all
+        f"rm -rf {ROLLBACK_DIR}.old",
+        f"if [ -e {ROLLBACK_DIR} ]; then mv {ROLLBACK_DIR} {ROLLBACK_DIR}.old; fi",
+        f"mv {new} {ROLLBACK_DIR}",
+        f"rm -rf {ROLLBACK_DIR}.old",
+    ]
+    return steps
+
+
+#: A build directory's name (``<version>-<backend>-<key>``), as a ``current`` link names it.
+_BUILD_NAME = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,199}")
+
+
+def current_target(raw: bytes, prefix: str) -> str:
+    """The snapshot's ``current`` file (``readlink``'s output) as a link target, which must be a
+    build directory under ``prefix/builds``: the file is read back from the host, so anything
+    else is refused (ValueError), never linked."""
+    target = raw.decode(errors="replace").rstrip("\n")
+    builds = f"{prefix}/builds/"
+    name = target[len(builds) :] if target.startswith(builds) else ""
+    if not _BUILD_NAME.fullmatch(name):
+        raise ValueError(f"the snapshot's build link {target!r} is not a build under {builds}")
+    return target
+
+
+def restore_steps(
+    previous: Deployment,
+    now: Deployment | None,
+    prefix: str,
+    build_link: str | None,
+    stamp: str,
+) -> list[str]:
+    """The shell steps that put the snapshot of ``previous`` back (run joined by ``&&``).
+
+    + now: the deployment in force (its unit is stopped when the change moved to another one)
+    + build_link: where ``prefix/current`` pointed when the snapshot was taken
+      (:func:`current_target`), None when it did not exist
+    + stamp: the restart stamp of ``previous``'s unit
+    """
+    steps = []
+    if now is not None and now.unit != previous.unit:  # the change moved to another runtime
+        steps.append(f"systemctl disable --now {shlex.quote(now.unit)}.service")
+    for index, path in enumerate([*config_files(previous), MANIFEST]):
+        quoted = shlex.quote(path)
+        source = f"{ROLLBACK_DIR}/files/{index}" if path != MANIFEST else SNAPSHOT_MANIFEST
+        steps += [f"cp -p {source} {quoted}.rigctl-new", f"mv -f {quoted}.rigctl-new {quoted}"]
+    if build_link is not None:
+        staged = shlex.quote(f"{prefix}/current.rollback")
+        steps.append(
+            f"ln -sfn {shlex.quote(build_link)} {staged}"
+            f" && mv -T {staged} {shlex.quote(f'{prefix}/current')}"
+        )
+    steps += [
+        "systemctl daemon-reload",
+        f"systemctl enable {shlex.quote(previous.unit)}.service",
+        f"systemctl restart {shlex.quote(previous.unit)}.service",
+        # the restored files are newer than the last restart rigctl recorded: record this one,
+        # or the next provision would restart the service for nothing
+        f"touch {shlex.quote(stamp)}",
+    ]
+    return steps
+
+
 def take_snapshot(host: Host, report: Reporter = quiet) -> Deployment:
     """Snapshot the host's deployment, or keep a pending one (raises OSError when the host has
     neither: nothing to go back to)."""
@@ -98,21 +174,7 @@ def take_snapshot(host: Host, report: Reporter = quiet) -> Deployment:
             )
             return parse_deployment(raw)
     deployment = read_deployment(host)
-    prefix = install_prefix(host)
-    new = f"{ROLLBACK_DIR}.new"
-    steps = [f"rm -rf {new}", f"mkdir -p {new}/files", f"cp -p {MANIFEST} {new}/deployment.json"]
-    for index, path in enumerate(config_files(deployment)):
-        steps.append(f"cp -p {shlex.quote(path)} {new}/files/{index}")
-    steps += [
-        f"if [ -L {prefix}/current ]; then readlink {prefix}/current > {new}/current; fi",
-        f"date -u +%Y-%m-%dT%H:%M:%SZ > {new}/taken",
-        f"touch {new}/pending",
-        # the snapshot replaces the previous one whole, or not at all
-        f"rm -rf {ROLLBACK_DIR}.old",
-        f"if [ -e {ROLLBACK_DIR} ]; then mv {ROLLBACK_DIR} {ROLLBACK_DIR}.old; fi",
-        f"mv {new} {ROLLBACK_DIR}",
-        f"rm -rf {ROLLBACK_DIR}.old",
-    ]
+    steps = snapshot_steps(deployment, install_prefix(host))
     try:
         _sh(host, steps)
     except OSError as e:
@@ -145,23 +207,12 @@ def restore(host: Host, report: Reporter = quiet) -> Deployment:
     except ValueError:
         now = None
     prefix = install_prefix(host)
-    steps = []
-    if now is not None and now.unit != previous.unit:  # the change moved to another runtime
-        steps.append(f"systemctl disable --now {shlex.quote(now.unit)}.service")
-    for index, path in enumerate([*config_files(previous), MANIFEST]):
-        quoted = shlex.quote(path)
-        source = f"{ROLLBACK_DIR}/files/{index}" if path != MANIFEST else SNAPSHOT_MANIFEST
-        steps += [f"cp -p {source} {quoted}.rigctl-new", f"mv -f {quoted}.rigctl-new {quoted}"]
-    steps += [
-        f'if [ -f {ROLLBACK_DIR}/current ]; then ln -sfn "$(cat {ROLLBACK_DIR}/current)" '
-        f"{prefix}/current.rollback && mv -T {prefix}/current.rollback {prefix}/current; fi",
-        "systemctl daemon-reload",
-        f"systemctl enable {shlex.quote(previous.unit)}.service",
-        f"systemctl restart {shlex.quote(previous.unit)}.service",
-        # the restored files are newer than the last restart rigctl recorded: record this one,
-        # or the next provision would restart the service for nothing
-        f"touch {shlex.quote(restart_stamp(previous.unit))}",
-    ]
+    link = _read(host, f"{ROLLBACK_DIR}/current")
+    try:
+        build_link = current_target(link, prefix) if link is not None else None
+    except ValueError as e:
+        raise OSError(f"restore refused: {e}") from None
+    steps = restore_steps(previous, now, prefix, build_link, restart_stamp(previous.unit))
     try:
         _sh(host, steps)
     except OSError as e:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,7 +76,10 @@ def parse_prometheus(text: str) -> dict[str, float]:
 
 def _one_host(host: Host, deployment: Deployment) -> HostStatus:
     status = HostStatus(host.name, deployment=deployment, last_bench=load_last(host.name))
-    ok, out, _ = run_command(host, f"systemctl show {deployment.unit}.service -p ActiveState -p ActiveEnterTimestamp")
+    ok, out, _ = run_command(
+        host,
+        f"systemctl show {shlex.quote(deployment.unit + '.service')} -p ActiveState -p ActiveEnterTimestamp",
+    )
     if ok:
         fields = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
         status.unit_state = fields.get("ActiveState")

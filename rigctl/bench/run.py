@@ -11,7 +11,7 @@ from typing import Any
 from rigctl.bench.load import Client, LevelResult, calibrate_prompt, run_level
 from rigctl.deployment import Deployment, read_api_key, read_deployment
 from rigctl.errors import BadInput
-from rigctl.paths import state_dir
+from rigctl.paths import confined, state_dir
 from rigctl.pyinfra_api import (
     Session,
     endpoint_from_controller,
@@ -97,24 +97,30 @@ def results_dir() -> Path:
     return state_dir() / "bench"
 
 
+def result_path(host: str, kind: str) -> Path:
+    """Where a host's results of ``kind`` (``last``, ``baseline``) are kept: the host's name
+    comes from the inventory, so it is made one safe file name inside :func:`results_dir`."""
+    return confined(results_dir(), f"{host}.{kind}.json")
+
+
 def load_baseline(host: str) -> dict[str, Any] | None:
     try:
-        return json.loads((results_dir() / f"{host}.baseline.json").read_text())
+        return json.loads(result_path(host, "baseline").read_text())
     except (OSError, ValueError):
         return None
 
 
 def load_last(host: str) -> dict[str, Any] | None:
     try:
-        return json.loads((results_dir() / f"{host}.last.json").read_text())
+        return json.loads(result_path(host, "last").read_text())
     except (OSError, ValueError):
         return None
 
 
 def _save(host: str, kind: str, document: dict[str, Any]) -> None:
     results_dir().mkdir(parents=True, exist_ok=True)
-    path = results_dir() / f"{host}.{kind}.json"
-    tmp = path.with_suffix(".tmp")
+    path = result_path(host, kind)
+    tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(document, indent=2) + "\n")
     tmp.replace(path)
 

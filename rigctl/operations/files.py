@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import shlex
 from collections.abc import Generator
 from pathlib import Path
@@ -21,6 +22,39 @@ from rigctl.pyinfra_api import (
 
 #: Suffix of a file being uploaded; renamed over the real name once complete.
 UPLOAD_SUFFIX = ".rigctl-new"
+
+#: A sha256 as rigctl passes them: 64 lowercase hex digits, nothing else.
+SHA256 = re.compile(r"[0-9a-f]{64}")
+#: An octal mode (``0644``), a user or group name, an environment variable name.
+_MODE = re.compile(r"[0-7]{3,4}")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_sha256(sha256: object) -> str:
+    """``sha256`` if it is 64 lowercase hex digits; ValueError otherwise (it goes into
+    commands run on hosts as root, and may come from a marker file anyone could write)."""
+    if not isinstance(sha256, str) or not SHA256.fullmatch(sha256):
+        raise ValueError(f"not a sha256 (64 lowercase hex digits): {sha256!r}")
+    return sha256
+
+
+def _owner(user: str, group: str) -> QuoteString:
+    for what, name in (("user", user), ("group", group)):
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"not a {what} name: {name!r}")
+    return QuoteString(f"{user}:{group}")
+
+
+def _mode(mode: str) -> QuoteString:
+    if not _MODE.fullmatch(mode):
+        raise ValueError(f"not an octal mode: {mode!r}")
+    return QuoteString(mode)
+
+
+def file_sha256(path: str) -> str:
+    """The sha256 of a file on the controller."""
+    return _sha256_of(path)
 
 
 def _sha256_of(src: str | IO[bytes] | IO[str]) -> str:
@@ -72,14 +106,14 @@ def atomic_put(
         host.noop(f"{dest} is up to date")
         return
     if same_content:
-        yield StringCommand("chown", f"{user}:{group}", QuoteString(dest))
-        yield StringCommand("chmod", mode, QuoteString(dest))
+        yield StringCommand("chown", _owner(user, group), QuoteString(dest))
+        yield StringCommand("chmod", _mode(mode), QuoteString(dest))
         return
     tmp = dest + UPLOAD_SUFFIX
     yield StringCommand("mkdir", "-p", QuoteString(str(Path(dest).parent)))
     yield FileUploadCommand(src if isinstance(src, str) else _as_bytes(src), tmp)
-    yield StringCommand("chown", f"{user}:{group}", QuoteString(tmp))
-    yield StringCommand("chmod", mode, QuoteString(tmp))
+    yield StringCommand("chown", _owner(user, group), QuoteString(tmp))
+    yield StringCommand("chmod", _mode(mode), QuoteString(tmp))
     yield StringCommand("mv", "-f", QuoteString(tmp), QuoteString(dest))
 
 
@@ -120,13 +154,13 @@ def secret_file(
         ):
             host.noop(f"secret {path} is in place")
             return
-        yield StringCommand("chown", f"{user}:{group}", QuoteString(path))
+        yield StringCommand("chown", _owner(user, group), QuoteString(path))
         yield StringCommand("chmod", "0600", QuoteString(path))
         return
     tmp = path + UPLOAD_SUFFIX
     start = ":"
     if variable:
-        if not variable.isidentifier():
+        if not _VARIABLE.fullmatch(variable):
             raise ValueError(f"not an environment variable name: {variable!r}")
         start = f"printf {variable}="
     yield StringCommand("mkdir", "-p", QuoteString(str(Path(path).parent)))
@@ -139,7 +173,7 @@ def secret_file(
             f" && echo >> {_q(tmp)}"
         ),
     )
-    yield StringCommand("chown", f"{user}:{group}", QuoteString(tmp))
+    yield StringCommand("chown", _owner(user, group), QuoteString(tmp))
     yield StringCommand("chmod", "0600", QuoteString(tmp))
     yield StringCommand("mv", "-f", QuoteString(tmp), QuoteString(path))
 
@@ -166,6 +200,7 @@ def verified_file(
     The upload goes to ``dest.part``, is hashed on the host, and only then renamed to ``dest``:
     a truncated or corrupted transfer never appears at ``dest``.
     """
+    check_sha256(sha256)
     size = Path(src).stat().st_size
     marker = f"{dest}.sha256"
     state = (
@@ -192,12 +227,12 @@ def verified_file(
         "-c",
         QuoteString(
             f"got=$( (sha256sum {_q(part)} 2>/dev/null || shasum -a 256 {_q(part)}) | cut -d' ' -f1 );"
-            f' [ "$got" = {sha256} ]'
+            f' [ "$got" = {_q(sha256)} ]'
             f" || {{ rm -f {_q(part)}; echo {_q(f'sha256 mismatch after upload: {dest}')} >&2; exit 1; }}"
         ),
     )
-    yield StringCommand("chown", f"{user}:{group}", QuoteString(part))
-    yield StringCommand("chmod", mode, QuoteString(part))
+    yield StringCommand("chown", _owner(user, group), QuoteString(part))
+    yield StringCommand("chmod", _mode(mode), QuoteString(part))
     yield StringCommand("mv", "-f", QuoteString(part), QuoteString(dest))
     yield StringCommand(
         "sh", "-c", QuoteString(f"echo {_q(f'{sha256}  {Path(dest).name}')} > {_q(marker)}")

@@ -20,6 +20,7 @@ from typing import Any
 
 from rigctl.errors import BadInput
 from rigctl.lockfile import lockfile_path
+from rigctl.paths import confined
 from rigctl.pyinfra_api import Host, load_inventory, select_hosts, ssh_settings
 from rigctl.roles import ollama as ollama_role
 from rigctl.roles.llamacpp import install_prefix
@@ -99,7 +100,8 @@ class _Run:
 
 
 def _start(target: Target, workdir: Path) -> _Run:
-    directory = workdir / target.name
+    # the host's name comes from the inventory: one safe component, inside workdir whatever it is
+    directory = confined(workdir, target.name)
     directory.mkdir(mode=0o700)
     target_file = directory / "target.json"
     target.write(target_file)

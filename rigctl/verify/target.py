@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rigctl.paths import write_private
+
 
 @dataclass(frozen=True)
 class Target:
@@ -27,8 +29,8 @@ class Target:
     ollama_paths: list[str] = field(default_factory=list)  # Ollama's writable paths (models, home)
 
     def write(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        path.chmod(0o600)  # may hold an SSH password
+        # may hold an SSH password: 0600 from the start, and whole or not at all
+        write_private(path, json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
     def read(cls, path: str | Path) -> Target:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rigctl.roles.llamacpp import backends, defaults
 from rigctl.roles.llamacpp.operations import build, install_prebuilt
 
+from rigctl.fetch.builds import verified_sha256
 from rigctl.pyinfra_api import deploy, files, host
 
 
@@ -96,13 +98,17 @@ def install(
     ccache_dir = host.data.get("llamacpp_ccache_dir", defaults.LLAMACPP_CCACHE_DIR)
     jobs = jobs or host.data.get("llamacpp_jobs", defaults.LLAMACPP_JOBS) or _cpu_count()
 
-    if prebuilt:
+    # a kept build is installed only while it is the tarball the controller checked and
+    # recorded; one that changed since is discarded (with a warning) and this host compiles
+    sha256 = verified_sha256(Path(prebuilt)) if prebuilt else None
+    if prebuilt and sha256:
         install_prebuilt(
             name=f"llama.cpp: install prebuilt {spec.name}",
             archive=prebuilt,
             build_name=spec.name,
             prefix=prefix,
             build_root=build_root,
+            sha256=sha256,
         )
         return files.link(
             name="llama.cpp: current build", path=f"{prefix}/current", target=install_dir(spec, prefix)

@@ -3,16 +3,48 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Generator
 
+from rigctl.roles.llamacpp.backends import BACKENDS
+
+from rigctl.operations.files import check_sha256, file_sha256, verified_file
 from rigctl.pyinfra_api import (
-    FileUploadCommand,
+    OperationError,
     QuoteString,
     StringCommand,
     file_facts,
     host,
     operation,
 )
+
+#: The configure environment of the backends' table: the only values passed unquoted, since
+#: the host's shell must evaluate them (``$(hipconfig -R)``); any other value is passed quoted.
+SHELL_ENV: frozenset[tuple[str, str]] = frozenset(
+    item for backend in BACKENDS.values() for item in backend.env.items()
+)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def compile_jobs(jobs: object) -> int:
+    """``-j`` of the compile, from host data: a whole number from 1 to 4096 (ValueError)."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int | str):
+        raise ValueError(f"llamacpp_jobs: not a number of compile jobs: {jobs!r}")
+    try:
+        count = int(jobs)
+    except ValueError:
+        raise ValueError(f"llamacpp_jobs: not a number of compile jobs: {jobs!r}") from None
+    if not 1 <= count <= 4096:
+        raise ValueError(f"llamacpp_jobs: not a number of compile jobs: {jobs!r}")
+    return count
+
+
+def _env_item(name: str, value: str) -> str | QuoteString:
+    if not _ENV_NAME.fullmatch(name):
+        raise ValueError(f"not an environment variable name: {name!r}")
+    if (name, value) in SHELL_ENV:
+        return f"{name}={value}"
+    return QuoteString(f"{name}={value}")
 
 
 @operation()
@@ -48,6 +80,7 @@ def build(
     if host.get_fact(file_facts.File, path=f"{install_dir}/BUILD_INFO.json"):
         host.noop(f"llama.cpp build {build_name} is installed")
         return
+    jobs = compile_jobs(jobs)
 
     work = f"{build_root}/{build_name}"
     partial = f"{install_dir}.partial"
@@ -57,9 +90,11 @@ def build(
     )
     yield StringCommand("tar", "-xzf", QuoteString(source_tarball), "-C", QuoteString(work))
 
-    env_parts: list[object] = ["env", f"CCACHE_DIR={ccache_dir}"]
-    # values like "$(hipconfig -R)" must be evaluated by the host's shell, so they are not quoted
-    env_parts += [f"{name}={value}" for name, value in (configure_env or {}).items()]
+    ccache = QuoteString(f"CCACHE_DIR={ccache_dir}")
+    env_parts: list[object] = ["env", ccache]
+    # the backends' values like "$(hipconfig -R)" must be evaluated by the host's shell, so
+    # those (and only those) are not quoted
+    env_parts += [_env_item(name, value) for name, value in (configure_env or {}).items()]
     yield StringCommand(
         *env_parts,
         "cmake",
@@ -72,7 +107,7 @@ def build(
     )
     yield StringCommand(
         "env",
-        f"CCACHE_DIR={ccache_dir}",
+        ccache,
         "cmake",
         "--build",
         QuoteString(f"{work}/build"),
@@ -110,6 +145,7 @@ def install_prebuilt(
     build_name: str,
     prefix: str,
     build_root: str,
+    sha256: str,
 ) -> Generator[object, None, None]:
     """Install a build made on another host with the same key, instead of compiling again.
 
@@ -117,22 +153,41 @@ def install_prebuilt(
     + build_name: ``<version>-<backend>-<key>``; an existing complete build is left alone
     + prefix: install root; builds go under ``prefix/builds``
     + build_root: scratch directory for the upload
+    + sha256: the archive's sha256, recorded when the controller kept (and checked) it
+
+    The archive is checked against ``sha256`` on the controller before it is pushed and on the
+    host after the upload (``verified_file``); it is unpacked without the owners and modes it
+    carries (``--no-same-owner --no-same-permissions``: GNU tar, and bsdtar on macOS, take both)
+    into a fresh ``<dir>.partial``, renamed into place when complete.
     """
     install_dir = f"{prefix}/builds/{build_name}"
     if host.get_fact(file_facts.File, path=f"{install_dir}/BUILD_INFO.json"):
         host.noop(f"llama.cpp build {build_name} is installed")
         return
+    check_sha256(sha256)
+    if file_sha256(archive) != sha256:
+        raise OperationError(
+            f"{archive} is not the build kept as {sha256[:12]}: not installed"
+        )
     remote = f"{build_root}/{build_name}.tar.gz"
     partial = f"{install_dir}.partial"
     # an interrupted earlier attempt's files must not be merged into this build
     yield StringCommand("rm", "-rf", QuoteString(partial))
     yield StringCommand("mkdir", "-p", QuoteString(build_root), QuoteString(partial))
-    yield FileUploadCommand(archive, remote)
+    # uploaded beside, hashed on the host, renamed: `remote` is only ever the checked archive
+    yield from verified_file._inner(src=archive, dest=remote, sha256=sha256, mode="0600")
     yield StringCommand(
-        "tar", "-xzf", QuoteString(remote), "-C", QuoteString(partial), "--strip-components=1"
+        "tar",
+        "--no-same-owner",
+        "--no-same-permissions",
+        "-xzf",
+        QuoteString(remote),
+        "-C",
+        QuoteString(partial),
+        "--strip-components=1",
     )
     # plain mv (BSD/macOS mv has no -T); install_dir cannot exist without BUILD_INFO.json
     # unless an older rigctl left it half-made, so it goes first
     yield StringCommand("rm", "-rf", QuoteString(install_dir))
     yield StringCommand("mv", QuoteString(partial), QuoteString(install_dir))
-    yield StringCommand("rm", "-f", QuoteString(remote))
+    yield StringCommand("rm", "-f", QuoteString(remote), QuoteString(f"{remote}.sha256"))

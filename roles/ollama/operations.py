@@ -51,7 +51,7 @@ def archives(
     yield StringCommand("rm", "-rf", QuoteString(f"{install_dir}/lib/ollama"))
     for copy in staged:
         yield StringCommand("tar", "-xzf", QuoteString(copy), "-C", QuoteString(install_dir))
-    shas = " ".join(sha for _p, sha in srcs)
+    shas = " ".join(shlex.quote(sha) for _p, sha in srcs)
     yield StringCommand("sh", "-c", QuoteString(f"printf '%s\\n' {shas} > {shlex.quote(marker)}"))
     yield StringCommand("rm", "-f", *(QuoteString(copy) for copy in staged))
 

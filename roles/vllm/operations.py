@@ -43,7 +43,7 @@ def virtualenv(
         host.noop(f"virtualenv {path} is installed")
         return
     yield StringCommand("rm", "-rf", QuoteString(path))
-    yield StringCommand(python, "-m", "venv", QuoteString(path))
+    yield StringCommand(QuoteString(python), "-m", "venv", QuoteString(path))
     pip = [f"{path}/bin/pip", "install", "--no-input", "--disable-pip-version-check"]
     if index_url:
         pip += ["--index-url", index_url]
@@ -61,7 +61,7 @@ def virtualenv(
         "-c",
         QuoteString("import vllm, torch; print(vllm.__version__, torch.__version__)"),
     )
-    yield StringCommand("sh", "-c", QuoteString(f"echo {digest} > {shlex.quote(marker)}"))
+    yield StringCommand("sh", "-c", QuoteString(f"echo {shlex.quote(digest)} > {shlex.quote(marker)}"))
 
 
 @operation()
