@@ -17,7 +17,6 @@ discarded with a warning (the host compiles instead), never installed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import posixpath
@@ -26,6 +25,7 @@ import shlex
 import tarfile
 from pathlib import Path
 
+from rigctl.digest import sha256_file as file_sha256
 from rigctl.paths import cache_dir, confined
 from rigctl.pyinfra_api import Host, fetch_file, run_command
 
@@ -55,14 +55,6 @@ def tarball_path(name: str, cache: Path | None = None) -> Path:
 
 def record_path(tarball: Path) -> Path:
     return tarball.with_name(tarball.name + RECORD_SUFFIX)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def recorded_sha256(tarball: Path) -> str | None:

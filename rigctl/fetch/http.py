@@ -34,6 +34,7 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
+from rigctl.digest import sha256_file
 from rigctl.errors import BadInput, RigctlError
 from rigctl.fetch import policy
 from rigctl.fetch.policy import HUB_DOMAINS as HF_HOSTS
@@ -128,14 +129,6 @@ def write_marker(dest: Path, sha256: str) -> Verified:
     tmp.write_text(json.dumps(record) + "\n")
     tmp.replace(marker_path(dest))
     return Verified(dest, sha256, info.st_size)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_existing(dest: Path, sha256: str | None) -> Verified | None:

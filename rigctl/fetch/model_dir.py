@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rigctl.digest import sha256_file
 from rigctl.models.hf_model import served_files
 from rigctl.paths import cache_dir
 
@@ -49,14 +50,6 @@ def tree_digest(entries: Iterable[tuple[str, str]]) -> str:
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def hash_model_dir(directory: str | Path) -> ModelDir:
     """Return the files of ``directory`` that vLLM reads, each with its sha256."""
     root = Path(directory).expanduser().resolve()
@@ -69,7 +62,7 @@ def hash_model_dir(directory: str | Path) -> ModelDir:
     for path in served_files(root):
         stat = path.stat()
         key = f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
-        sha = cache.get(key) or _file_sha256(path)
+        sha = cache.get(key) or sha256_file(path)
         cache[key] = sha
         found.append(ModelFile(path, path.relative_to(root).as_posix(), sha, stat.st_size))
     try:

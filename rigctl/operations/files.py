@@ -10,6 +10,7 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import IO
 
+from rigctl.digest import sha256_file
 from rigctl.pyinfra_api import (
     FileUploadCommand,
     QuoteString,
@@ -52,18 +53,10 @@ def _mode(mode: str) -> QuoteString:
     return QuoteString(mode)
 
 
-def file_sha256(path: str) -> str:
-    """The sha256 of a file on the controller."""
-    return _sha256_of(path)
-
-
 def _sha256_of(src: str | IO[bytes] | IO[str]) -> str:
-    digest = hashlib.sha256()
     if isinstance(src, str):
-        with open(src, "rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
-        return digest.hexdigest()
+        return sha256_file(src)
+    digest = hashlib.sha256()
     src.seek(0)
     data = src.read()
     digest.update(data.encode() if isinstance(data, str) else data)

@@ -8,7 +8,8 @@ from collections.abc import Generator
 
 from rigctl.roles.llamacpp.backends import BACKENDS
 
-from rigctl.operations.files import check_sha256, file_sha256, verified_file
+from rigctl.digest import sha256_file as file_sha256
+from rigctl.operations.files import check_sha256, verified_file
 from rigctl.pyinfra_api import (
     OperationError,
     QuoteString,

@@ -17,6 +17,7 @@ from typing import Any
 from rigctl.roles.vllm import defaults
 from rigctl.roles.vllm.operations import hub_snapshot, virtualenv
 
+from rigctl.digest import sha256_file
 from rigctl.errors import BadInput
 from rigctl.operations.files import verified_file
 from rigctl.pyinfra_api import apt, deploy, dnf, files, host, server_facts
@@ -61,14 +62,6 @@ class VenvSpec:
     @property
     def name(self) -> str:
         return f"{self.version}-{self.variant}-{self.key}"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _strings(value: Any, host_name: str, field_name: str) -> tuple[str, ...]:
@@ -122,7 +115,7 @@ def venv_spec(data: Any, host_name: str, variant: str) -> VenvSpec:
                 host=host_name,
                 field="vllm_wheelhouse",
             )
-        wheels = tuple(Wheel(str(p.resolve()), _sha256(p)) for p in found)
+        wheels = tuple(Wheel(str(p.resolve()), sha256_file(p)) for p in found)
     remove = data.get("vllm_remove", defaults.VLLM_REMOVE[variant])
     return VenvSpec(
         version=version,
