@@ -282,32 +282,17 @@ def secret(value: Any, _field: str) -> str:
 
 def llamacpp_source(value: Any, _field: str) -> Any:
     """``["pypi-sdist", ...]`` (default mirror kinds to keep) or
-    ``{"version": V, "mirrors": [{"kind", "location", "sha256"}]}``."""
-    kinds = ("upstream", "pypi-sdist", "tarball", "file")
-    if isinstance(value, list):
-        return list_of(choice(*kinds))(value, _field)
-    if not isinstance(value, dict) or set(value) != {"version", "mirrors"}:
+    ``{"version": V, "mirrors": [{"kind", "location", "sha256"}]}``: parsed by
+    :meth:`rigctl.fetch.llamacpp_source.LlamaCppSource.from_host_data`, the one reader of it."""
+    from rigctl.fetch.llamacpp_source import LlamaCppSource
+
+    if not isinstance(value, list | dict):
         raise ValueError("expected a list of mirror kinds or {version: ..., mirrors: [...]}")
-    pattern(_NAME, "a version (letters, digits, . _ + -)")(value["version"], _field)
-    if not isinstance(value["mirrors"], list) or not value["mirrors"]:
-        raise ValueError("mirrors must be a non-empty list")
-    for index, entry in enumerate(value["mirrors"]):
-        if not isinstance(entry, dict) or not set(entry) <= {"kind", "location", "sha256"}:
-            raise ValueError(f"mirror {index}: expected {{kind, location, sha256}}")
-        try:
-            kind = choice(*kinds)(entry.get("kind"), _field)
-            if "location" in entry:
-                (mirror if kind == "file" else url(schemes=("https", "http")))(
-                    entry["location"], _field
-                )
-            elif kind in ("tarball", "file"):
-                raise ValueError("needs a location")
-            if entry.get("sha256") is not None:
-                sha256(entry["sha256"], _field)
-            elif kind in ("tarball", "file"):
-                raise ValueError(f"a {kind} mirror needs a sha256")
-        except ValueError as e:
-            raise ValueError(f"mirror {index}: {e}") from None
+    try:
+        # http beyond loopback is allowed here; _check_sources applies allow_http to each URL
+        LlamaCppSource.from_host_data(value, allow_http=True)  # type: ignore[arg-type]
+    except BadInput as e:
+        raise ValueError(e.detail) from None
     return value
 
 
