@@ -53,9 +53,13 @@ def read_api_key(host: Host, path: str) -> str:
     """
     from rigctl.pyinfra_api import read_file
 
+    from rigctl.redact import register_secret
+
     if not path:
         return ""
-    return api_key_from_text(read_file(host, path).decode())
+    key = api_key_from_text(read_file(host, path).decode())
+    register_secret(key)  # never shown: errors and JSON that quote it are redacted
+    return key
 
 
 def api_key_from_text(text: str) -> str:

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rigctl.paths import state_dir
+from rigctl.paths import confined, safe_component, state_dir
 from rigctl.redact import redact_data
 
 
@@ -22,8 +22,8 @@ def lockfile_path(target: str) -> Path:
     path = Path(target)
     if path.is_file():
         return path.with_suffix(".lock.json")
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in target)
-    return state_dir() / "locks" / f"{safe}.lock.json"
+    # one file per target, confined to the directory (``a/b`` and ``a_b`` are two targets)
+    return confined(state_dir() / "locks", safe_component(target) + ".lock.json")
 
 
 def update_lockfile(target: str, entries: dict[str, dict[str, Any]]) -> Path:

@@ -577,3 +577,29 @@ def test_write_private_is_0600_and_replaces_whole(tmp_path: Path) -> None:
         os.umask(old)
     assert path.read_text() == "new" and stat.S_IMODE(path.stat().st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["secret.json"]
+
+
+def test_lockfiles_of_non_file_targets_are_confined_and_distinct(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rigctl.lockfile import lockfile_path
+
+    monkeypatch.setenv("RIGCTL_STATE_DIR", str(tmp_path))
+    targets = ["@local", "a/b", "a_b", "../../x", "127.0.0.1,127.0.0.2", ".."]
+    paths = [lockfile_path(t) for t in targets]
+    assert len(set(paths)) == len(targets)
+    for path in paths:
+        assert path.parent == tmp_path / "locks" and path.name.endswith(".lock.json")
+
+
+def test_api_keys_read_from_a_host_are_redacted_everywhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import rigctl.pyinfra_api as api
+    from rigctl.deployment import read_api_key
+    from rigctl.redact import redact
+
+    key = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+    monkeypatch.setattr(api, "read_file", lambda _host, _path: (key + "\n").encode())
+    assert read_api_key(object(), "/etc/rigctl/u/api-key") == key  # type: ignore[arg-type]
+    assert key not in redact(f"HTTP 401 for Bearer-less request with key {key}")
