@@ -52,7 +52,6 @@ def read_api_key(host: Host, path: str) -> str:
     The file holds the bare key, or ``VARIABLE=key`` (an environment file, as vLLM's).
     """
     from rigctl.pyinfra_api import read_file
-
     from rigctl.redact import register_secret
 
     if not path:
