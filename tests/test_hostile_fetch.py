@@ -586,3 +586,21 @@ def test_plan_json_shows_no_credentials_and_the_model_still_fetches(
     verified = fetch_model(planned, cache=tmp_path / "cache")
     assert verified.path.read_bytes() == (root / "good.gguf").read_bytes()
     assert server.faults.requests[-1]["path"] == "/good.gguf" + SIGNED
+
+
+def test_a_model_directory_linking_outside_itself_is_refused(tmp_path: Path) -> None:
+    """A shared model directory whose ``tokenizer.json`` is a link to the controller's SSH key
+    would push the key to every host."""
+    from rigctl.errors import BadInput
+    from rigctl.models.hf_model import served_files
+
+    secret = tmp_path / "id_ed25519"
+    secret.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"\0" * 16)
+    assert [p.name for p in served_files(model)] == ["config.json", "model.safetensors"]
+    (model / "tokenizer.json").symlink_to(secret)
+    with pytest.raises(BadInput, match="links outside the model directory"):
+        served_files(model)

@@ -117,13 +117,24 @@ def facts_from_config(
 
 
 def served_files(directory: Path) -> list[Path]:
-    """Return the files of a model directory that vLLM needs, sorted, relative paths kept."""
+    """Return the files of a model directory that vLLM needs, sorted, relative paths kept.
+
+    A file that is a link out of the directory is refused (BadInput): a shared model directory
+    must not be able to push another file of the controller (a key) to every host."""
+    root = directory.resolve()
     found = {
         path
         for pattern in SERVED_PATTERNS
         for path in directory.rglob(pattern)
         if path.is_file() and ".cache" not in path.relative_to(directory).parts
     }
+    for path in found:
+        if not path.resolve().is_relative_to(root):
+            raise BadInput(
+                f"{path.relative_to(directory).as_posix()!r} in {str(directory)!r} links outside "
+                "the model directory",
+                field="model",
+            )
     return sorted(found)
 
 
