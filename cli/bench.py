@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from rigctl.cli.options import limit_option
 from rigctl.cli.render import Markup, emit_json, error_line, esc, line, table
 
 from rigctl.bench.run import BenchResult, parse_levels
@@ -61,7 +62,7 @@ def print_result(result: BenchResult) -> None:
 
 @click.command()
 @click.argument("target")
-@click.option("--limit", help="Only these hosts or groups (comma-separated).")
+@limit_option
 @click.option("--concurrency", default="1,4,10", show_default=True, help="Comma-separated levels.")
 @click.option("--prompt-tokens", type=int, default=512, show_default=True, help="Prompt length (server-counted).")
 @click.option("--max-tokens", type=int, default=128, show_default=True, help="Tokens generated per request.")
@@ -70,7 +71,7 @@ def print_result(result: BenchResult) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def bench(
     target: str,
-    limit: str | None,
+    limit: list[str] | None,
     concurrency: str,
     prompt_tokens: int,
     max_tokens: int,
@@ -90,7 +91,7 @@ def bench(
         max_tokens=max_tokens,
         duration_s=duration,
         save_baseline=save_baseline,
-        limit=[part.strip() for part in limit.split(",") if part.strip()] if limit else None,
+        limit=limit,
     )
     if as_json:
         emit_json(result.to_json())

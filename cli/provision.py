@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from rich.live import Live
 from rich.table import Table
+from rigctl.cli.options import limit_option
 from rigctl.cli.render import (
     Markup,
     emit_json,
@@ -100,19 +101,19 @@ def print_summary(result: ProvisionResult) -> None:
 
 @click.command()
 @click.argument("inventory")
-@click.option("--limit", help="Only these hosts or groups (comma-separated).")
+@limit_option
 @click.option("--model", help="Serve this model on every host (overrides host data `model`).")
 @click.option("--dry", is_flag=True, help="Show each plan and what would change; change nothing.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (rigctl never asks yet).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def provision(
-    inventory: str, limit: str | None, model: str | None, dry: bool, yes: bool, as_json: bool
+    inventory: str, limit: list[str] | None, model: str | None, dry: bool, yes: bool, as_json: bool
 ) -> None:
     """Take every host from bare OS to a tuned, serving, smoke-checked endpoint."""
     with Progress() as progress:
         result = run_provision(
             inventory,
-            limit=[part.strip() for part in limit.split(",") if part.strip()] if limit else None,
+            limit=limit,
             dry=dry,
             model=model,
             report=progress,

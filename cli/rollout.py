@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from rigctl.cli.options import limit_option
 from rigctl.cli.render import Markup, emit_json, error_line, esc, info, table
 
 from rigctl.rollback import rollback as run_rollback
@@ -16,7 +17,7 @@ def _report(host: str | None, stage: str, detail: str) -> None:
 
 @click.command()
 @click.argument("inventory")
-@click.option("--limit", help="Only these hosts or groups (comma-separated).")
+@limit_option
 @click.option("--batch", default="1", show_default=True, help="Hosts per batch after the canaries: N or P%.")
 @click.option("--canary", type=int, default=1, show_default=True, help="Hosts in the first batch.")
 @click.option("--max-fail", type=int, default=0, show_default=True, help="Failed hosts tolerated before halting.")
@@ -27,7 +28,7 @@ def _report(host: str | None, stage: str, detail: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def rollout(
     inventory: str,
-    limit: str | None,
+    limit: list[str] | None,
     batch: str,
     canary: int,
     max_fail: int,
@@ -43,7 +44,7 @@ def rollout(
         max_fail=max_fail,
         gate_tokps_drop=gate_tokps_drop,
         lost_wait_s=lost_host_wait,
-        limit=[p.strip() for p in limit.split(",")] if limit else None,
+        limit=limit,
         report=_report,
     )
     if as_json:
@@ -65,12 +66,12 @@ def rollout(
 
 @click.command()
 @click.argument("inventory")
-@click.option("--limit", help="Only these hosts or groups (comma-separated).")
+@limit_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def rollback(inventory: str, limit: str | None, as_json: bool) -> None:
+def rollback(inventory: str, limit: list[str] | None, as_json: bool) -> None:
     """Put hosts back to the version they served before the last rollout changed them."""
     result = run_rollback(
-        inventory, limit=[p.strip() for p in limit.split(",")] if limit else None, report=_report
+        inventory, limit=limit, report=_report
     )
     if as_json:
         emit_json(result.to_json())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from rigctl.cli.options import limit_option
 from rigctl.cli.render import emit_json, error_line, table
 
 from rigctl.status import HostStatus, fleet_status
@@ -39,11 +40,11 @@ def _last_bench(status: HostStatus) -> str:
 
 @click.command()
 @click.argument("target")
-@click.option("--limit", help="Only these hosts or groups (comma-separated).")
+@limit_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def status(target: str, limit: str | None, as_json: bool) -> None:
+def status(target: str, limit: list[str] | None, as_json: bool) -> None:
     """Fleet table: runtime, build, model, unit state, health, metrics, last bench."""
-    statuses = fleet_status(target, [p.strip() for p in limit.split(",")] if limit else None)
+    statuses = fleet_status(target, limit)
     if as_json:
         emit_json(
             {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from rigctl.cli.options import limit_option
 from rigctl.cli.render import Markup, emit_json, error_line, esc, line, table
 
 from rigctl.verify.results import CHECKS, FAILED, PASSED, SKIPPED, VerifyResult
@@ -58,13 +59,13 @@ def render(result: VerifyResult) -> None:
 
 @click.command()
 @click.argument("target")
-@click.option("--limit", help="Only these hosts or groups (comma-separated).")
+@limit_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def verify(target: str, limit: str | None, as_json: bool) -> None:
+def verify(target: str, limit: list[str] | None, as_json: bool) -> None:
     """Check each host with rigctl's testinfra suite: runtime build, model sha256, service user,
     hardening, listening address, API key file, endpoint health and auth, metrics."""
     result = run_verify(
-        target, [p.strip() for p in limit.split(",") if p.strip()] if limit else None
+        target, limit
     )
     if as_json:
         emit_json(result.to_json())
