@@ -9,7 +9,11 @@ takes its size) read real ones: ``src`` paths in the fixtures are relative to
 ``tests/operations/`` and point into its ``_local/`` folder.
 """
 
+import gzip
+import hashlib
+import io
 import os
+import tarfile
 from pathlib import Path
 
 import pyinfra_testing.operations
@@ -49,8 +53,42 @@ class _LocalFilesAndRealOnes(patch_files):
         return _real_stat(pathname, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
 
 
+#: A kept llama.cpp build as ``rigctl.fetch.builds`` keeps one: made here, byte for byte the same
+#: each time (its sha256 is pinned in the install_prebuilt cases), never committed.
+PREBUILT = TESTS_BASE / "_local" / "b6000-cpu-0123abcd.tar.gz"
+PREBUILT_SHA256 = "e6447a9e392817b9bc44da262acca47fa126c1c055af5ce0f76488ceb7ddb73d"
+
+
+def _make_prebuilt() -> bytes:
+    members = [
+        ("b6000-cpu-0123abcd", None, 0o755),
+        ("b6000-cpu-0123abcd/bin", None, 0o755),
+        ("b6000-cpu-0123abcd/bin/llama-server", b"#!/bin/sh\necho llama-server\n", 0o755),
+        ("b6000-cpu-0123abcd/BUILD_INFO.json", b'{"build": "b6000-cpu-0123abcd"}\n', 0o644),
+    ]
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data, mode in members:
+            info = tarfile.TarInfo(name)
+            info.mtime, info.mode, info.uname, info.gname = 1_700_000_000, mode, "root", "root"
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, compresslevel=9) as packed:
+        packed.write(raw.getvalue())
+    return out.getvalue()
+
+
 @pytest.fixture(autouse=True)
 def _controller_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _make_prebuilt()
+    assert hashlib.sha256(data).hexdigest() == PREBUILT_SHA256, "this zlib packs differently"
+    if not PREBUILT.exists() or PREBUILT.read_bytes() != data:
+        PREBUILT.write_bytes(data)
     monkeypatch.setattr(pyinfra_testing.operations, "patch_files", _LocalFilesAndRealOnes)
     monkeypatch.chdir(TESTS_BASE)
 
