@@ -167,49 +167,28 @@ def controller_path(value: Any, _field: str) -> str:
 
 
 def url(*, schemes: tuple[str, ...] = ("https", "http")) -> Check:
-    """A URL with an allowed scheme and a host; ``http`` is refused later, where the download
-    policy knows whether a sha256 is known (``rigctl.fetch.policy``)."""
+    """A URL with one of ``schemes``, as the download policy (:mod:`rigctl.fetch.policy`) reads
+    it; plain http beyond loopback is judged in :func:`_check_sources`, which knows
+    ``allow_http``."""
 
-    def check(value: Any, _field: str) -> str:
-        if not isinstance(value, str) or not value:
-            raise ValueError(f"must be a URL, got {_shown(value)}")
-        _no_control(value)
-        if any(ch.isspace() for ch in value):
-            raise ValueError(f"must not contain whitespace, got {_shown(value)}")
-        try:
-            parts = urlsplit(value)
-            hostname = parts.hostname
-            _ = parts.port  # a port that is not a number raises here
-        except ValueError as e:
-            raise ValueError(f"is not a valid URL ({e}): {_shown(value)}") from None
-        if parts.scheme not in schemes:
-            raise ValueError(
-                f"must be a URL with scheme {' or '.join(schemes)}, got {_shown(value)}"
-            )
-        if parts.scheme in ("http", "https") and not hostname:
-            raise ValueError(f"has no host: {_shown(value)}")
-        return value
+    def check(value: Any, field: str) -> str:
+        checked = mirror(value, field)
+        if urlsplit(checked).scheme not in schemes:
+            raise ValueError(f"must be a URL with scheme {' or '.join(schemes)}, got {_shown(value)}")
+        return str(value)
 
     return check
 
 
 def mirror(value: Any, field: str) -> str:
-    """A model mirror: an ``https``/``http`` URL, or an absolute path or ``file:`` URL on the
-    controller (``~`` is refused: mirrors are named explicitly, never found in a home)."""
-    if isinstance(value, str) and value.startswith("/"):
-        _no_control(value)
-        return value
-    if isinstance(value, str) and value.startswith("file:"):
-        path = urlsplit(value).path
-        if not path.startswith("/") or urlsplit(value).netloc not in ("", "localhost"):
-            raise ValueError(f"a file: mirror must be an absolute path, got {_shown(value)}")
-        _no_control(value)
-        return value
-    if isinstance(value, str) and ("://" not in value):
-        raise ValueError(
-            f"must be an https:// URL or an absolute path on the controller, got {_shown(value)}"
-        )
-    return url()(value, field)
+    """A source: an ``https``/``http`` URL, or an absolute path or ``file:`` URL on the
+    controller (``~`` and relative paths refused), by the download policy's one reading."""
+    from rigctl.fetch.policy import check_url
+
+    try:
+        return check_url(value, field=field, allow_http=True, sha256_known=True)
+    except BadInput as e:
+        raise ValueError(e.detail) from None
 
 
 def list_of(item: Check, *, max_items: int = 256) -> Check:
