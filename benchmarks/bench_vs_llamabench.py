@@ -24,7 +24,7 @@ import shlex
 import sys
 
 from rigctl.bench.run import bench
-from rigctl.deployment import read_deployment
+from rigctl.manifest import read_deployment
 from rigctl.pyinfra_api import Session, load_inventory, run_command
 
 BENCH = "/opt/rigctl/llamacpp/current/bin/llama-bench"

@@ -24,8 +24,8 @@ import shlex
 import sys
 
 from rigctl.detect_host import detect_host
+from rigctl.host_plans import plan_for, resolve_for
 from rigctl.hostspec import host_spec
-from rigctl.planning import plan_for, resolve_for
 from rigctl.pyinfra_api import Session, load_inventory, run_command
 
 BENCH = "/opt/rigctl/llamacpp/current/bin/llama-bench"

@@ -8,8 +8,8 @@ import click
 from rigctl.cli.render import Markup, emit_json, error_line, esc, line, table
 
 from rigctl.errors import BadInput
+from rigctl.host_plans import HostPlan, plan_inventory, plan_offline
 from rigctl.plan.types import PREFER_CHOICES, RUNTIME_CHOICES
-from rigctl.planning import HostPlan, plan_inventory, plan_offline
 
 GiB = 1024**3
 

@@ -15,11 +15,11 @@ from rigctl.roles.llamacpp.backends import cuda_architecture
 from rigctl.roles.service import api_key_path
 from rigctl.templates import render
 
-from rigctl.deployment import MANIFEST, Deployment
 from rigctl.fetch.http import Verified
 from rigctl.fetch.llamacpp_source import PackedSource
 from rigctl.hardware import Hardware
 from rigctl.hostspec import HostSpec
+from rigctl.manifest import MANIFEST, Deployment
 from rigctl.operations.files import atomic_put, verified_file
 from rigctl.plan import Plan
 from rigctl.pyinfra_api import files, host

@@ -15,11 +15,11 @@ from rigctl.roles import ollama
 from rigctl.roles.ollama import defaults
 from rigctl.templates import ollama_modelfile, render
 
-from rigctl.deployment import MANIFEST, Deployment
 from rigctl.errors import BadInput
 from rigctl.fetch.http import Verified
 from rigctl.hardware import Hardware
 from rigctl.hostspec import HostSpec
+from rigctl.manifest import MANIFEST, Deployment
 from rigctl.operations.files import atomic_put, verified_file
 from rigctl.plan import Plan
 from rigctl.pyinfra_api import files, host, server_facts

@@ -15,10 +15,10 @@ from rigctl.roles.service import api_key_path
 from rigctl.roles.vllm import VenvSpec
 from rigctl.templates import env_file, render
 
-from rigctl.deployment import MANIFEST, Deployment
 from rigctl.fetch.model_dir import ModelDir
 from rigctl.hardware import Hardware
 from rigctl.hostspec import HostSpec
+from rigctl.manifest import MANIFEST, Deployment
 from rigctl.models.hf_model import SERVED_PATTERNS
 from rigctl.operations.files import atomic_put, verified_file
 from rigctl.plan import Plan

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from rigctl.bench.smoke import SmokeResult, chat_once, wait_ready
-from rigctl.deployment import read_api_key
 from rigctl.deploys import llamacpp as llamacpp_deploy
 from rigctl.deploys import ollama as ollama_deploy
 from rigctl.deploys import vllm as vllm_deploy
@@ -38,12 +37,13 @@ from rigctl.fetch.model import fetch_model
 from rigctl.fetch.model_dir import ModelDir, hash_model_dir
 from rigctl.hardware import Hardware
 from rigctl.health import crash_watch, journal
+from rigctl.host_plans import plan_for, resolve_for
 from rigctl.hostspec import HostSpec, host_spec
 from rigctl.lockfile import update_lockfile
+from rigctl.manifest import read_api_key
 from rigctl.paths import cache_dir, confined
 from rigctl.plan import Plan
 from rigctl.plan.preflight import port_conflict
-from rigctl.planning import plan_for, resolve_for
 from rigctl.progress import Reporter, quiet
 from rigctl.pyinfra_api import (
     Host,

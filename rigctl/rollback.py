@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rigctl.bench.smoke import wait_ready
-from rigctl.deployment import MANIFEST, Deployment, parse_deployment, read_deployment
 from rigctl.deploys.vllm import READY_TIMEOUT as VLLM_READY_TIMEOUT
 from rigctl.health import crash_watch
+from rigctl.manifest import MANIFEST, Deployment, parse_deployment, read_deployment
 from rigctl.progress import Reporter, quiet
 from rigctl.pyinfra_api import (
     CONNECTION_LOST,

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rigctl.bench.run import bench
-from rigctl.deployment import Deployment
 from rigctl.errors import BadInput
+from rigctl.manifest import Deployment
 from rigctl.progress import Reporter, quiet
 from rigctl.provision import provision
 from rigctl.pyinfra_api import Session, load_inventory, select_hosts

@@ -9,7 +9,7 @@ from typing import Any
 import requests
 
 from rigctl.bench.run import load_last
-from rigctl.deployment import Deployment, read_api_key, read_deployment
+from rigctl.manifest import Deployment, read_api_key, read_deployment
 from rigctl.pyinfra_api import (
     Host,
     Session,

@@ -40,10 +40,10 @@ from rigctl.deploys import MODEL_DIR
 from rigctl.deploys.llamacpp import UNIT
 from rigctl.roles.llamacpp.defaults import LLAMACPP_BUILD_ROOT, LLAMACPP_PREFIX
 
-from rigctl.deployment import MANIFEST
 from rigctl.lab import LAB_MODEL_FILE, Lab, LabHost
 from rigctl.lab import hosts as lab_hosts
 from rigctl.lab.model import SHA256, place_model
+from rigctl.manifest import MANIFEST
 from rigctl.paths import cache_dir
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]

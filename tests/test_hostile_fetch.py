@@ -463,7 +463,7 @@ def test_host_path_of_a_model_stays_in_the_models_directory(
 ) -> None:
     from test_cli import RTX4090_HOST
 
-    from rigctl.planning import plan_offline
+    from rigctl.host_plans import plan_offline
 
     server, root = www
     hardware = tmp_path / "hw.json"
@@ -564,7 +564,7 @@ def test_plan_json_shows_no_credentials_and_the_model_still_fetches(
     from rigctl.cli.plan import plan
     from test_cli import RTX4090_HOST
 
-    from rigctl.planning import plan_offline
+    from rigctl.host_plans import plan_offline
 
     server, root = www
     hardware = tmp_path / "hw.json"

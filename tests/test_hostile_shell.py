@@ -21,9 +21,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rigctl.bench import run as bench_run
-from rigctl.deployment import Deployment, parse_deployment
 from rigctl.fetch import builds
 from rigctl.fetch.builds import BadBuild, check_build_tarball, keep
+from rigctl.manifest import Deployment, parse_deployment
 from rigctl.paths import confined, safe_component, write_private
 from rigctl.rollback import ROLLBACK_DIR, current_target, restore_steps, snapshot_steps
 from rigctl.verify import run as verify_run
@@ -596,7 +596,7 @@ def test_api_keys_read_from_a_host_are_redacted_everywhere(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import rigctl.pyinfra_api as api
-    from rigctl.deployment import read_api_key
+    from rigctl.manifest import read_api_key
     from rigctl.redact import redact
 
     key = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"

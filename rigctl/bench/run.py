@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from rigctl.bench.load import Client, LevelResult, calibrate_prompt, run_level
-from rigctl.deployment import Deployment, read_api_key, read_deployment
 from rigctl.errors import BadInput
+from rigctl.manifest import Deployment, read_api_key, read_deployment
 from rigctl.paths import confined, state_dir
 from rigctl.pyinfra_api import (
     Session,

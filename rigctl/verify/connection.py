@@ -20,7 +20,7 @@ import paramiko
 import testinfra.host
 from testinfra.backend.paramiko import IgnorePolicy, ParamikoBackend
 
-from rigctl.deployment import api_key_from_text
+from rigctl.manifest import api_key_from_text
 from rigctl.verify.results import HostUnreachable
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from rigctl.deployment import Deployment
+from rigctl.manifest import Deployment
 from rigctl.verify.parse import is_loopback
 
 

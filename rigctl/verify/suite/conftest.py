@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 import testinfra.host
 
-from rigctl.deployment import MANIFEST, Deployment, parse_deployment
+from rigctl.manifest import MANIFEST, Deployment, parse_deployment
 from rigctl.verify import hardening
 from rigctl.verify.connection import connect
 from rigctl.verify.parse import systemctl_show

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import testinfra.host
 
-from rigctl.deployment import Deployment
+from rigctl.manifest import Deployment
 from rigctl.verify.connection import Response, http_request, read_secret
 from rigctl.verify.parse import prometheus_samples
 from rigctl.verify.suite import skip_unless_keyed

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 import testinfra.host
 
-from rigctl.deployment import Deployment
+from rigctl.manifest import Deployment
 from rigctl.verify.parse import BuildName
 from rigctl.verify.target import Target
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 import testinfra.host
 
-from rigctl.deployment import Deployment
+from rigctl.manifest import Deployment
 from rigctl.verify import hardening
 from rigctl.verify.parse import BuildName, proc_uids, same_address, ss_listeners
 from rigctl.verify.suite import skip_unless_keyed
