@@ -8,8 +8,9 @@ applies to every host.
 rigctl checks every host's data against its schema (``rigctl/hostdata.py``) before it connects
 to anything: a bad value is one line naming the host and the key (exit 2); a key close to one of
 these (a typo, a look-alike letter) is refused with "did you mean"; other keys are your own data
-(a warning, once); pyinfra's own keys (``ssh_*``, ``_sudo``, ``_env``...) are known. The host
-data keys rigctl reads (generated from the schema):
+(a warning, once); pyinfra's own keys (``ssh_*``, ``_sudo``, ``_env``...) are known; a key's
+deprecated old name is still read, with a warning naming the new one. The host data keys rigctl
+reads (generated from the schema):
 
 Connection (pyinfra's own SSH keys, over paramiko)
     ssh_hostname                 address or DNS name to connect to (default: the host's name)
@@ -108,7 +109,8 @@ Ollama (roles/ollama)
 
 The service (roles/service)
     service_config_root          per-unit configuration directories (default: /etc/rigctl)
-    systemd_unit_dir             where units are written (default: /etc/systemd/system)
+    service_systemd_unit_dir     where units are written (default: /etc/systemd/system)
+                                 (deprecated old name, still read: systemd_unit_dir)
 
 The build toolchain (roles/toolchain)
     toolchain_apt_packages       Debian/Ubuntu packages (default: build-essential cmake git

@@ -9,6 +9,10 @@ to it). :func:`check_inventory` checks every host of an inventory before anythin
 - an unknown key close to a known one (a typo ``runtim``, a Cyrillic look-alike ``cоntext``) is
   bad input, with "did you mean";
 - other unknown keys are the user's own data: a warning, once per key;
+- a key's deprecated old name (:attr:`Key.aliases`, e.g. ``systemd_unit_dir`` for
+  ``service_systemd_unit_dir``) is read as the key, with the same check and a warning once per
+  host; both names with two different values is bad input. Roles read a key under either name
+  with :func:`role_value`;
 - pyinfra's own keys (``ssh_*``, ``_sudo``, ``_su_user``, ``_env``... and other connectors')
   are known; the SSH keys rigctl relies on are checked like rigctl's own;
 - a host listed twice in one group, or with one key given two values by two entries, is bad input.
@@ -30,6 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from rigctl.errors import BadInput
+from rigctl.plan import limits
 from rigctl.plan.types import PREFER_CHOICES, RUNTIME_CHOICES
 from rigctl.redact import redact, register_secret
 
@@ -75,10 +80,17 @@ def _shown(value: Any) -> str:
     return redact(repr(value))[:80]
 
 
+def _ascii_int(value: Any) -> Any:
+    """A string of ASCII digits as the integer it spells (``"²".isdigit()`` is True: not that);
+    anything else as it is."""
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,10}", value.strip()):
+        return int(value.strip())
+    return value
+
+
 def integer(low: int, high: int) -> Check:
     def check(value: Any, _field: str) -> int:
-        if isinstance(value, str) and re.fullmatch(r"[0-9]{1,10}", value.strip()):
-            value = int(value.strip())  # ASCII digits only: "²".isdigit() is True
+        value = _ascii_int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"must be an integer from {low} to {high:,}, got {_shown(value)}")
         if not low <= value <= high:
@@ -97,6 +109,16 @@ def strict_integer(low: int, high: int) -> Check:
         return integer(low, high)(value, _field)
 
     return check
+
+
+def planner_input(check: Callable[[Any], int]) -> Check:
+    """One of the planner's own checks (:mod:`rigctl.plan.limits`: the same bounds, the same
+    message when a plan is made), reading a string of ASCII digits as :func:`integer` does."""
+
+    def run(value: Any, _field: str) -> int:
+        return check(_ascii_int(value))
+
+    return run
 
 
 def boolean(value: Any, _field: str) -> bool:
@@ -286,6 +308,8 @@ class Key:
     default: str  # as the docs show it
     role: str  # "core", "connection", or the role that reads it
     section: str = ""  # heading in inventories/homelab.py
+    #: deprecated old names, still read (checked the same, with a warning): see role_value()
+    aliases: tuple[str, ...] = ()
 
 
 def _keys() -> list[Key]:
@@ -311,8 +335,8 @@ def _keys() -> list[Key]:
             "hf://org/repo/file.gguf, an https:// URL or a path on this machine; for vLLM also "
             "a Hugging Face repository hf://org/repo@<commit> or a model directory on this "
             "machine", "none (required)", "core", what),
-        Key("concurrency", integer(1, 1024), "users served at once (decides the runtime: vLLM for many on CUDA)", "1", "core", what),
-        Key("context", integer(256, 1_048_576), "tokens of context per user (at most the model's trained length)", "the planner's", "core", what),
+        Key("concurrency", planner_input(limits.check_concurrency), "users served at once (decides the runtime: vLLM for many on CUDA)", "1", "core", what),
+        Key("context", planner_input(limits.check_context), "tokens of context per user (at most the model's trained length)", "the planner's", "core", what),
         Key("threads", integer(1, 1024), "llama.cpp CPU threads (-t)", "the physical cores", "core", what),
         Key("runtime", choice(*RUNTIME_CHOICES), " | ".join(RUNTIME_CHOICES) + " (auto: rigctl decides and says why)", "auto", "core", what),
         Key("prefer", choice(*PREFER_CHOICES), " | ".join(PREFER_CHOICES), "control", "core", what),
@@ -363,7 +387,8 @@ def _keys() -> list[Key]:
         Key("vllm_prefix", host_path, "root of the virtualenvs", "/opt/rigctl/vllm", "vllm", source),
         # service, toolchain
         Key("service_config_root", host_path, "per-unit configuration directories", "/etc/rigctl", "service", source),
-        Key("systemd_unit_dir", host_path, "where units are written", "/etc/systemd/system", "service", source),
+        Key("service_systemd_unit_dir", host_path, "where units are written", "/etc/systemd/system", "service", source,
+            aliases=("systemd_unit_dir",)),
         Key("toolchain_apt_packages", list_of(pattern(_PACKAGE, "a package name")), "Debian/Ubuntu packages",
             "build-essential cmake git ccache pkg-config curl ca-certificates", "toolchain", source),
         Key("toolchain_dnf_packages", list_of(pattern(_PACKAGE, "a package name")), "Fedora/RHEL packages",
@@ -373,6 +398,9 @@ def _keys() -> list[Key]:
 
 SCHEMA: dict[str, Key] = {key.name: key for key in _keys()}
 
+#: deprecated old name -> the key it names now
+ALIASES: dict[str, str] = {alias: key.name for key in SCHEMA.values() for alias in key.aliases}
+
 #: look-alike letters (Cyrillic, Greek) folded to the Latin letter they imitate
 _CONFUSABLES = str.maketrans(
     "аеорсухіјѕԁһԛԝмтвнкАВЕКМНОРСТХУІЈЅαοικνρτυχΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
@@ -380,6 +408,8 @@ _CONFUSABLES = str.maketrans(
 )
 
 _warned: set[str] = set()
+_warned_aliases: set[tuple[str, str]] = set()
+_MISSING = object()
 
 
 def _skeleton(name: str) -> str:
@@ -392,22 +422,55 @@ def is_pyinfra_key(name: str) -> bool:
 
 
 def close_key(name: str) -> str | None:
-    """The known key an unknown one probably means (a typo, a look-alike letter), or None."""
+    """The known key an unknown one probably means (a typo, a look-alike letter), or None; a
+    near miss of a deprecated name means the key it names now."""
     skeleton = _skeleton(name)
-    for known in SCHEMA:
+    names = [*SCHEMA, *ALIASES]
+    for known in names:
         if skeleton == known:
-            return known
-    matches = difflib.get_close_matches(skeleton, list(SCHEMA), n=1, cutoff=0.8)
-    return matches[0] if matches else None
+            return ALIASES.get(known, known)
+    matches = difflib.get_close_matches(skeleton, names, n=1, cutoff=0.8)
+    return ALIASES.get(matches[0], matches[0]) if matches else None
+
+
+def role_value(data: Any, key: str, default: Any) -> Any:
+    """The value of host-data ``key`` in ``data`` (``host.data``, or a mapping), under its name
+    or one of its deprecated old names (:attr:`Key.aliases`); ``default`` when neither is set.
+
+    The one place roles learn of old names: ``check_host_data`` has already checked the value,
+    warned of the old name and refused two different values."""
+    value = data.get(key, _MISSING)
+    if value is not _MISSING:
+        return value
+    for alias in SCHEMA[key].aliases:
+        value = data.get(alias, _MISSING)
+        if value is not _MISSING:
+            return value
+    return default
 
 
 def check_host_data(host: str, data: Mapping[str, Any]) -> dict[str, Any]:
     """Check every key of one host's data; returns the known keys' normalised values."""
     checked: dict[str, Any] = {}
+    aliased: dict[str, tuple[str, Any]] = {}  # key -> (the old name given, its checked value)
     for name, value in data.items():
         if not isinstance(name, str):
             raise BadInput(f"host data keys must be strings, got {_shown(name)}", host=host)
         key = SCHEMA.get(name)
+        if key is None and name in ALIASES:
+            try:
+                aliased[ALIASES[name]] = (name, SCHEMA[ALIASES[name]].check(value, name))
+            except ValueError as e:
+                raise BadInput(str(e), host=host, field=name) from None
+            if (host, name) not in _warned_aliases:
+                _warned_aliases.add((host, name))
+                log.warning(
+                    "host %s: host data key %s is deprecated: use %s (the old name is still read)",
+                    host,
+                    name,
+                    ALIASES[name],
+                )
+            continue
         if key is None:
             if is_pyinfra_key(name):
                 continue
@@ -428,6 +491,15 @@ def check_host_data(host: str, data: Mapping[str, Any]) -> dict[str, Any]:
             checked[name] = key.check(value, name)
         except ValueError as e:
             raise BadInput(str(e), host=host, field=name) from None
+    for name, (old, value) in aliased.items():
+        if name in checked and checked[name] != value:
+            raise BadInput(
+                f"set to two values: {_shown(checked[name])}, and {_shown(value)} by its"
+                f" deprecated name {old}",
+                host=host,
+                field=name,
+            )
+        checked.setdefault(name, value)
     _check_sources(host, checked)
     return checked
 
@@ -507,13 +579,18 @@ def _code(default: str) -> str:
     return f"`{default}`" if default[:1] in '/[{"~0123456789' else default
 
 
+def _old_names(key: Key, code: str = "") -> str:
+    names = ", ".join(f"{code}{alias}{code}" for alias in key.aliases)
+    return f" (deprecated old name, still read: {names})" if names else ""
+
+
 def markdown_table(role: str) -> str:
     """The role README's table of its host data keys, generated from the schema (a test holds
     each README to it)."""
     lines = ["| variable (host data) | default | meaning |", "|---|---|---|"]
     for key in SCHEMA.values():
         if key.role == role:
-            lines.append(f"| `{key.name}` | {_code(key.default)} | {key.doc} |")
+            lines.append(f"| `{key.name}` | {_code(key.default)} | {key.doc}{_old_names(key, '`')} |")
     return "\n".join(lines)
 
 
@@ -529,7 +606,7 @@ def inventory_doc() -> str:
     for section, keys in sections.items():
         out.append(section)
         for key in keys:
-            body = f"{key.doc} (default: {key.default})"
+            body = f"{key.doc} (default: {key.default}){_old_names(key)}"
             lines = textwrap.wrap(body, width=62, break_on_hyphens=False)
             out.append(f"    {key.name:<28} {lines[0]}" if len(key.name) < 28 else f"    {key.name}")
             rest = lines[1:] if len(key.name) < 28 else lines

@@ -173,6 +173,86 @@ def test_cli_refuses_before_connecting(tmp_path: Path, data: dict, field: str) -
         assert "Traceback" not in result.stderr and "Could not connect" not in result.stderr
 
 
+# -- deprecated old names (aliases) -------------------------------------------------------------
+
+
+def _two_hosts(tmp_path: Path, **data: object) -> str:
+    a = {"ssh_hostname": ADDRESS, **data}
+    return _inventory(tmp_path, f"hosts = [('old-a', {a!r}), ('old-b', {a!r})]\n")
+
+
+def test_an_old_name_is_read_with_one_warning_per_host(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _two_hosts(tmp_path, systemd_unit_dir="/srv/units")
+    with caplog.at_level(logging.WARNING, logger="rigctl.hostdata"):
+        inventory = load_inventory(path)
+        load_inventory(path)
+    warnings = [r.getMessage() for r in caplog.records if "systemd_unit_dir" in r.getMessage()]
+    assert sorted(warnings) == [
+        f"host {name}: host data key systemd_unit_dir is deprecated: use"
+        " service_systemd_unit_dir (the old name is still read)"
+        for name in ("old-a", "old-b")
+    ]
+    # the old name is known: neither "did you mean" nor "not one rigctl reads"
+    assert not [r for r in caplog.records if "rigctl reads" in r.getMessage()]
+    host_obj = next(iter(inventory))
+    assert hostdata.role_value(host_obj.data, "service_systemd_unit_dir", "/default") == "/srv/units"
+    assert hostdata.check_host_data("h", {"systemd_unit_dir": "/srv/units/"}) == {
+        "service_systemd_unit_dir": "/srv/units"
+    }
+
+
+def test_the_role_reads_the_old_name_through_the_accessor(tmp_path: Path) -> None:
+    from pyinfra.context import ctx_host
+    from rigctl.roles import service
+
+    old, new, neither = load_inventory(
+        _inventory(
+            tmp_path,
+            f"hosts = [('o', {{'ssh_hostname': {ADDRESS!r}, 'systemd_unit_dir': '/srv/old'}}),"
+            f" ('n', {{'ssh_hostname': {ADDRESS!r}, 'service_systemd_unit_dir': '/srv/new'}}),"
+            f" ('d', {{'ssh_hostname': {ADDRESS!r}}})]\n",
+        )
+    )
+    paths = []
+    for host_obj in (old, new, neither):
+        with ctx_host.use(host_obj):
+            paths.append(service.unit_path("u"))
+    assert paths == ["/srv/old/u.service", "/srv/new/u.service", "/etc/systemd/system/u.service"]
+    assert hostdata.role_value({}, "service_systemd_unit_dir", "/d") == "/d"
+    # a value that is set wins over the default, even when falsy
+    assert hostdata.role_value({"vllm_index_url": None}, "vllm_index_url", "x") is None
+
+
+def test_an_old_name_is_checked_like_the_new_one(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match=r"^host gpu1: field systemd_unit_dir: must be an absolute path"):
+        load_inventory(_one(tmp_path, systemd_unit_dir="etc/systemd/system"))
+
+
+def test_old_and_new_name_with_two_values_is_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(BadInput) as caught:
+        load_inventory(_one(tmp_path, systemd_unit_dir="/a", service_systemd_unit_dir="/b"))
+    assert str(caught.value) == (
+        "host gpu1: field service_systemd_unit_dir: set to two values: '/b', and '/a' by its"
+        " deprecated name systemd_unit_dir"
+    )
+    # the same value under both names says one thing
+    same = _one(tmp_path, systemd_unit_dir="/a", service_systemd_unit_dir="/a")
+    assert len(load_inventory(same)) == 1
+
+
+def test_an_old_name_is_not_an_unknown_key() -> None:
+    assert hostdata.ALIASES == {"systemd_unit_dir": "service_systemd_unit_dir"}
+    assert hostdata.close_key("systemd_unit_dir") == "service_systemd_unit_dir"
+    # a typo of the old name means the new one
+    assert hostdata.close_key("systemd_unit_dr") == "service_systemd_unit_dir"
+    with pytest.raises(BadInput, match=r"did you mean service_systemd_unit_dir\?"):
+        hostdata.check_host_data("h", {"systemd_unit_dr": "/x"})
+    # no alias shadows a key, and each names one
+    assert not set(hostdata.ALIASES) & set(hostdata.SCHEMA)
+
+
 # -- the schema is the documentation ----------------------------------------------------------
 
 
@@ -201,6 +281,9 @@ def test_every_key_the_code_reads_is_declared() -> None:
         for path in (REPO / folder).rglob("*.py"):
             source = path.read_text()
             read |= set(re.findall(r"\bdata\.get\(\s*[\"']([a-z_][a-z0-9_]*)[\"']", source))
+            read |= set(
+                re.findall(r"\brole_value\(\s*[\w.]+,\s*[\"']([a-z_][a-z0-9_]*)[\"']", source)
+            )
     read -= {"SPHardwareDataType", "SPDisplaysDataType"}  # macOS system_profiler JSON, not host data
     assert read, "the pattern found nothing: the test would pass vacuously"
     undeclared = sorted(k for k in read if k not in hostdata.SCHEMA and not hostdata.is_pyinfra_key(k))

@@ -33,6 +33,8 @@ OPERATIONS = [
     ("rigctl.roles.llamacpp", "operations.install_prebuilt"),
     ("rigctl.roles.vllm", "operations.virtualenv"),
     ("rigctl.roles.vllm", "operations.hub_snapshot"),
+    # the role's dnf path: tested by these fixtures only, not run on a real host
+    ("rigctl.roles.toolchain", "setup_redhat.dnf_packages"),
 ]
 
 _real_stat = os.stat

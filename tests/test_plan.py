@@ -30,7 +30,7 @@ from rigctl.errors import BadInput
 from rigctl.hardware import Cpu, Gpu, Hardware, OsInfo
 from rigctl.models import ModelFacts, get_catalog_model
 from rigctl.models.resolve import resolve_model
-from rigctl.plan import make_plan
+from rigctl.plan import make_plan, validate_inputs
 from rigctl.plan.memory import kv_cache_bytes
 from rigctl.plan.preflight import port_conflict
 from rigctl.plan.runtime import Situation, choose_runtime
@@ -463,6 +463,52 @@ def test_bad_inputs_name_their_field(kwargs: dict[str, object], field: str) -> N
     with pytest.raises(BadInput) as err:
         make_plan(_linux("cpu", []), model, **kwargs)  # type: ignore[arg-type]
     assert err.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("concurrency", 0),
+        ("concurrency", 1025),
+        ("concurrency", True),
+        ("context", 255),
+        ("context", 1_048_577),
+        ("context", "many"),
+    ],
+)
+def test_host_data_and_planner_refuse_alike(field: str, value: object) -> None:
+    """One definition of the bounds (rigctl.plan.limits): the host-data schema, when an
+    inventory loads, and the planner say the same thing."""
+    from rigctl import hostdata
+
+    with pytest.raises(BadInput) as from_host_data:
+        hostdata.check_host_data("h", {field: value})
+    model = ModelFacts("llama", 1, 1, 1, 1, 1, context_length=0, file_size=1)  # native: unknown
+    inputs: dict[str, object] = {"concurrency": 1, "context": None, field: value}
+    with pytest.raises(BadInput) as from_planner:
+        validate_inputs(model, runtime="auto", prefer="control", **inputs)  # type: ignore[arg-type]
+    assert from_planner.value.field == from_host_data.value.field == field
+    assert from_planner.value.detail == from_host_data.value.detail
+    assert str(from_host_data.value).startswith(f"host h: field {field}: must be an integer from ")
+
+
+def test_the_bounds_are_the_limits_modules() -> None:
+    from rigctl import hostdata
+    from rigctl.plan import limits
+
+    for field, low, high in (
+        ("concurrency", limits.MIN_CONCURRENCY, limits.MAX_CONCURRENCY),
+        ("context", limits.MIN_CONTEXT, limits.MAX_CONTEXT),
+    ):
+        check = hostdata.SCHEMA[field].check
+        assert check(low, field) == low and check(high, field) == high
+        assert check(str(high), field) == high  # host data may spell it as ASCII digits
+        for outside in (low - 1, high + 1):
+            with pytest.raises(ValueError, match=f"from {low:,} to {high:,}"):
+                check(outside, field)
+    assert limits.check_context(32_768, native=32_768) == 32_768
+    with pytest.raises(ValueError, match=r"to 32,768 \(the model's native context\)"):
+        limits.check_context(32_769, native=32_768)
 
 
 def test_context_limit_follows_the_model() -> None:

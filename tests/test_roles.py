@@ -8,25 +8,75 @@ The llama.cpp scenario installs the build that tests/test_llamacpp_e2e.py compil
 (packed from it into this module's controller cache), as ``rigctl provision`` gives a fleet's
 first build to the other hosts; run alone, without that host provisioned, it compiles.
 vLLM's role tests run on the host tests/test_vllm_e2e.py provisions (three minutes to install).
+
+Without a lab: each role's variables are all prefixed by the role and all in its README.
 """
 
 from __future__ import annotations
 
+import ast
 import shutil
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 from rigctl.roles.llamacpp import defaults as llamacpp_defaults
 from role_scenarios import changed_ops, converge, instance_config, verify
 
+from rigctl import hostdata
 from rigctl.fetch.builds import keep_build
 from rigctl.lab import Lab, LabHost
 from rigctl.paths import cache_dir
 from rigctl.pyinfra_api import Session, load_inventory, run_command
 
-pytestmark = pytest.mark.lab
-
 ROLES_HOST = 6
+
+ROLE_PREFIXES = {
+    "toolchain": "TOOLCHAIN_",
+    "service": "SERVICE_",
+    "llamacpp": "LLAMACPP_",
+    "ollama": "OLLAMA_",
+    "vllm": "VLLM_",
+}
+
+
+def _defaults_names(role: str) -> list[str]:
+    """The module-level UPPER_CASE names ``roles/<role>/defaults.py`` assigns."""
+    tree = ast.parse((REPO / "roles" / role / "defaults.py").read_text())
+    names = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        else:
+            continue
+        names += [t.id for t in targets if isinstance(t, ast.Name) and t.id.isupper()]
+    return names
+
+
+def test_every_role_is_checked() -> None:
+    assert sorted(ROLE_PREFIXES) == sorted(
+        p.parent.name for p in (REPO / "roles").glob("*/defaults.py")
+    )
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_PREFIXES))
+def test_role_variables_are_prefixed_and_in_the_readme(role: str) -> None:
+    """Each constant of a role's defaults.py starts with the role's prefix and is in its README
+    (as `NAME`, or as its host-data key `name` when it is one); so is each host-data key."""
+    names = _defaults_names(role)
+    assert names, f"roles/{role}/defaults.py: no constants found: the test would pass vacuously"
+    assert [n for n in names if not n.startswith(ROLE_PREFIXES[role])] == []
+    readme = (REPO / "roles" / role / "README.md").read_text()
+    keys = hostdata.keys_of(role)
+
+    def listed(name: str) -> bool:
+        return f"`{name}`" in readme
+
+    missing = [n for n in names if not listed(n) and not (n.lower() in keys and listed(n.lower()))]
+    assert missing == [], f"roles/{role}/README.md does not list {missing}"
+    assert [k for k in keys if not listed(k)] == []
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +112,7 @@ def controller_cache(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Path
     return cache
 
 
+@pytest.mark.lab
 @pytest.mark.parametrize("role", ["toolchain", "service", "llamacpp", "ollama"])
 def test_role_converges_idempotent_and_passes_its_tests(
     role: str, config: Path, controller_cache: Path

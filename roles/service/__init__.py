@@ -14,17 +14,19 @@ from typing import Any
 
 from rigctl.roles.service import defaults
 
+from rigctl.hostdata import role_value
 from rigctl.operations.files import atomic_put, secret_file
 from rigctl.pyinfra_api import deploy, files, host, server, server_facts, systemd
 
 
 def config_dir(unit: str) -> str:
-    return f"{host.data.get('service_config_root', defaults.SERVICE_CONFIG_ROOT)}/{unit}"
+    return f"{role_value(host.data, 'service_config_root', defaults.SERVICE_CONFIG_ROOT)}/{unit}"
 
 
 def unit_path(unit: str) -> str:
     """Where the unit file of ``unit`` lives on the current host."""
-    return f"{host.data.get('systemd_unit_dir', defaults.SYSTEMD_UNIT_DIR)}/{unit}.service"
+    unit_dir = role_value(host.data, "service_systemd_unit_dir", defaults.SERVICE_SYSTEMD_UNIT_DIR)
+    return f"{unit_dir}/{unit}.service"
 
 
 def api_key_path(

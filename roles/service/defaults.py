@@ -6,7 +6,7 @@ from __future__ import annotations
 SERVICE_CONFIG_ROOT: str = "/etc/rigctl"
 
 #: Where systemd units are written (system units, as the services run at boot).
-SYSTEMD_UNIT_DIR: str = "/etc/systemd/system"
+SERVICE_SYSTEMD_UNIT_DIR: str = "/etc/systemd/system"
 
 #: Shell of the dedicated service users: they never log in.
 SERVICE_USER_SHELL: str = "/usr/sbin/nologin"

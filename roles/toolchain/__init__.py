@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from rigctl.roles.toolchain import defaults
 
+from rigctl.hostdata import role_value
 from rigctl.pyinfra_api import OperationError, deploy, host, server_facts
 
 
@@ -28,15 +29,17 @@ def install(backend: str = "cpu", extra_packages: list[str] | None = None) -> No
     if host.get_fact(server_facts.Which, command="apt-get"):
         from rigctl.roles.toolchain import setup_debian
 
-        packages = host.data.get("toolchain_apt_packages", defaults.APT_PACKAGES)
-        packages = [*packages, *defaults.APT_BACKEND_PACKAGES.get(backend, [])]
+        packages = role_value(host.data, "toolchain_apt_packages", defaults.TOOLCHAIN_APT_PACKAGES)
+        packages = [*packages, *defaults.TOOLCHAIN_APT_BACKEND_PACKAGES.get(backend, [])]
         setup_debian.install(
-            [*packages, *(extra_packages or [])], defaults.APT_CACHE_TIME, defaults.APT_LOCK_TIMEOUT
+            [*packages, *(extra_packages or [])],
+            defaults.TOOLCHAIN_APT_CACHE_TIME,
+            defaults.TOOLCHAIN_APT_LOCK_TIMEOUT,
         )
     elif host.get_fact(server_facts.Which, command="dnf"):
         from rigctl.roles.toolchain import setup_redhat
 
-        packages = host.data.get("toolchain_dnf_packages", defaults.DNF_PACKAGES)
-        setup_redhat.install([*packages, *(extra_packages or [])])
+        packages = role_value(host.data, "toolchain_dnf_packages", defaults.TOOLCHAIN_DNF_PACKAGES)
+        setup_redhat.install(packages, backend, extra_packages or [])
     else:
         raise OperationError("toolchain: no supported package manager (apt-get or dnf) found")

@@ -15,7 +15,7 @@ from rigctl.roletest.scenarios import SERVICE_UNIT, SERVICE_USER, service_unit_t
 from rigctl.verify.connection import read_secret
 
 CONFIG_DIR = f"{defaults.SERVICE_CONFIG_ROOT}/{SERVICE_UNIT}"
-UNIT_FILE = f"{defaults.SYSTEMD_UNIT_DIR}/{SERVICE_UNIT}.service"
+UNIT_FILE = f"{defaults.SERVICE_SYSTEMD_UNIT_DIR}/{SERVICE_UNIT}.service"
 
 
 def _show(host: testinfra.host.Host, *properties: str) -> dict[str, str]:
@@ -58,7 +58,7 @@ def test_unit_written_whole_and_atomically(host: testinfra.host.Host) -> None:
     unit = host.file(UNIT_FILE)
     assert (unit.user, unit.group, unit.mode) == ("root", "root", 0o644)
     assert unit.content_string == service_unit_text()
-    leftovers = host.run("ls -A %s | grep -F %s", defaults.SYSTEMD_UNIT_DIR, f"{SERVICE_UNIT}.")
+    leftovers = host.run("ls -A %s | grep -F %s", defaults.SERVICE_SYSTEMD_UNIT_DIR, f"{SERVICE_UNIT}.")
     assert leftovers.stdout.split() == [f"{SERVICE_UNIT}.service"]
 
 

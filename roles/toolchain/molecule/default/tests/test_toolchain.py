@@ -14,7 +14,7 @@ from rigctl.roles.toolchain import defaults
 CMAKE_MINIMUM = (3, 14)
 
 
-@pytest.mark.parametrize("package", defaults.APT_PACKAGES)
+@pytest.mark.parametrize("package", defaults.TOOLCHAIN_APT_PACKAGES)
 def test_apt_package_installed(host: testinfra.host.Host, package: str) -> None:
     assert host.package(package).is_installed, f"{package} is not installed"
 
@@ -34,11 +34,11 @@ def test_cmake_new_enough_for_llamacpp(host: testinfra.host.Host) -> None:
 
 def test_apt_update_recorded_within_cache_time(host: testinfra.host.Host) -> None:
     # the stamp `apt-get update` leaves (pyinfra touches it on Debian): a re-run within
-    # APT_CACHE_TIME does not update again, so it reports no change
+    # TOOLCHAIN_APT_CACHE_TIME does not update again, so it reports no change
     stamp = host.file("/var/lib/apt/periodic/update-success-stamp")
     assert stamp.exists
     now = int(host.check_output("date +%s"))
-    assert 0 <= now - stamp.mtime.timestamp() < defaults.APT_CACHE_TIME
+    assert 0 <= now - stamp.mtime.timestamp() < defaults.TOOLCHAIN_APT_CACHE_TIME
 
 
 def test_cmake_builds_cxx_through_ccache(host: testinfra.host.Host) -> None:

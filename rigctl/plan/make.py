@@ -1,0 +1,393 @@
+"""``make_plan``: the plan for serving a model to some users on some hardware, and its parts.
+
+Pure: no host, no I/O. Callers import it from :mod:`rigctl.plan`.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from rigctl.errors import BadInput
+from rigctl.hardware import ACCELERATORS, Hardware
+from rigctl.models.catalog import CatalogModel
+from rigctl.models.facts import ModelFacts
+from rigctl.models.refs import hf_resolve_url, model_file_name
+from rigctl.plan import preflight
+from rigctl.plan.limits import validate_inputs
+from rigctl.plan.llamacpp import GgufLayout, choose_layout, llama_server_args
+from rigctl.plan.memory import Device, gib, gpu_devices, host_device
+from rigctl.plan.ollama import ollama_env, ollama_model_name
+from rigctl.plan.quant import choose_quant
+from rigctl.plan.runtime import (
+    Situation,
+    check_requested_runtime,
+    choose_runtime,
+    lowest_compute_capability,
+    requested_runtime_warnings,
+    vllm_blocker,
+    wants_vllm,
+)
+from rigctl.plan.types import DevicePlacement, MemoryPlan, Plan, PlannedModel
+from rigctl.plan.vllm import (
+    VllmFit,
+    cpu_dtype,
+    fit_vllm,
+    fit_vllm_cpu,
+    vllm_args,
+    vllm_env,
+    vllm_reason,
+)
+
+# Where the model role puts GGUF files on a host; llama-server's -m points here.
+DEFAULT_MODEL_DIR = "/var/lib/rigctl/models"
+
+# llama.cpp's CUDA backend builds for compute capability 5.0 and newer (ggml-cuda CMake).
+MIN_LLAMACPP_COMPUTE_CAPABILITY = (5, 0)
+
+
+def _accelerator(hardware: Hardware) -> tuple[str, list[str]]:
+    """Return the accelerator to plan for and warnings when it falls back to the CPU."""
+    accelerator = hardware.accelerator
+    if accelerator not in ACCELERATORS:
+        raise BadInput(f"unknown accelerator {accelerator!r}", field="accelerator")
+    if accelerator == "cpu":
+        return "cpu", []
+    if not gpu_devices(hardware, accelerator):
+        return "cpu", [f"accelerator {accelerator} but no matching GPU listed: planning for CPU"]
+    cc = lowest_compute_capability(hardware)
+    if accelerator == "cuda" and cc is not None and cc < MIN_LLAMACPP_COMPUTE_CAPABILITY:
+        return "cpu", [
+            f"GPU compute capability {cc[0]}.{cc[1]} is older than any current runtime "
+            "supports (5.0): planning for CPU"
+        ]
+    return accelerator, []
+
+
+def _download_urls(sources: tuple[str, ...]) -> list[str]:
+    urls = []
+    for source in sources:
+        if source.startswith("hf://"):
+            org, repo, path = source[len("hf://") :].split("/", 2)
+            path, _, revision = path.partition("@")
+            urls.append(hf_resolve_url(f"{org}/{repo}", path, revision or "main"))
+        elif source.startswith(("https://", "http://")):
+            urls.append(source)
+    return urls
+
+
+def _basename(source: str) -> str:
+    """The model's file name on the host: confined to the models directory, one file per
+    source (``..@.gguf`` and ``a@1.gguf``/``a@2.gguf`` included)."""
+    return model_file_name(source)
+
+
+def _gguf_plan(
+    runtime: str,
+    facts: ModelFacts,
+    layout: GgufLayout,
+    hardware: Hardware,
+    *,
+    context: int,
+    concurrency: int,
+    model_dir: str,
+    threads: int | None = None,
+) -> tuple[PlannedModel, list[str], dict[str, str], MemoryPlan, list[str]]:
+    """Return (model, args, env, memory, reasons) for llama.cpp or Ollama."""
+    source = facts.source or facts.name
+    host_path = posixpath.join(model_dir, _basename(source))
+    reasons = []
+    if runtime == "ollama":
+        ref = ollama_model_name(facts.source, facts.quant) or host_path
+        args = ["serve"]
+        env = ollama_env(layout=layout, context_per_slot=context, slots=concurrency)
+    else:
+        ref = host_path
+        cores = hardware.cpu.cores or hardware.cpu.threads or 1
+        args = llama_server_args(
+            model_path=host_path,
+            layout=layout,
+            context_per_slot=context,
+            slots=concurrency,
+            threads=threads or cores,
+        )
+        env = {}
+        if threads:
+            reasons.append(
+                f"threads: -t {threads}, from the host data (planned: {cores}, the physical cores)"
+            )
+        elif not layout.placement.full_offload:
+            reasons.append(
+                f"threads: -t {cores}, the physical cores (hyper-threads add "
+                "nothing to memory-bound decoding)"
+            )
+        if concurrency > 1:
+            reasons.append(
+                f"slots: -np {concurrency} with -c {context * concurrency:,}, so each "
+                f"user gets {context:,} tokens"
+            )
+    placement = layout.placement
+    rows = placement.placement
+    model = PlannedModel(
+        name=facts.name or facts.architecture,
+        quant=(facts.quant or "unknown").upper(),
+        format="gguf",
+        source=source,
+        urls=_download_urls(facts.sources or ((facts.source,) if facts.source else ())),
+        size_bytes=facts.file_size,
+        size_exact=facts.size_exact,
+        sha256=facts.sha256,
+        runtime_ref=ref,
+    )
+    memory = MemoryPlan(
+        weights_bytes=sum(r.weights for r in rows),
+        kv_cache_bytes=sum(r.kv_cache for r in rows),
+        overhead_bytes=sum(r.overhead for r in rows),
+        kv_cache_type=placement.kv_type,
+        context_per_slot=context,
+        slots=concurrency,
+        placement=rows,
+        gpu_layers=placement.gpu_layers,
+        n_layers=facts.n_layers,
+    )
+    return model, args, env, memory, reasons
+
+
+_QUANT_OF_DTYPE = {"float32": "F32", "bfloat16": "BF16", "float16": "F16", "float8_e4m3fn": "FP8"}
+
+
+def vllm_host_path(base: ModelFacts, model_dir: str) -> tuple[str, str, str]:
+    """Return (source, path on the host, served model name) of a vLLM model.
+
+    A directory from the controller keeps its name; a Hub repository gets
+    ``<org>--<name>@<revision>``, so two revisions never share a directory.
+    """
+    if base.hf_dir:
+        name = posixpath.basename(base.hf_dir.rstrip("/"))
+        return base.hf_dir, posixpath.join(model_dir, name), name
+    repo = base.hf_repo or ""
+    revision = base.hf_revision or "main"
+    source = (
+        base.source if base.format == "safetensors" and base.source else f"hf://{repo}@{revision}"
+    )
+    return source, posixpath.join(model_dir, f"{repo.replace('/', '--')}@{revision}"), repo
+
+
+def _vllm_plan(
+    base: ModelFacts,
+    fit: VllmFit,
+    *,
+    context: int,
+    concurrency: int,
+    exact: bool,
+    model_dir: str,
+) -> tuple[PlannedModel, list[str], MemoryPlan]:
+    """Return (model, args, memory) for vLLM."""
+    source, host_path, served = vllm_host_path(base, model_dir)
+    if fit.device == "cpu":
+        quant = _QUANT_OF_DTYPE[fit.dtype]
+    else:
+        quant = "F16" if base.hf_dtype == "float16" else "BF16"
+    model = PlannedModel(
+        name=base.name or served,
+        quant=quant,
+        format="safetensors",
+        source=source,
+        urls=[],
+        size_bytes=base.hf_weights_bytes or 0,
+        size_exact=exact,
+        sha256=None,
+        runtime_ref=host_path,
+    )
+    rows: list[DevicePlacement] = fit.gpus
+    memory = MemoryPlan(
+        weights_bytes=sum(r.weights for r in rows),
+        kv_cache_bytes=sum(r.kv_cache for r in rows),
+        overhead_bytes=sum(r.overhead for r in rows),
+        kv_cache_type=fit.kv_dtype,
+        context_per_slot=context,
+        slots=concurrency,
+        placement=rows,
+        gpu_layers=None,
+        n_layers=base.n_layers,
+    )
+    args = vllm_args(
+        model_path=host_path, served_name=served, fit=fit, context=context, concurrency=concurrency
+    )
+    return model, args, memory
+
+
+def make_plan(
+    hardware: Hardware,
+    model: ModelFacts | CatalogModel,
+    *,
+    concurrency: int = 1,
+    context: int | None = None,
+    runtime: str = "auto",
+    prefer: str = "control",
+    model_dir: str = DEFAULT_MODEL_DIR,
+    threads: int | None = None,
+) -> Plan:
+    """Return the :class:`Plan` for serving ``model`` to ``concurrency`` users on ``hardware``.
+
+    ``context`` is per request (default: 8,192 or the model's native context if smaller).
+    ``runtime`` "auto" follows the decision tree in :mod:`rigctl.plan.runtime`; an explicit
+    runtime is honoured with warnings when it is a poor fit, and refused with BadInput
+    (field runtime) when it cannot run here. Inputs out of range raise BadInput naming the
+    field. A host too small for the plan gets ``errors`` in the plan, not an exception.
+    ``threads`` overrides llama.cpp's CPU threads (default: the physical cores).
+    """
+    context = validate_inputs(
+        model, concurrency=concurrency, context=context, runtime=runtime, prefer=prefer
+    )
+    accelerator, warnings = _accelerator(hardware)
+    gpus: list[Device] = gpu_devices(hardware, accelerator)
+    catalog = model if isinstance(model, CatalogModel) else None
+    base = catalog.facts(catalog.quant or catalog.quants[0]) if catalog else model
+    assert isinstance(base, ModelFacts)
+    has_safetensors = bool((base.hf_repo or base.hf_dir) and base.hf_weights_bytes)
+    only_vllm = base.format == "safetensors"
+    forced_reason = ""
+    if only_vllm and runtime in ("llamacpp", "ollama"):
+        raise BadInput(
+            f"{base.name} is a Hugging Face safetensors model, which only vLLM serves "
+            "(use runtime vllm, or a GGUF of it for llama.cpp and Ollama)",
+            field="runtime",
+        )
+    if only_vllm and runtime == "auto":
+        runtime = "vllm"
+        forced_reason = (
+            f"vLLM: {base.name} is a Hugging Face safetensors model, which only vLLM serves"
+        )
+    check_requested_runtime(runtime, hardware, accelerator, has_safetensors)
+    cc = lowest_compute_capability(hardware)
+    reasons: list[str] = []
+    errors: list[str] = []
+
+    facts: ModelFacts | None = None
+    layout: GgufLayout | None = None
+    gguf_reasons: list[str] = []
+    pinned: str | None = None
+    if runtime != "vllm":
+        if catalog is not None and catalog.quant is None:
+            quant, why = choose_quant(
+                catalog, hardware, gpus, context_per_slot=context, slots=concurrency
+            )
+            gguf_reasons.append(why)
+            facts = catalog.facts(quant)
+        else:
+            facts = catalog.facts() if catalog is not None else base
+            pinned = facts.quant.upper() if facts.quant else "this GGUF file"
+        layout = choose_layout(facts, hardware, gpus, context_per_slot=context, slots=concurrency)
+        gguf_reasons += layout.reasons
+
+    blocker = vllm_blocker(hardware, accelerator, has_safetensors)
+    fit: VllmFit | None = None
+    # Also for an explicit llama.cpp/Ollama: whether vLLM would fit decides a warning.
+    if blocker is None and (
+        runtime == "vllm" or (accelerator == "cuda" and wants_vllm(concurrency, prefer))
+    ):
+        if accelerator == "cpu":
+            fit = fit_vllm_cpu(
+                base,
+                host_device(hardware),
+                context=context,
+                concurrency=concurrency,
+                dtype=cpu_dtype(hardware.cpu.flags),
+            )
+        else:
+            fit = fit_vllm(
+                base, gpus, context=context, concurrency=concurrency, compute_capability=cc
+            )
+
+    placement = layout.placement if layout else None
+    situation = Situation(
+        accelerator=accelerator,
+        concurrency=concurrency,
+        prefer=prefer,
+        compute_capability=cc,
+        vllm_blocker=blocker,
+        vllm_fits=bool(fit and fit.runs),
+        partial_offload=bool(placement and placement.gpus and not placement.full_offload),
+        kv_quantized=bool(layout and layout.kv_quantized and placement and placement.gpus),
+        multi_gpu=bool(placement and placement.gpus_used > 1),
+        pinned_quant=pinned,
+    )
+    if forced_reason:
+        chosen = runtime
+        reasons.append(forced_reason)
+    elif runtime == "auto":
+        chosen, why = choose_runtime(situation)
+        reasons.append(why)
+    else:
+        chosen = runtime
+        reasons.append(f"{runtime}: requested explicitly")
+        warnings += requested_runtime_warnings(runtime, situation)
+
+    if chosen == "vllm":
+        assert fit is not None
+        exact = catalog.hf_weights_exact if catalog else True
+        planned, args, memory = _vllm_plan(
+            base, fit, context=context, concurrency=concurrency, exact=exact, model_dir=model_dir
+        )
+        env: dict[str, str] = vllm_env(fit)
+        reasons.append(vllm_reason(fit, context=context, concurrency=concurrency))
+        reasons.append(f"--max-num-seqs {concurrency}: one running sequence per user")
+        if not fit.runs and fit.device == "cpu":
+            errors.append(
+                f"vLLM cannot load {planned.name}: {gib(fit.weights_per_gpu)} of "
+                f"{fit.dtype} weights and {gib(fit.gpus[0].overhead)} of runtime leave no room "
+                f"for one {context:,}-token sequence in {gib(fit.gpus[0].usable)} of usable memory"
+            )
+        elif not fit.runs:
+            errors.append(
+                f"vLLM cannot load {planned.name}: {gib(fit.weights_per_gpu)} of bf16 "
+                f"weights per GPU at tensor parallel {fit.tensor_parallel} leave no room for "
+                f"one {context:,}-token sequence"
+            )
+        elif not fit.meets_target:
+            warnings.append(
+                f"vLLM's KV pool holds {fit.sequences} sequences of {context:,} tokens at once; "
+                f"with {concurrency} users at full context the rest wait"
+            )
+    else:
+        assert facts is not None and layout is not None
+        planned, args, env, memory, flag_reasons = _gguf_plan(
+            chosen,
+            facts,
+            layout,
+            hardware,
+            context=context,
+            concurrency=concurrency,
+            model_dir=model_dir,
+            threads=threads,
+        )
+        reasons += gguf_reasons + flag_reasons
+        errors += preflight.check_memory(memory.placement, unified=hardware.unified_memory)
+        uses_cpu = not layout.placement.full_offload
+        warnings += preflight.check_cpu(hardware, uses_cpu)
+
+    if threads and chosen != "llamacpp":
+        warnings.append(f"threads: {threads} in the host data is ignored: {chosen} picks its own")
+    elif threads and hardware.cpu.threads and threads > hardware.cpu.threads:
+        warnings.append(
+            f"threads: -t {threads} is more than the host's {hardware.cpu.threads} hardware "
+            "threads; the extra ones only wait on each other"
+        )
+    driver_warnings, driver_errors = preflight.check_driver(hardware, accelerator, chosen)
+    disk_warnings, disk_errors = preflight.check_disk(
+        hardware, planned.size_bytes, f"{planned.name} {planned.quant}"
+    )
+    warnings += driver_warnings + disk_warnings
+    errors += driver_errors + disk_errors
+    return Plan(
+        runtime=chosen,
+        model=planned,
+        args=args,
+        env=env,
+        memory=memory,
+        concurrency=concurrency,
+        context=context,
+        reasons=reasons,
+        warnings=warnings,
+        errors=errors,
+    )
