@@ -44,14 +44,10 @@ def _last_bench(status: HostStatus) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def status(target: str, limit: list[str] | None, as_json: bool) -> None:
     """Fleet table: runtime, build, model, unit state, health, metrics, last bench."""
-    statuses = fleet_status(target, limit)
+    result = fleet_status(target, limit)
+    statuses = result.hosts
     if as_json:
-        emit_json(
-            {
-                "hosts": {name: s.to_json() for name, s in statuses.items()},
-                "failed": [name for name, s in statuses.items() if not s.ok],
-            }
-        )
+        emit_json(result.to_json())
     else:
         rows = []
         for name, s in statuses.items():
@@ -91,4 +87,4 @@ def status(target: str, limit: list[str] | None, as_json: bool) -> None:
                     f"{s.unproven_since} is kept: `rigctl rollback {target} --limit {name}` "
                     "goes back to it)"
                 )
-    raise click.exceptions.Exit(0 if all(s.ok for s in statuses.values()) else 1)
+    raise click.exceptions.Exit(result.exit_code)

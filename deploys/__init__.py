@@ -1,16 +1,43 @@
 """Deploys: a host's plan served by one runtime, composed from the roles.
 
-``llamacpp.serve``, ``ollama.serve`` and ``vllm.serve`` take the same inputs (the host's spec, hardware, plan and
-the files the controller fetched) and return a :class:`Served`; ``rigctl.provision`` picks one by
-the plan's runtime.
+Every runtime's deploy has the same shape, so ``rigctl.provision`` never branches on the
+runtime. ``deploys/<runtime>.py`` offers one :class:`Deploy` subclass, made per host from its
+:class:`HostInputs`; the pipeline calls, in order:
+
+1. the constructor: the runtime's own settings from host data, checked (``BadInput``: exit 2,
+   before anything changes anywhere);
+2. :meth:`Deploy.prepare`, on the controller: what the host needs from it before the run
+   (models, sources, release archives, wheels), each fetched once per run through
+   :class:`~rigctl.fetch.shared.SharedFetches`;
+3. :meth:`Deploy.serve`, inside a pyinfra deploy context (``Session.prepare`` runs it per
+   host): the operations that serve the plan, ending in :func:`record` (the manifest written,
+   a :class:`Served` returned);
+4. :meth:`Deploy.keep`, on the controller once the host serves: what the controller keeps
+   from it for other hosts (llama.cpp: its build, for hosts with the same build key).
+
+:data:`rigctl.deploys.runtimes.RUNTIMES` maps each runtime's name to its class.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from io import StringIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rigctl.hardware import Hardware
+from rigctl.hostspec import HostSpec
+from rigctl.manifest import MANIFEST, Deployment
+from rigctl.plan import DEFAULT_MODEL_DIR, Plan
+from rigctl.progress import Reporter
+
+if TYPE_CHECKING:
+    from rigctl.fetch.shared import SharedFetches
+    from rigctl.pyinfra_api import Host
 
 #: Where every runtime's model files live on a host.
-MODEL_DIR = "/var/lib/rigctl/models"
+MODEL_DIR = DEFAULT_MODEL_DIR
 
 #: Device nodes a GPU backend needs inside a unit's closed device policy (DeviceAllow=).
 GPU_DEVICES: dict[str, list[str]] = {
@@ -34,6 +61,29 @@ GPU_GROUPS: dict[str, list[str]] = {
 
 
 @dataclass(frozen=True)
+class HostInputs:
+    """Everything known of one host before its deploy: checked host data, hardware, plan."""
+
+    name: str
+    #: the host's data (pyinfra's ``host.data`` or a mapping), already checked by the schema
+    data: Any
+    spec: HostSpec
+    hardware: Hardware
+    plan: Plan
+
+    @property
+    def allow_http(self) -> bool:
+        """Host data ``allow_http``: plain http beyond loopback, and then only with a sha256."""
+        return self.data.get("allow_http", False) is True
+
+    @property
+    def mirrors(self) -> list[str]:
+        """``model_mirrors`` (checked by the host-data schema), paths as ``file:`` URLs."""
+        value = self.data.get("model_mirrors", []) or []
+        return [str(Path(v).resolve().as_uri()) if v.startswith("/") else v for v in value]
+
+
+@dataclass(frozen=True)
 class Served:
     """What was set up, for the summary and the smoke check."""
 
@@ -50,3 +100,62 @@ class Served:
     health_path: str = "/health"
     #: seconds the smoke check waits for it (vLLM loads and compiles for minutes)
     ready_timeout: float = 180.0
+
+
+def record(
+    manifest: Deployment,
+    spec: HostSpec,
+    rendered: Mapping[str, str],
+    *,
+    ready_timeout: float = 180.0,
+) -> Served:
+    """The end of every serve: the deployment manifest written atomically on the host (what
+    ``bench``, ``status``, ``verify`` and ``rollback`` read), and what was served."""
+    from rigctl.operations.files import atomic_put
+
+    text = manifest.render()
+    atomic_put(name="deployment manifest", src=StringIO(text), dest=MANIFEST, mode="0644")
+    return Served(
+        unit=manifest.unit,
+        endpoint=spec.endpoint,
+        api_key_file=manifest.api_key_file,
+        build=manifest.build,
+        model_path=manifest.model_path,
+        rendered={**rendered, MANIFEST: text},
+        served_model=manifest.served_model,
+        health_path=manifest.health_path,
+        ready_timeout=ready_timeout,
+    )
+
+
+class Deploy:
+    """One host's deploy of one runtime: the shape every runtime has (see the module doc)."""
+
+    #: the service this runtime runs (systemd unit name, without ``.service``)
+    UNIT: ClassVar[str]
+
+    def __init__(self, inputs: HostInputs) -> None:
+        """Check the runtime's own settings from host data (``BadInput``, nothing changed)."""
+        self.inputs = inputs
+
+    def prepare(self, fetches: SharedFetches) -> None:
+        """On the controller, before the run: fetch what the host needs."""
+        raise NotImplementedError
+
+    def serve(self) -> Served:
+        """Inside the host's pyinfra deploy context: the operations that serve the plan."""
+        raise NotImplementedError
+
+    @property
+    def build_key(self) -> str | None:
+        """Hosts with the same key run the same build: the first compiles it and the controller
+        keeps it (:meth:`keep`); None when this runtime builds nothing on the host."""
+        return None
+
+    def keep(self, host: Host, report: Reporter) -> None:
+        """On the controller, once the host serves: keep what other hosts can reuse."""
+        return None
+
+    def lock(self) -> tuple[str, int]:
+        """The model's sha256 and size, as served, for the inventory's lockfile."""
+        return self.inputs.plan.model.sha256 or "", self.inputs.plan.model.size_bytes

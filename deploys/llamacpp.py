@@ -1,28 +1,36 @@
 """Serve a plan with llama.cpp on one host: toolchain, build, model, dedicated user, unit.
 
-Call :func:`serve` inside a pyinfra deploy context (``Session.prepare`` does, per host); every
+:class:`LlamaCppDeploy` has the shape of every runtime's deploy (:mod:`rigctl.deploys`); every
 value comes from the host's :class:`~rigctl.plan.Plan` and :class:`~rigctl.hostspec.HostSpec`,
 nothing is re-derived here.
 """
 
 from __future__ import annotations
 
-from io import StringIO
+import logging
+from typing import TYPE_CHECKING
 
-from rigctl.deploys import GPU_DEVICES, GPU_GROUPS, MODEL_DIR, Served
+from rigctl.deploys import GPU_DEVICES, GPU_GROUPS, MODEL_DIR, Deploy, HostInputs, Served, record
 from rigctl.roles import llamacpp, service, toolchain
 from rigctl.roles.llamacpp.backends import cuda_architecture
 from rigctl.roles.service import api_key_path
 from rigctl.templates import render
 
+from rigctl.fetch.builds import cached_build, keep_build
 from rigctl.fetch.http import Verified
-from rigctl.fetch.llamacpp_source import PackedSource
+from rigctl.fetch.llamacpp_source import LlamaCppSource, PackedSource
 from rigctl.hardware import Hardware
 from rigctl.hostspec import HostSpec
-from rigctl.manifest import MANIFEST, Deployment
-from rigctl.operations.files import atomic_put, verified_file
+from rigctl.manifest import Deployment
+from rigctl.operations.files import verified_file
 from rigctl.plan import Plan
-from rigctl.pyinfra_api import files, host
+from rigctl.progress import Reporter
+from rigctl.pyinfra_api import Host, files, host
+
+if TYPE_CHECKING:
+    from rigctl.fetch.shared import SharedFetches
+
+log = logging.getLogger(__name__)
 
 UNIT = "rigctl-llama-server"
 LAUNCHD_LABEL = "org.rigctl.llama-server"
@@ -124,80 +132,117 @@ def render_plist(
     )
 
 
-def serve(
-    spec: HostSpec,
-    hardware: Hardware,
-    plan: Plan,
-    source: PackedSource,
-    model: Verified,
-    extra_cmake_args: list[str] | None = None,
-    prebuilt: str | None = None,
-) -> Served:
-    build = build_spec_for(hardware, plan, source.version, extra_cmake_args or [])
-    toolchain.install(backend=build.backend)
-    current_build = llamacpp.install(source_tarball=str(source.tarball), spec=build, prebuilt=prebuilt)
+class LlamaCppDeploy(Deploy):
+    """llama.cpp: the toolchain, a build from source for the host's backend (or the kept build of
+    another host with the same build key), the model, a dedicated user and the unit."""
 
-    model_path = plan.model.runtime_ref
-    files.directory(name="model: directory", path=MODEL_DIR, mode="0755")
-    model_op = verified_file(
-        name=f"model: {model_path.rsplit('/', 1)[-1]}",
-        src=str(model.path),
-        dest=model_path,
-        sha256=model.sha256,
-        mode="0644",
-    )
+    UNIT = UNIT
 
-    service.user(user_name=USER, groups=GPU_GROUPS.get(build.backend, []))
-    key_file = api_key_path(UNIT)
-    prefix = llamacpp.install_prefix(host)
-    if hardware.os.init == "launchd":
-        unit_text = render_plist(spec, plan, build, prefix)
-        unit_file = f"/Library/LaunchDaemons/{LAUNCHD_LABEL}.plist"
-        service.install_launchd(
-            unit=UNIT,
-            label=LAUNCHD_LABEL,
-            plist_text=unit_text,
-            user_name=USER,
-            directories=[f"/var/lib/{UNIT}", "/var/log/rigctl"],
-            changed_inputs=[model_op, current_build],
+    def __init__(self, inputs: HostInputs) -> None:
+        super().__init__(inputs)
+        self.source = LlamaCppSource.from_host_data(
+            inputs.data.get("llamacpp_source"), inputs.name, allow_http=inputs.allow_http
         )
-    else:
-        unit_text = render_unit(spec, plan, build, prefix)
-        unit_file = service.unit_path(UNIT)
-        service.install(
-            unit=UNIT,
-            unit_text=unit_text,
-            user_name=USER,
-            changed_inputs=[model_op, current_build],
-            input_paths=[
-                model_path,
-                f"{prefix}/current",
-                server_argv(plan, spec, key_file, prefix)[0],
-            ],
+        self.cmake_args = list(inputs.data.get("llamacpp_cmake_args", []) or [])
+        self.build = build_spec_for(
+            inputs.hardware, inputs.plan, self.source.version, self.cmake_args
         )
-    manifest = Deployment(
-        runtime="llamacpp",
-        unit=UNIT,
-        listen=spec.listen,
-        port=spec.port,
-        api_key_file=key_file,
-        user=USER,
-        build=build.name,
-        model_name=plan.model.name,
-        model_quant=plan.model.quant,
-        model_path=model_path,
-        model_sha256=model.sha256,
-        args=server_argv(plan, spec, key_file, prefix),
-        config_files=[unit_file],
-    )
-    atomic_put(
-        name="deployment manifest", src=StringIO(manifest.render()), dest=MANIFEST, mode="0644"
-    )
-    return Served(
-        unit=UNIT,
-        endpoint=spec.endpoint,
-        api_key_file=key_file,
-        build=build.name,
-        model_path=model_path,
-        rendered={unit_file: unit_text, MANIFEST: manifest.render()},
-    )
+        self.packed: PackedSource | None = None
+        self.model: Verified | None = None
+
+    def prepare(self, fetches: SharedFetches) -> None:
+        name, plan = self.inputs.name, self.inputs.plan
+        self.model = fetches.model(
+            name, plan.model, self.inputs.mirrors, allow_http=self.inputs.allow_http
+        )
+        self.packed = fetches.llamacpp_source(name, self.source)
+
+    @property
+    def build_key(self) -> str:
+        return self.build.name
+
+    def keep(self, host: Host, report: Reporter) -> None:
+        # Whenever the controller lacks it, not only right after compiling: a run killed while
+        # keeping it would otherwise leave every later host of this key compiling again.
+        if cached_build(self.build.name):
+            return
+        report(host.name, "build", f"keeping {self.build.name} for hosts with the same key")
+        try:
+            keep_build(host, self.build.name, llamacpp.install_prefix(host))
+        except OSError as e:
+            log.warning("could not keep build %s: %s", self.build.name, e)
+
+    def lock(self) -> tuple[str, int]:
+        assert self.model is not None, "prepare() first"
+        return self.model.sha256, self.model.size
+
+    def serve(self) -> Served:
+        assert self.packed is not None and self.model is not None, "prepare() first"
+        spec, hardware, plan, build = (
+            self.inputs.spec,
+            self.inputs.hardware,
+            self.inputs.plan,
+            self.build,
+        )
+        prebuilt = cached_build(build.name)
+        toolchain.install(backend=build.backend)
+        current_build = llamacpp.install(
+            source_tarball=str(self.packed.tarball),
+            spec=build,
+            prebuilt=str(prebuilt) if prebuilt else None,
+        )
+
+        model_path = plan.model.runtime_ref
+        files.directory(name="model: directory", path=MODEL_DIR, mode="0755")
+        model_op = verified_file(
+            name=f"model: {model_path.rsplit('/', 1)[-1]}",
+            src=str(self.model.path),
+            dest=model_path,
+            sha256=self.model.sha256,
+            mode="0644",
+        )
+
+        service.user(user_name=USER, groups=GPU_GROUPS.get(build.backend, []))
+        key_file = api_key_path(UNIT)
+        prefix = llamacpp.install_prefix(host)
+        if hardware.os.init == "launchd":
+            unit_text = render_plist(spec, plan, build, prefix)
+            unit_file = f"/Library/LaunchDaemons/{LAUNCHD_LABEL}.plist"
+            service.install_launchd(
+                unit=UNIT,
+                label=LAUNCHD_LABEL,
+                plist_text=unit_text,
+                user_name=USER,
+                directories=[f"/var/lib/{UNIT}", "/var/log/rigctl"],
+                changed_inputs=[model_op, current_build],
+            )
+        else:
+            unit_text = render_unit(spec, plan, build, prefix)
+            unit_file = service.unit_path(UNIT)
+            service.install(
+                unit=UNIT,
+                unit_text=unit_text,
+                user_name=USER,
+                changed_inputs=[model_op, current_build],
+                input_paths=[
+                    model_path,
+                    f"{prefix}/current",
+                    server_argv(plan, spec, key_file, prefix)[0],
+                ],
+            )
+        manifest = Deployment(
+            runtime="llamacpp",
+            unit=UNIT,
+            listen=spec.listen,
+            port=spec.port,
+            api_key_file=key_file,
+            user=USER,
+            build=build.name,
+            model_name=plan.model.name,
+            model_quant=plan.model.quant,
+            model_path=model_path,
+            model_sha256=self.model.sha256,
+            args=server_argv(plan, spec, key_file, prefix),
+            config_files=[unit_file],
+        )
+        return record(manifest, spec, {unit_file: unit_text})

@@ -8,21 +8,25 @@ environment, so neither ever appears in argv, the unit or rigctl's output.
 from __future__ import annotations
 
 from io import StringIO
+from typing import TYPE_CHECKING, Any
 
-from rigctl.deploys import GPU_DEVICES, GPU_GROUPS, MODEL_DIR, Served
+from rigctl.deploys import GPU_DEVICES, GPU_GROUPS, MODEL_DIR, Deploy, HostInputs, Served, record
 from rigctl.roles import service, vllm
 from rigctl.roles.service import api_key_path
 from rigctl.roles.vllm import VenvSpec
 from rigctl.templates import env_file, render
 
+from rigctl.errors import BadInput
 from rigctl.fetch.model_dir import ModelDir
-from rigctl.hardware import Hardware
 from rigctl.hostspec import HostSpec
-from rigctl.manifest import MANIFEST, Deployment
+from rigctl.manifest import Deployment
 from rigctl.models.hf_model import SERVED_PATTERNS
 from rigctl.operations.files import atomic_put, verified_file
 from rigctl.plan import Plan
 from rigctl.pyinfra_api import files, host
+
+if TYPE_CHECKING:
+    from rigctl.fetch.shared import SharedFetches
 
 UNIT = "rigctl-vllm"
 USER = vllm.defaults.VLLM_USER
@@ -108,106 +112,129 @@ def render_unit(
     )
 
 
-def serve(
-    spec: HostSpec,
-    hardware: Hardware,
-    plan: Plan,
-    venv: VenvSpec,
-    model: ModelDir | None,
-    hf_token: str | None = None,
-) -> Served:
-    """Deploy vLLM: ``model`` is a directory from the controller, or None to fetch
-    ``plan.model.source`` (``hf://org/repo@revision``) from the Hub on the host."""
-    installed = vllm.install(venv)
-    prefix = vllm.install_prefix(host)
-    model_path = plan.model.runtime_ref
-    files.directory(name="model: directory", path=MODEL_DIR, mode="0755")
+def hf_token(data: Any, host_name: str) -> str | None:
+    """The Hugging Face token for gated repositories (host data ``hf_token``), or None."""
+    token = data.get("hf_token")
+    if token is None or token == "":
+        return None
+    if not isinstance(token, str) or not token.isprintable() or any(c.isspace() for c in token):
+        raise BadInput("must be a single-line token", host=host_name, field="hf_token")
+    return token
 
-    token_file = token_path()
-    if hf_token:
-        token_op = atomic_put(
-            name="vllm: Hugging Face token",
-            src=StringIO(token_file_text(hf_token)),
-            dest=token_file,
-            mode="0600",
-            user=USER,
-            group=USER,
+
+class VllmDeploy(Deploy):
+    """vLLM: a pinned virtualenv, the model (pushed from the controller, or fetched by the host
+    from the Hub at a pinned revision), a dedicated user and a hardened unit."""
+
+    UNIT = UNIT
+
+    def __init__(self, inputs: HostInputs) -> None:
+        super().__init__(inputs)
+        self.venv = vllm.venv_spec(
+            inputs.data, inputs.name, vllm.variant_for(inputs.hardware.accelerator)
         )
-    else:
-        token_op = files.file(name="vllm: no Hugging Face token", path=token_file, present=False)
+        self.hf_token = hf_token(inputs.data, inputs.name)
+        self.model: ModelDir | None = None
 
-    service.user(user_name=USER, groups=GPU_GROUPS.get(venv.variant, []))
-    model_ops = []
-    if model is not None:
-        for item in model.files:
+    def prepare(self, fetches: SharedFetches) -> None:
+        """A model directory on the controller is hashed for the push; a Hub repository is
+        fetched by the host itself (its revision pinned), so nothing is fetched here."""
+        source = self.inputs.plan.model.source
+        if not source.startswith("hf://"):
+            self.model = fetches.model_dir(self.inputs.name, source)
+
+    def lock(self) -> tuple[str, int]:
+        if self.model is None:
+            return super().lock()
+        return self.model.sha256, self.model.size
+
+    def serve(self) -> Served:
+        """Deploy vLLM: the model is a directory from the controller, or None to fetch
+        ``plan.model.source`` (``hf://org/repo@revision``) from the Hub on the host."""
+        spec, hardware, plan, venv, model = (
+            self.inputs.spec,
+            self.inputs.hardware,
+            self.inputs.plan,
+            self.venv,
+            self.model,
+        )
+        installed = vllm.install(venv)
+        prefix = vllm.install_prefix(host)
+        model_path = plan.model.runtime_ref
+        files.directory(name="model: directory", path=MODEL_DIR, mode="0755")
+
+        token_file = token_path()
+        if self.hf_token:
+            token_op = atomic_put(
+                name="vllm: Hugging Face token",
+                src=StringIO(token_file_text(self.hf_token)),
+                dest=token_file,
+                mode="0600",
+                user=USER,
+                group=USER,
+            )
+        else:
+            token_op = files.file(name="vllm: no Hugging Face token", path=token_file, present=False)
+
+        service.user(user_name=USER, groups=GPU_GROUPS.get(venv.variant, []))
+        model_ops = []
+        if model is not None:
+            for item in model.files:
+                model_ops.append(
+                    verified_file(
+                        name=f"model: {model_path.rsplit('/', 1)[-1]}/{item.relative}",
+                        src=str(item.path),
+                        dest=f"{model_path}/{item.relative}",
+                        sha256=item.sha256,
+                        mode="0644",
+                    )
+                )
+            sha256 = model.sha256
+        else:
+            repo, _, revision = plan.model.source.removeprefix("hf://").partition("@")
             model_ops.append(
-                verified_file(
-                    name=f"model: {model_path.rsplit('/', 1)[-1]}/{item.relative}",
-                    src=str(item.path),
-                    dest=f"{model_path}/{item.relative}",
-                    sha256=item.sha256,
-                    mode="0644",
+                vllm.hub_snapshot(
+                    name=f"model: {repo}@{revision or 'main'} from the Hub",
+                    venv=f"{prefix}/{venv.name}",
+                    repo=repo,
+                    revision=revision or "main",
+                    dest=model_path,
+                    env_files=[token_file],
+                    patterns=list(SERVED_PATTERNS),
                 )
             )
-        sha256 = model.sha256
-    else:
-        repo, _, revision = plan.model.source.removeprefix("hf://").partition("@")
-        model_ops.append(
-            vllm.hub_snapshot(
-                name=f"model: {repo}@{revision or 'main'} from the Hub",
-                venv=f"{prefix}/{venv.name}",
-                repo=repo,
-                revision=revision or "main",
-                dest=model_path,
-                env_files=[token_file],
-                patterns=list(SERVED_PATTERNS),
-            )
-        )
-        sha256 = ""
+            sha256 = ""
 
-    unit_text = render_unit(spec, plan, venv, hardware.accelerator, prefix)
-    unit_file = service.unit_path(UNIT)
-    service.install(
-        unit=UNIT,
-        unit_text=unit_text,
-        user_name=USER,
-        changed_inputs=[installed, token_op, *model_ops],
-        key_variable=KEY_VARIABLE,
-        # what those write: changed since the last restart (a run killed in between), they
-        # restart the service too (the model directory's ctime moves with each file placed)
-        input_paths=[model_path, f"{prefix}/{venv.name}/.rigctl-installed", token_file],
-    )
-    key_file = api_key_path(UNIT, variable=KEY_VARIABLE)
-    served_name = plan.args[plan.args.index("--served-model-name") + 1]
-    manifest = Deployment(
-        runtime="vllm",
-        unit=UNIT,
-        listen=spec.listen,
-        port=spec.port,
-        api_key_file=key_file,
-        user=USER,
-        build=venv.name,
-        model_name=plan.model.name,
-        model_quant=plan.model.quant,
-        model_path=model_path,
-        model_sha256=sha256,
-        args=server_argv(plan, spec, vllm.python(venv, prefix)),
-        metrics_path="/metrics",
-        served_model=served_name,
-        health_path="/health",
-        config_files=[unit_file],
-    )
-    atomic_put(
-        name="deployment manifest", src=StringIO(manifest.render()), dest=MANIFEST, mode="0644"
-    )
-    return Served(
-        unit=UNIT,
-        endpoint=spec.endpoint,
-        api_key_file=key_file,
-        build=venv.name,
-        model_path=model_path,
-        rendered={unit_file: unit_text, MANIFEST: manifest.render()},
-        served_model=served_name,
-        health_path="/health",
-        ready_timeout=READY_TIMEOUT,
-    )
+        unit_text = render_unit(spec, plan, venv, hardware.accelerator, prefix)
+        unit_file = service.unit_path(UNIT)
+        service.install(
+            unit=UNIT,
+            unit_text=unit_text,
+            user_name=USER,
+            changed_inputs=[installed, token_op, *model_ops],
+            key_variable=KEY_VARIABLE,
+            # what those write: changed since the last restart (a run killed in between), they
+            # restart the service too (the model directory's ctime moves with each file placed)
+            input_paths=[model_path, f"{prefix}/{venv.name}/.rigctl-installed", token_file],
+        )
+        key_file = api_key_path(UNIT, variable=KEY_VARIABLE)
+        served_name = plan.args[plan.args.index("--served-model-name") + 1]
+        manifest = Deployment(
+            runtime="vllm",
+            unit=UNIT,
+            listen=spec.listen,
+            port=spec.port,
+            api_key_file=key_file,
+            user=USER,
+            build=venv.name,
+            model_name=plan.model.name,
+            model_quant=plan.model.quant,
+            model_path=model_path,
+            model_sha256=sha256,
+            args=server_argv(plan, spec, vllm.python(venv, prefix)),
+            metrics_path="/metrics",
+            served_model=served_name,
+            health_path="/health",
+            config_files=[unit_file],
+        )
+        return record(manifest, spec, {unit_file: unit_text}, ready_timeout=READY_TIMEOUT)

@@ -28,11 +28,12 @@ from __future__ import annotations
 import re
 import shlex
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from rigctl.bench.smoke import wait_ready
 from rigctl.deploys.vllm import READY_TIMEOUT as VLLM_READY_TIMEOUT
+from rigctl.fleet import FleetResult
 from rigctl.health import crash_watch
 from rigctl.manifest import MANIFEST, Deployment, parse_deployment, read_deployment
 from rigctl.progress import Reporter, quiet
@@ -277,6 +278,10 @@ class HostRollback:
     build: str = ""
     error: str | None = None
 
+    @property
+    def failed(self) -> bool:
+        return self.status != "rolled-back"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "status": self.status,
@@ -288,23 +293,8 @@ class HostRollback:
 
 
 @dataclass
-class RollbackResult:
-    hosts: dict[str, HostRollback] = field(default_factory=dict)
-
-    @property
-    def failed(self) -> list[str]:
-        return [name for name, h in self.hosts.items() if h.status != "rolled-back"]
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.failed else 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "hosts": {name: h.to_json() for name, h in self.hosts.items()},
-            "failed": self.failed,
-            "ok": not self.failed,
-        }
+class RollbackResult(FleetResult[HostRollback]):
+    """Per host: the version put back, or why not."""
 
 
 def rollback(

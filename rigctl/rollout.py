@@ -25,6 +25,7 @@ from typing import Any
 
 from rigctl.bench.run import bench
 from rigctl.errors import BadInput
+from rigctl.fleet import FleetResult
 from rigctl.manifest import Deployment
 from rigctl.progress import Reporter, quiet
 from rigctl.provision import provision
@@ -45,6 +46,10 @@ class HostRollout:
     after_tps: float | None = None
     reason: str | None = None
 
+    @property
+    def failed(self) -> bool:
+        return self.status in ("rolled-back", "failed", "lost")
+
     def to_json(self) -> dict[str, Any]:
         return {
             "batch": self.batch,
@@ -56,27 +61,16 @@ class HostRollout:
 
 
 @dataclass
-class RolloutResult:
-    hosts: dict[str, HostRollout] = field(default_factory=dict)
+class RolloutResult(FleetResult[HostRollout]):
     batches: list[list[str]] = field(default_factory=list)
     halted_after_batch: int | None = None
-
-    @property
-    def failed(self) -> list[str]:
-        return [n for n, h in self.hosts.items() if h.status in ("rolled-back", "failed", "lost")]
 
     @property
     def exit_code(self) -> int:
         return 1 if self.failed or self.halted_after_batch is not None else 0
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "batches": self.batches,
-            "hosts": {name: h.to_json() for name, h in self.hosts.items()},
-            "halted_after_batch": self.halted_after_batch,
-            "failed": self.failed,
-            "ok": self.exit_code == 0,
-        }
+    def extra_json(self) -> dict[str, Any]:
+        return {"batches": self.batches, "halted_after_batch": self.halted_after_batch}
 
 
 def parse_batch(text: str, total: int) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 import requests
 
 from rigctl.bench.run import load_last
+from rigctl.fleet import FleetResult
 from rigctl.manifest import Deployment, read_api_key, read_deployment
 from rigctl.pyinfra_api import (
     Host,
@@ -40,6 +41,10 @@ class HostStatus:
     def ok(self) -> bool:
         return self.error is None and self.healthy and self.unit_state == "active"
 
+    @property
+    def failed(self) -> bool:
+        return not self.ok
+
     def to_json(self) -> dict[str, Any]:
         return {
             "runtime": self.deployment.runtime if self.deployment else None,
@@ -58,6 +63,11 @@ class HostStatus:
             "error": self.error,
             "ok": self.ok,
         }
+
+
+@dataclass
+class StatusResult(FleetResult[HostStatus]):
+    """Per host: what it serves and how it is doing."""
 
 
 def parse_prometheus(text: str) -> dict[str, float]:
@@ -108,7 +118,7 @@ def _one_host(host: Host, deployment: Deployment) -> HostStatus:
     return status
 
 
-def fleet_status(target: str, limit: list[str] | None = None) -> dict[str, HostStatus]:
+def fleet_status(target: str, limit: list[str] | None = None) -> StatusResult:
     inventory = load_inventory(target)
     hosts = select_hosts(inventory, limit)
     statuses: dict[str, HostStatus] = {}
@@ -118,4 +128,4 @@ def fleet_status(target: str, limit: list[str] | None = None) -> dict[str, HostS
         for name, result in session.results.items():
             if name not in statuses:
                 statuses[name] = HostStatus(name, error=result.error or result.status)
-    return {h.name: statuses[h.name] for h in hosts}
+    return StatusResult({h.name: statuses[h.name] for h in hosts})

@@ -126,3 +126,42 @@ def test_verify_and_rollback_do_not_import_the_provision_pipeline() -> None:
             if any(n == "rigctl.provision" or n.startswith("rigctl.provision.") for n in names):
                 offenders.append(str(path.relative_to(root)))
     assert not offenders
+
+
+def test_the_provision_pipeline_never_branches_on_the_runtime() -> None:
+    """Each runtime's part is its Deploy (deploys/<runtime>.py): provision.py names none of
+    them and imports no runtime's deploy or role."""
+    from rigctl.plan.types import RUNTIME_CHOICES
+
+    path = REPO / "rigctl" / "provision.py"
+    tree = ast.parse(path.read_text())
+    runtimes = {r for r in RUNTIME_CHOICES if r != "auto"}
+    named = [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and node.value in runtimes
+    ]
+    assert not named, f"provision.py names a runtime: {named}"
+    modules = _imports(path)
+    runtime_modules = [
+        m for m in modules if any(m.endswith(f".{r}") or f".{r}." in m for r in runtimes)
+    ]
+    assert not runtime_modules, runtime_modules
+
+
+def test_every_runtime_deploy_has_the_same_shape() -> None:
+    """One class per planner runtime, each with its unit, its controller step and its serve."""
+    from rigctl.deploys import Deploy
+    from rigctl.deploys.runtimes import RUNTIMES
+
+    from rigctl.plan.types import RUNTIME_CHOICES
+
+    assert set(RUNTIMES) == set(RUNTIME_CHOICES) - {"auto"}
+    for name, cls in RUNTIMES.items():
+        assert issubclass(cls, Deploy), name
+        assert isinstance(cls.UNIT, str) and cls.UNIT, name
+        for step in ("prepare", "serve"):
+            assert getattr(cls, step) is not getattr(Deploy, step), f"{name} lacks {step}"
+        assert cls.__module__ == f"rigctl.deploys.{name}", cls.__module__

@@ -10,6 +10,7 @@ from typing import Any
 
 from rigctl.bench.load import Client, LevelResult, calibrate_prompt, run_level
 from rigctl.errors import BadInput
+from rigctl.fleet import FleetResult
 from rigctl.manifest import Deployment, read_api_key, read_deployment
 from rigctl.paths import confined, state_dir
 from rigctl.pyinfra_api import (
@@ -64,13 +65,7 @@ class HostBench:
 
 
 @dataclass
-class BenchResult:
-    hosts: dict[str, HostBench] = field(default_factory=dict)
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if any(h.failed for h in self.hosts.values()) else 0
-
+class BenchResult(FleetResult[HostBench]):
     def fleet(self) -> dict[int, float]:
         """Aggregate tok/s of the whole fleet at each concurrency level (per host)."""
         totals: dict[int, float] = {}
@@ -79,12 +74,8 @@ class BenchResult:
                 totals[level.concurrency] = round(totals.get(level.concurrency, 0.0) + level.aggregate_tps, 2)
         return totals
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "hosts": {name: h.to_json() for name, h in self.hosts.items()},
-            "fleet_aggregate_tps": {str(c): v for c, v in self.fleet().items()},
-            "failed": [name for name, h in self.hosts.items() if h.failed],
-        }
+    def extra_json(self) -> dict[str, Any]:
+        return {"fleet_aggregate_tps": {str(c): v for c, v in self.fleet().items()}}
 
 
 def _percent(new: float | None, old: float | None) -> float | None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rigctl.fleet import FleetResult
+
 PASSED = "passed"
 FAILED = "failed"
 SKIPPED = "skipped"
@@ -98,22 +100,8 @@ class HostVerify:
 
 
 @dataclass
-class VerifyResult:
-    hosts: dict[str, HostVerify] = field(default_factory=dict)
+class VerifyResult(FleetResult[HostVerify]):
     lockfile: str | None = None  # the model lockfile the checks used, when there was one
 
-    @property
-    def failed(self) -> list[str]:
-        return [name for name, host in self.hosts.items() if host.failed]
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.failed else 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "hosts": {name: host.to_json() for name, host in self.hosts.items()},
-            "failed": self.failed,
-            "lockfile": self.lockfile,
-            "ok": not self.failed,
-        }
+    def extra_json(self) -> dict[str, Any]:
+        return {"lockfile": self.lockfile}
