@@ -3,20 +3,30 @@
 Ollama has no API key of its own (ollama/ollama#1053, #14003), so rigctl serves it on loopback
 addresses only and refuses any other ``listen`` (an authenticating reverse proxy in front is
 the planned way to open it up); :class:`OllamaDeploy` checks that before anything is changed.
+
+The release is pinned (``ollama_version``, default ``OLLAMA_VERSION``): its archives for the
+host (:func:`rigctl.roles.ollama.archive_names`: arch, ROCm, the Jetson's JetPack) are fetched on
+the controller from ``ollama_base_url`` and each is checked against the sha256 that host data's
+``ollama_sha256`` gives, else against the release's ``sha256sum.txt`` (fetched from the same
+place, read strictly): no entry, or bytes that do not match, and the host is refused with one
+line naming it and the field to look at.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from typing import TYPE_CHECKING
 
 from rigctl.deploys import GPU_DEVICES, MODEL_DIR, Deploy, HostInputs, Served, record
 from rigctl.roles import ollama
-from rigctl.roles.ollama import defaults
+from rigctl.roles.ollama import defaults, release
 from rigctl.templates import ollama_modelfile, render
 
-from rigctl.errors import BadInput
-from rigctl.fetch.http import Verified
+from rigctl.errors import BadInput, RigctlError
+from rigctl.facts.nvidia import JetsonRelease
+from rigctl.fetch.http import ChecksumMismatch, DownloadError, Verified
+from rigctl.hardware import Hardware
 from rigctl.hostspec import HostSpec
 from rigctl.manifest import Deployment
 from rigctl.operations.files import verified_file
@@ -65,6 +75,12 @@ def render_dropin(
     )
 
 
+def l4t_release(hardware: Hardware) -> str | None:
+    """The Jetson's L4T release (fact ``JetsonRelease``, ``"36.3.0"``) when the hardware record
+    carries it (``Hardware.jetson_release``), else None."""
+    return hardware.jetson_release or None
+
+
 class OllamaDeploy(Deploy):
     """Ollama: upstream's release archive(s) for the host, rigctl's drop-in, the model imported."""
 
@@ -76,36 +92,103 @@ class OllamaDeploy(Deploy):
         data = inputs.data
         self.base_url = data.get("ollama_base_url", defaults.OLLAMA_BASE_URL)
         self.version = data.get("ollama_version", defaults.OLLAMA_VERSION)
+        try:
+            release.release_version(self.version)
+        except BadInput as e:
+            raise BadInput(e.detail, host=inputs.name, field="ollama_version") from None
+        self.version = self.version.removeprefix("v")
         self.sums = data.get("ollama_sha256", defaults.OLLAMA_SHA256) or {}
         if not isinstance(self.sums, dict):
             raise BadInput(
                 "must map archive names to sha256", host=inputs.name, field="ollama_sha256"
             )
+        hardware = inputs.hardware
+        self.names = self._archive_names(l4t_release(hardware))
         self.archives: list[Verified] = []
         self.model: Verified | None = None
 
+    def _archive_names(self, l4t: str | None) -> list[str]:
+        hardware = self.inputs.hardware
+        try:
+            return release.archive_names(
+                hardware.os.arch, hardware.accelerator, self.version, l4t_release=l4t
+            )
+        except BadInput as e:
+            raise BadInput(e.detail, host=self.inputs.name, field=e.field) from None
+
     def prepare(self, fetches: SharedFetches) -> None:
-        """The model file and Ollama's release archive(s), into the controller's cache."""
-        name, hardware = self.inputs.name, self.inputs.hardware
+        """The model file and Ollama's release archive(s), into the controller's cache, each
+        archive checked against its sha256 (host data's, else the release's sha256sum.txt)."""
+        name = self.inputs.name
         self.model = fetches.model(
             name, self.inputs.plan.model, self.inputs.mirrors, allow_http=self.inputs.allow_http
         )
-        self.archives = [
-            fetches.file(
-                name,
-                "ollama",
-                [ollama.archive_url(archive, self.base_url, self.version)],
-                confined(cache_dir(), "ollama", self.version or "latest", archive),
-                sha256=self.sums.get(archive),
-                allow_http=self.inputs.allow_http,
-                field="ollama_base_url",
+        listed = self._listed_sums(fetches, [a for a in self.names if not self.sums.get(a)])
+        sums_at = release.sums_url(self.base_url, self.version)
+        self.archives = []
+        for archive in self.names:
+            sha256 = release.archive_sha256(archive, self.sums, listed)
+            if sha256 is None:
+                raise BadInput(
+                    f"Ollama {self.version}'s {release.SUMS} ({sums_at}) lists no {archive}:"
+                    f" give its sha256 in ollama_sha256",
+                    host=name,
+                    field="ollama_sha256",
+                )
+            pinned = archive in self.sums
+            try:
+                fetched = fetches.file(
+                    name,
+                    "ollama",
+                    [release.archive_url(archive, self.base_url, self.version)],
+                    confined(cache_dir(), "ollama", self.version, archive),
+                    sha256=sha256,
+                    allow_http=self.inputs.allow_http,
+                    field="ollama_base_url",
+                )
+            except ChecksumMismatch as e:
+                source = "the one host data ollama_sha256 gives" if pinned else f"{sums_at}'s"
+                raise BadInput(
+                    f"{e}; the sha256 wanted is {source}",
+                    host=name,
+                    field="ollama_sha256" if pinned else "ollama_base_url",
+                ) from None
+            except BadInput as e:  # the download policy's refusal, said for this host
+                raise BadInput(e.detail, host=name, field=e.field) from None
+            self.archives.append(fetched)
+
+    def _listed_sums(self, fetches: SharedFetches, unpinned: list[str]) -> dict[str, str]:
+        """The release's sha256sum.txt, when an archive has no sha256 in host data."""
+        if not unpinned:
+            return {}
+        fetches.report(self.inputs.name, "ollama", release.SUMS)
+        # one cached copy per release and source: a mirror's list never stands in for GitHub's
+        source = hashlib.sha256(self.base_url.encode()).hexdigest()[:12]
+        dest = confined(cache_dir(), "ollama", self.version, f"sums-{source}", release.SUMS)
+        try:
+            _fetched, listed = release.fetch_sha256sums(
+                self.base_url, self.version, dest, allow_http=self.inputs.allow_http
             )
-            for archive in ollama.archive_names(hardware.os.arch, hardware.accelerator)
-        ]
+        except BadInput as e:  # the download policy's refusal, said for this host
+            raise BadInput(e.detail, host=self.inputs.name, field=e.field) from None
+        except DownloadError as e:
+            raise BadInput(str(e), host=self.inputs.name, field="ollama_base_url") from None
+        return listed
 
     def lock(self) -> tuple[str, int]:
         assert self.model is not None, "prepare() first"
         return self.model.sha256, self.model.size
+
+    def _check_jetpack(self, l4t: str | None) -> None:
+        """What the host says it is (``/etc/nv_tegra_release``) must want the archives fetched:
+        a JetPack 5/6 Jetson given only the base archive would run Ollama on its CPU."""
+        wanted = self._archive_names(l4t)
+        if wanted != self.names:
+            raise RigctlError(
+                f"host {self.inputs.name}: /etc/nv_tegra_release says L4T {l4t or 'none'}, which"
+                f" needs {', '.join(wanted)}; fetched for it: {', '.join(self.names)} (the"
+                " hardware record's L4T release differs, or it has none)"
+            )
 
     def serve(self) -> Served:
         assert self.model is not None and self.archives, "prepare() first"
@@ -116,6 +199,7 @@ class OllamaDeploy(Deploy):
             self.model,
         )
         check_listen(spec)
+        self._check_jetpack(host.get_fact(JetsonRelease))
         groups = host.get_fact(server_facts.Groups) or []
         installed = ollama.install(
             archives=[(str(a.path), a.sha256) for a in self.archives],

@@ -99,10 +99,14 @@ llama.cpp (roles/llamacpp)
     llamacpp_jobs                -j of the compile (default: the host's CPU count)
 
 Ollama (roles/ollama)
-    ollama_base_url              where Ollama release archives come from (a mirror, a local
-                                 file server) (default: https://ollama.com/download)
-    ollama_version               pin an Ollama release (default: latest)
-    ollama_sha256                {"ollama-linux-amd64.tgz": "<sha256>", ...} (default: {})
+    ollama_base_url              where Ollama releases come from: <base>/v<version>/<archive>
+                                 and the release's sha256sum.txt (GitHub's layout; a mirror
+                                 serving the same) (default:
+                                 https://github.com/ollama/ollama/releases/download)
+    ollama_version               the pinned Ollama release (.tar.zst archives from 0.14.0, .tgz
+                                 before) (default: 0.34.2)
+    ollama_sha256                {"ollama-linux-amd64.tar.zst": "<sha256>", ...}: wins over the
+                                 release's sha256sum.txt (default: {})
     ollama_install_dir           where the archive is unpacked (default: /usr/local)
     ollama_models_dir            where Ollama keeps its models (OLLAMA_MODELS) (default:
                                  /var/lib/rigctl/ollama/models)

@@ -91,6 +91,7 @@ def build_hardware(values: Mapping[str, Any]) -> Hardware:
         cuda_toolkit_version=cuda_toolkit,
         rocm_version=facts.get("RocmVersion", str),
         unified_memory=accelerator == "metal" or (accelerator == "cuda" and jetson is not None),
+        jetson_release=jetson,
         warnings=facts.warnings,
     )
 

@@ -56,6 +56,7 @@ class Hardware:
     cuda_toolkit_version: str | None = None  # nvcc / version.json, None when no toolkit
     rocm_version: str | None = None
     unified_memory: bool = False  # Apple Silicon: GPU and CPU share memory_bytes
+    jetson_release: str | None = None  # L4T release of a Jetson ("36.3.0"), from /etc/nv_tegra_release
     warnings: list[str] = field(default_factory=list)
 
     @property

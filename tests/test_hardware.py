@@ -286,6 +286,7 @@ def test_jetson_without_nvidia_smi_is_cuda_with_unified_memory() -> None:
 
     assert hardware.accelerator == "cuda"
     assert hardware.unified_memory
+    assert hardware.jetson_release == "36.3.0"  # Ollama's JetPack archive is chosen from it
     (gpu,) = hardware.gpus
     assert (gpu.name, gpu.memory_bytes, gpu.driver) == ("Jetson (L4T 36.3.0)", 64 * GIB, "540.3.0")
 

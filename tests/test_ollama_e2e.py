@@ -1,22 +1,24 @@
-"""Ollama on a real lab host under systemd, installed from a release archive served on
-127.0.0.1. The archive holds a TEST DOUBLE of the `ollama` binary (tests/doubles/ollama; the
-real one cannot be fetched here): everything rigctl writes (user, upstream unit, drop-in,
-Modelfile import, manifest) is real and checked on the host."""
+"""Ollama on a real lab host under systemd, installed from the pinned release served on
+127.0.0.1 in upstream's layout (GitHub releases: ``v<version>/ollama-linux-amd64.tar.zst`` and
+``v<version>/sha256sum.txt``). The archive holds a TEST DOUBLE of the `ollama` binary
+(tests/doubles/ollama; the real one cannot be fetched here): everything rigctl writes (zstd,
+user, upstream unit, drop-in, Modelfile import, manifest) is real and checked on the host."""
 
 from __future__ import annotations
 
-import io
+import hashlib
 import json
 import os
 import shutil
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import openai
 import pytest
 from conftest import rigctl
+from doubles.ollama_archive import archive_path, double_archive, write_release
 from fileserver import FileServer
+from rigctl.roles.ollama import defaults
 
 from rigctl.lab import LAB_MODEL_FILE, Lab
 from rigctl.lab.model import SHA256, place_model
@@ -24,23 +26,15 @@ from rigctl.pyinfra_api import Session, apt, load_inventory, run_command
 
 pytestmark = [pytest.mark.lab]
 
-DOUBLE = Path(__file__).parent / "doubles" / "ollama"
-ARCHIVE = "ollama-linux-amd64.tgz"
+VERSION = defaults.OLLAMA_VERSION  # the default pin: no ollama_version in the host data
+ARCHIVE = "ollama-linux-amd64.tar.zst"
 PORT = 11434
 
 
 @pytest.fixture(scope="module")
 def served(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileServer]:
-    root = tmp_path_factory.mktemp("ollama-www")
-    with tarfile.open(root / ARCHIVE, "w:gz") as tar:  # laid out like upstream's archive
-        info = tarfile.TarInfo("bin/ollama")
-        data = DOUBLE.read_bytes()
-        info.size, info.mode = len(data), 0o755
-        tar.addfile(info, io.BytesIO(data))
-        readme = b"test double archive\n"
-        info = tarfile.TarInfo("lib/ollama/README")
-        info.size = len(readme)
-        tar.addfile(info, io.BytesIO(readme))
+    root = double_archive(tmp_path_factory.mktemp("ollama-www"), VERSION)
+    assert archive_path(root, VERSION).name == ARCHIVE
     model = place_model(lab.models_dir / LAB_MODEL_FILE)
     try:  # the file server serves only files inside its root: a hard link, else a copy
         os.link(model, root / LAB_MODEL_FILE)
@@ -59,14 +53,14 @@ def ollama_host(lab: Lab, served: FileServer, tmp_path_factory: pytest.TempPathF
     directory = tmp_path_factory.mktemp("ollama")
 
     def inventory(name: str, **extra: object) -> Path:
-        data = dict(
-            lab.host_data(host),
-            runtime="ollama",
-            port=PORT,
-            ollama_base_url=served.url,
-            model_mirrors=[f"{served.url}/{LAB_MODEL_FILE}"],
+        data = {
+            **lab.host_data(host),
+            "runtime": "ollama",
+            "port": PORT,
+            "ollama_base_url": served.url,
+            "model_mirrors": [f"{served.url}/{LAB_MODEL_FILE}"],
             **extra,
-        )
+        }
         path = directory / f"{name}.py"
         path.write_text(f"hosts = [({host.name!r}, {data!r})]\n")
         return path
@@ -89,7 +83,9 @@ def _run(env: dict[str, str], *argv: str, expect: int = 0):  # type: ignore[no-u
     return result
 
 
-def test_ollama_provisioned_configured_by_dropin_and_answering(ollama_host: dict) -> None:
+def test_ollama_provisioned_configured_by_dropin_and_answering(
+    ollama_host: dict, served: FileServer
+) -> None:
     host = ollama_host["host"]
     inventory = ollama_host["inventory"]("ollama")
     document = json.loads(_run(ollama_host["env"], "provision", str(inventory), "--json").stdout)
@@ -97,6 +93,11 @@ def test_ollama_provisioned_configured_by_dropin_and_answering(ollama_host: dict
     assert outcome["status"] == "changed" and outcome["runtime"] == "ollama", outcome
     assert outcome["smoke"]["ok"], outcome
     assert outcome["api_key_file"] == ""
+    # the default pin's layout: its sha256sum.txt read first, then the .tar.zst it vouches for
+    fetched = [r["path"] for r in served.faults.requests if "/v" in (r["path"] or "")]
+    assert fetched == [f"/v{VERSION}/sha256sum.txt", f"/v{VERSION}/{ARCHIVE}"], fetched
+    archive_sha = hashlib.sha256(archive_path(served.root, VERSION).read_bytes()).hexdigest()
+    assert outcome["build"] == f"ollama-{archive_sha[:12]}"
     lock = json.loads(Path(document["lockfile"]).read_text())  # the model lockfile
     assert document["lockfile"] == str(inventory.with_suffix(".lock.json"))
     assert lock["hosts"][host.name] == {
@@ -124,7 +125,14 @@ def test_ollama_provisioned_configured_by_dropin_and_answering(ollama_host: dict
             target, f"sha256sum /var/lib/rigctl/models/{LAB_MODEL_FILE}"
         )
         _ok, security, _ = run_command(target, "systemd-analyze security ollama.service | tail -1")
+        _ok, marker, _ = run_command(target, "cat /usr/local/lib/ollama/.rigctl-archive")
+        _ok, zstd, _ = run_command(target, "dpkg-query -W -f '${Status}' zstd")
+        staged, _out, _ = run_command(target, f"test -e /var/cache/rigctl/{ARCHIVE}")
     assert "User=ollama" in unit and "ActiveState=active" in unit and "rigctl.conf" in unit
+    # the .tar.zst unpacked with the zstd the role installed, its sha256 recorded, the copy gone
+    assert marker.strip() == archive_sha
+    assert zstd.strip() == "install ok installed"
+    assert not staged
     for expected in (
         f"OLLAMA_HOST={host.address}:{PORT}",
         "OLLAMA_CONTEXT_LENGTH=8192",
@@ -199,3 +207,23 @@ def test_exposing_ollama_beyond_loopback_is_refused(ollama_host: dict) -> None:
     assert len(errors) == 1 and "host rtest4: field listen: Ollama has no API key" in errors[0], (
         result.stderr
     )
+
+
+def test_an_archive_sha256sum_txt_does_not_vouch_for_is_refused(
+    ollama_host: dict, served: FileServer, tmp_path: Path
+) -> None:
+    """A mirror whose sha256sum.txt says another sha256 for the archive: the host is refused
+    with one line naming it and the field, and nothing on it changes."""
+    root = tmp_path / "mirror"
+    data = archive_path(served.root, VERSION).read_bytes()
+    write_release(root, VERSION, {ARCHIVE: data}, sums=f"{'0' * 64}  ./{ARCHIVE}\n")
+    with FileServer(root) as mirror:
+        inventory = ollama_host["inventory"]("tampered", ollama_base_url=mirror.url)
+        result = _run(ollama_host["env"], "provision", str(inventory), "--json", expect=1)
+    outcome = json.loads(result.stdout)["hosts"][ollama_host["host"].name]
+    assert outcome["status"] == "failed" and outcome["changed_ops"] == [], outcome
+    error = outcome["error"]
+    assert "\n" not in error and error.startswith(
+        f"host {ollama_host['host'].name}: field ollama_base_url: could not download {ARCHIVE}:"
+    ), error
+    assert "sha256 mismatch" in error and f"{mirror.url}/v{VERSION}/sha256sum.txt" in error

@@ -134,11 +134,11 @@ def _keys() -> list[Key]:
         Key("llamacpp_ccache_dir", host_path, "compiler cache shared by all builds", "/var/cache/rigctl/ccache", "llamacpp", source),
         Key("llamacpp_jobs", strict_integer(1, 1024), "-j of the compile", "the host's CPU count", "llamacpp", source),
         # ollama
-        Key("ollama_base_url", url(), "where Ollama release archives come from (a mirror, a local file server)", "https://ollama.com/download", "ollama", source),
-        Key("ollama_version", optional(pattern(re.compile(r"^v?[0-9][A-Za-z0-9.+-]{0,63}$"), "a release version like 0.12.3")),
-            "pin an Ollama release", "latest", "ollama", source),
+        Key("ollama_base_url", url(), "where Ollama releases come from: <base>/v<version>/<archive> and the release's sha256sum.txt (GitHub's layout; a mirror serving the same)", "https://github.com/ollama/ollama/releases/download", "ollama", source),
+        Key("ollama_version", pattern(re.compile(r"^v?[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}(?:-[0-9A-Za-z.]{1,32})?\Z"), "a release version like 0.34.2"),
+            "the pinned Ollama release (.tar.zst archives from 0.14.0, .tgz before)", "0.34.2", "ollama", source),
         Key("ollama_sha256", mapping(pattern(re.compile(r"^ollama-[A-Za-z0-9._-]+$"), "an archive name"), sha256),
-            "{\"ollama-linux-amd64.tgz\": \"<sha256>\", ...}", "{}", "ollama", source),
+            "{\"ollama-linux-amd64.tar.zst\": \"<sha256>\", ...}: wins over the release's sha256sum.txt", "{}", "ollama", source),
         Key("ollama_install_dir", host_path, "where the archive is unpacked", "/usr/local", "ollama", source),
         Key("ollama_models_dir", host_path, "where Ollama keeps its models (OLLAMA_MODELS)", "/var/lib/rigctl/ollama/models", "ollama", source),
         # vllm

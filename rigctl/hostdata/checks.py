@@ -122,7 +122,7 @@ def text(max_length: int = 1024) -> Check:
 
 def pattern(regex: re.Pattern[str], what: str) -> Check:
     def check(value: Any, _field: str) -> str:
-        if not isinstance(value, str) or not regex.match(value):
+        if not isinstance(value, str) or not regex.fullmatch(value):
             raise ValueError(f"must be {what}, got {_shown(value)}")
         return value
 

@@ -31,6 +31,7 @@ from rigctl.fetch.llamacpp_source import LlamaCppSource, prepare
 from rigctl.pyinfra_api import Host, apt, files, host, server_facts
 from rigctl.roles import llamacpp, ollama, service, toolchain, vllm
 from rigctl.roles.ollama import defaults as ollama_defaults
+from rigctl.roles.ollama import release as ollama_release
 from rigctl.templates import ollama_modelfile as modelfile_text
 from rigctl.templates import render
 
@@ -75,11 +76,20 @@ OLLAMA_PORT = 11434
 OLLAMA_CONTEXT = 2048
 OLLAMA_GGUF = "/var/lib/rigctl/models/roletest-tiny.gguf"
 
-#: A directory holding Ollama release archive(s) under upstream's names, served on 127.0.0.1
-#: for the scenario to fetch (an offline mirror); unset, the scenario fetches from upstream.
+#: A directory holding Ollama releases in upstream's layout (``v<version>/<archive>`` and
+#: ``v<version>/sha256sum.txt``), served on 127.0.0.1 for the scenario to fetch (an offline
+#: mirror); unset, the scenario fetches from upstream (``OLLAMA_BASE_URL``).
 ARCHIVES_ENV = "RIGCTL_ROLETEST_OLLAMA_ARCHIVES"
+#: The release the scenario installs (the role's pin) and its archive for an amd64 CPU host.
+OLLAMA_VERSION = ollama_defaults.OLLAMA_VERSION
+OLLAMA_ARCHIVE = ollama.archive_names("x86_64", "cpu", OLLAMA_VERSION)[0]
 #: Extra OS packages the scenario installs first (space-separated), for what those archives need.
 HOST_PACKAGES_ENV = "RIGCTL_ROLETEST_HOST_PACKAGES"
+
+
+def served_archive(root: Path) -> Path:
+    """Where the scenario's archive is in a directory ``ARCHIVES_ENV`` names."""
+    return root / f"v{OLLAMA_VERSION}" / OLLAMA_ARCHIVE
 
 
 def ollama_environment(listen: str) -> dict[str, str]:
@@ -259,19 +269,29 @@ class LlamaCppScenario(Scenario):
 
 
 class OllamaScenario(Scenario):
-    """Upstream's archive fetched by rigctl's downloader (from upstream, or from the directory
-    ``RIGCTL_ROLETEST_OLLAMA_ARCHIVES`` served on 127.0.0.1), the ``ollama`` user, upstream's
-    unit and rigctl's drop-in, a GGUF imported."""
+    """Upstream's archive of the pinned release fetched by rigctl's downloader (from upstream,
+    or from the directory ``RIGCTL_ROLETEST_OLLAMA_ARCHIVES`` served on 127.0.0.1) and checked
+    against that release's ``sha256sum.txt``, the ``ollama`` user, upstream's unit and rigctl's
+    drop-in, a GGUF imported."""
 
     role = "ollama"
 
     def setup(self, stack: ExitStack, workdir: Path) -> None:
-        name = ollama.archive_names("x86_64", "cpu")[0]
+        name, version = OLLAMA_ARCHIVE, OLLAMA_VERSION
         base = ollama_defaults.OLLAMA_BASE_URL
         if os.environ.get(ARCHIVES_ENV):
             base = stack.enter_context(_Served(Path(os.environ[ARCHIVES_ENV]))).url
+        fetched = workdir / "fetched"
+        _sums, listed = ollama_release.fetch_sha256sums(
+            base, version, fetched / ollama_release.SUMS
+        )
+        sha256 = listed.get(name)
+        if sha256 is None:
+            raise BadInput(
+                f"{ollama.sums_url(base, version)} lists no {name}", field="ollama_sha256"
+            )
         self.archive: Verified = download(
-            [ollama.archive_url(name, base)], workdir / "fetched" / name
+            [ollama.archive_url(name, base, version)], fetched / name, sha256=sha256
         )
         self.gguf = tiny_gguf()
         self.host_packages = os.environ.get(HOST_PACKAGES_ENV, "").split()

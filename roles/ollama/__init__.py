@@ -1,8 +1,10 @@
 """Role ``ollama``: Ollama installed the way upstream does, configured by a systemd drop-in.
 
-One job: an Ollama server serving one model, with the plan's settings. The release archive is
-fetched on the controller (``archive_urls``) and unpacked on the host into ``/usr/local`` as
-upstream's installer does; the ``ollama`` user is in the ``render`` and ``video`` groups as
+One job: an Ollama server serving one model, with the plan's settings. The release archives
+(:mod:`rigctl.roles.ollama.release`: ``archive_names``, ``archive_url``, checked against the
+release's ``sha256sum.txt``) are fetched on the controller and unpacked on the host into
+``/usr/local`` as upstream's installer does (``.tar.zst`` with ``zstd``, installed first on
+apt and dnf hosts); the ``ollama`` user is in the ``render`` and ``video`` groups as
 upstream's is; upstream's ``ollama.service`` is written only when absent; rigctl's settings live
 in ``ollama.service.d/rigctl.conf`` (re-running upstream's installer overwrites its unit, never
 the drop-in); a GGUF rigctl fetched is imported with ``ollama create`` from a Modelfile, so the
@@ -14,35 +16,40 @@ from __future__ import annotations
 from collections.abc import Sequence
 from io import StringIO
 from typing import Any
-from urllib.parse import urlencode
 
 from rigctl.roles.ollama import defaults
 from rigctl.roles.ollama.operations import archives as archives_op
 from rigctl.roles.ollama.operations import model
+from rigctl.roles.ollama.release import archive_names, archive_url, sums_url
 
 from rigctl.operations.files import atomic_put
-from rigctl.pyinfra_api import deploy, file_facts, files, host, server, systemd
+from rigctl.pyinfra_api import (
+    apt,
+    deploy,
+    dnf,
+    file_facts,
+    files,
+    host,
+    server,
+    server_facts,
+    systemd,
+)
+
+__all__ = [
+    "DROPIN",
+    "UNIT",
+    "archive_names",
+    "archive_url",
+    "configure",
+    "import_model",
+    "install",
+    "install_dir",
+    "models_dir",
+    "sums_url",
+]
 
 UNIT = "ollama"
 DROPIN = "/etc/systemd/system/ollama.service.d/rigctl.conf"
-
-
-def archive_names(arch: str, accelerator: str) -> list[str]:
-    """The release archives a host needs (upstream's names): the base one, plus ROCm's on AMD."""
-    arch_name = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(arch)
-    if arch_name is None:
-        from rigctl.errors import BadInput
-
-        raise BadInput(f"Ollama publishes Linux builds for amd64 and arm64, not {arch}", field="arch")
-    names = [f"ollama-linux-{arch_name}.tgz"]
-    if accelerator == "rocm" and arch_name == "amd64":
-        names.append("ollama-linux-amd64-rocm.tgz")
-    return names
-
-
-def archive_url(name: str, base_url: str = defaults.OLLAMA_BASE_URL, version: str | None = None) -> str:
-    query = f"?{urlencode({'version': version})}" if version else ""
-    return f"{base_url.rstrip('/')}/{name}{query}"
 
 
 def install_dir(host_obj: Any) -> str:
@@ -61,7 +68,23 @@ def install(archives: Sequence[tuple[str, str]], user_groups: Sequence[str] = ("
 
     + archives: ``(local path, sha256)`` of each archive, base first
     + user_groups: groups of the ``ollama`` user that exist on the host (GPU device access)
+
+    ``.tar.zst`` archives (upstream's since 0.14.0) need ``zstd`` on the host: installed first
+    with apt or dnf when it is missing; elsewhere it must already be there (the install refuses
+    before it touches the installed tree otherwise).
     """
+    zstd = any(path.endswith(".tar.zst") for path, _sha in archives)
+    if zstd and not host.get_fact(server_facts.Which, command="zstd"):
+        if host.get_fact(server_facts.Which, command="apt-get"):
+            apt.packages(
+                name="ollama: zstd",
+                packages=list(defaults.OLLAMA_APT_PACKAGES),
+                update=True,
+                cache_time=3600,
+                no_recommends=True,
+            )
+        elif host.get_fact(server_facts.Which, command="dnf"):
+            dnf.packages(name="ollama: zstd", packages=list(defaults.OLLAMA_DNF_PACKAGES))
     server.group(name="ollama: group", group=defaults.OLLAMA_USER, system=True)
     server.user(
         name="ollama: user",

@@ -18,12 +18,14 @@ from rigctl.roles.ollama import DROPIN, defaults
 from rigctl.roletest.instances import Instance
 from rigctl.roletest.scenarios import (
     ARCHIVES_ENV,
+    OLLAMA_ARCHIVE,
     OLLAMA_MODEL,
     OLLAMA_PORT,
     ollama_base_unit,
     ollama_dropin,
     ollama_environment,
     ollama_modelfile,
+    served_archive,
 )
 
 INSTALL = defaults.OLLAMA_INSTALL_DIR
@@ -46,10 +48,12 @@ def test_archive_unpacked_as_upstream_and_recorded(
     marker = host.file(f"{INSTALL}/lib/ollama/.rigctl-archive").content_string.strip()
     assert re.fullmatch(r"[0-9a-f]{64}", marker)
     if os.environ.get(ARCHIVES_ENV):  # the scenario fetched this very archive
-        archive = Path(os.environ[ARCHIVES_ENV]) / "ollama-linux-amd64.tgz"
+        archive = served_archive(Path(os.environ[ARCHIVES_ENV]))
         assert marker == hashlib.sha256(archive.read_bytes()).hexdigest()
-    # the staged copy of the archive is removed
-    assert not host.file("/var/cache/rigctl/ollama-linux-amd64.tgz").exists
+    # the staged copy of the archive is removed; zstd, which unpacked it, is installed
+    assert not host.file(f"/var/cache/rigctl/{OLLAMA_ARCHIVE}").exists
+    if OLLAMA_ARCHIVE.endswith(".tar.zst"):
+        assert host.package("zstd").is_installed
     assert host.run("%s/bin/ollama --version", INSTALL).rc == 0
 
 
