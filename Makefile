@@ -1,6 +1,7 @@
 # rigctl: the two commands a newcomer needs.
 #   make demo   install everything, bring up a lab host, run the main job against it
-#   make test   install everything, run the whole test suite
+#   make test   install everything, run the test suite (one fault of each kind)
+#   make test-slow   the rest of the fault matrix (every kill point, each variant)
 # Everything else here is what those two stand on.
 
 SHELL := /bin/bash
@@ -11,10 +12,10 @@ STAMP := $(VENV)/.rigctl-installed
 LAB_DIR ?= $(or $(RIGCTL_LAB_DIR),$(HOME)/.cache/rigctl/lab)
 
 # Debian packages the controller needs: the lab (systemd-nspawn, debootstrap), SSH keys,
-# and a Python able to make virtualenvs.
-SYSTEM_PACKAGES := systemd-container debootstrap openssh-client iproute2 python3-venv ca-certificates
+# a Python able to make virtualenvs, and zstd (the tests pack Ollama archives as upstream does).
+SYSTEM_PACKAGES := systemd-container debootstrap openssh-client iproute2 python3-venv ca-certificates zstd
 
-.PHONY: demo test setup system-packages lint lab-down
+.PHONY: demo test test-slow setup system-packages lint dupcheck lab-down
 
 demo: setup
 	@echo "==> 1/4 bringing up one lab host (Debian bookworm under systemd-nspawn, sshd on 127.0.1.1)"
@@ -34,8 +35,13 @@ demo: setup
 	@echo "==> and a smoke benchmark of its endpoint: 1 and 4 concurrent users"
 	$(BIN)/rigctl bench inventories/lab.py --concurrency 1,4 --duration 5 --max-tokens 64
 
+# The exhaustive fault cases (marked `exhaustive`) are left to test-slow: `make test test-slow`
+# runs every test there is.
 test: setup lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not exhaustive"
+
+test-slow: setup
+	$(BIN)/python -m pytest -m exhaustive
 
 setup: system-packages $(STAMP)
 
@@ -61,9 +67,13 @@ $(STAMP): pyproject.toml setup.py
 	$(BIN)/python -m pip install -q -e '.[test,lab]'
 	@touch $(STAMP)
 
-lint: setup
+lint: setup dupcheck
 	$(BIN)/ruff check .
 	$(BIN)/mypy rigctl cli roles deploys
+
+# Repeated code in the core (pylint's duplicate-code check, configured in pyproject.toml).
+dupcheck: setup
+	$(BIN)/pylint rigctl cli roles deploys
 
 lab-down: setup
 	$(BIN)/rigctl lab down
