@@ -18,6 +18,9 @@
   no check at all; a ``file:`` source always needs one or the other; a known ``size`` must match;
 - a Hugging Face token (``HF_TOKEN``) is sent only over https to the Hub (see the policy), and
   errors are redacted (:mod:`rigctl.redact`): no userinfo, token or signature in a message.
+
+Just over 400 lines, kept whole on purpose: resuming, verifying, the redirect policy and the
+atomic rename are one state machine over one part file, and each relies on the others' order.
 """
 
 from __future__ import annotations

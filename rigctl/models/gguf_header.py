@@ -4,6 +4,10 @@ Only the header is read: the metadata key/values and the tensor table, a few MB 
 70B model (a large vocabulary is most of it). A remote header is fetched in growing ranges
 into a temporary file and parsed by the ``gguf`` library's :class:`GGUFReader`; tensor data
 is never downloaded.
+
+Just over 400 lines, kept whole on purpose: reading a header and distrusting what it says (its
+values' types checked, ``general.name`` cleaned for the terminal) are one job; splitting them
+would put the untrusted values one import away from their checks.
 """
 
 from __future__ import annotations
