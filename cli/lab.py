@@ -7,7 +7,7 @@ import pprint
 import click
 from rigctl.cli.render import emit_json, info, table
 
-from rigctl.lab import Lab
+from rigctl.lab import RELEASES, Lab, LabHost
 
 
 def _status_document(lab: Lab) -> dict[str, object]:
@@ -26,9 +26,15 @@ def _print_status(lab: Lab) -> None:
         return
     table(
         "lab hosts",
-        ["host", "address", "state", "ssh"],
+        ["host", "address", "release", "state", "ssh"],
         (
-            (s.name, s.address, "running" if s.running else "stopped", "yes" if s.ssh else "no")
+            (
+                s.name,
+                s.address,
+                s.release,
+                "running" if s.running else "stopped",
+                "yes" if s.ssh else "no",
+            )
             for s in statuses
         ),
     )
@@ -37,22 +43,41 @@ def _print_status(lab: Lab) -> None:
 
 @click.group()
 def lab() -> None:
-    """Local lab hosts: Debian bookworm under systemd-nspawn, sshd on 127.0.1.N."""
+    """Local lab hosts: Debian (bookworm or trixie) under systemd-nspawn, sshd on 127.0.1.N."""
 
 
 @lab.command()
 @click.argument("count", type=click.IntRange(1, 254), default=1)
+@click.option(
+    "--release",
+    type=click.Choice(RELEASES),
+    default=RELEASES[0],
+    show_default=True,
+    help="Debian release of the hosts this call creates; existing hosts keep their own.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def up(count: int, as_json: bool) -> None:
+def up(count: int, release: str, as_json: bool) -> None:
     """Start lab hosts 1..COUNT (running ones are left alone; safe to repeat)."""
     the_lab = Lab()
-    if not the_lab.image_cached():
-        info("building the lab's Debian bookworm image with debootstrap (once; about a minute)...")
-    the_lab.up(count)
+    if not the_lab.image_cached(release):
+        info(
+            f"building the lab's Debian {release} image with debootstrap (once; about a minute)..."
+        )
+    _note_kept_releases(the_lab.up(count, release=release), release)
     if as_json:
         emit_json(_status_document(the_lab))
     else:
         _print_status(the_lab)
+
+
+def _note_kept_releases(hosts: list[LabHost], release: str) -> None:
+    """A host's release is fixed when it is created: say so when one differs from the ask."""
+    kept = [f"{host.name} ({host.release})" for host in hosts if host.release != release]
+    if kept:
+        info(
+            f"kept as created, not {release}: {', '.join(kept)} "
+            "(`rigctl lab down` then `up` to recreate)"
+        )
 
 
 @lab.command()

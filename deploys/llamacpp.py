@@ -10,7 +10,16 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from rigctl.deploys import GPU_DEVICES, GPU_GROUPS, MODEL_DIR, Deploy, HostInputs, Served, record
+from rigctl.deploys import (
+    GPU_DEVICES,
+    GPU_GROUPS,
+    MODEL_DIR,
+    Deploy,
+    HostInputs,
+    Served,
+    gpu,
+    record,
+)
 from rigctl.roles import llamacpp, service, toolchain
 from rigctl.roles.llamacpp.backends import cuda_architecture
 from rigctl.roles.service import api_key_path
@@ -24,6 +33,7 @@ from rigctl.hostspec import HostSpec
 from rigctl.manifest import Deployment
 from rigctl.operations.files import verified_file
 from rigctl.plan import Plan
+from rigctl.plan.llamacpp import llamacpp_backend
 from rigctl.progress import Reporter
 from rigctl.pyinfra_api import Host, files, host
 
@@ -39,9 +49,7 @@ USER = "llama"
 
 def backend_for(hardware: Hardware, plan: Plan) -> str:
     """The llama.cpp backend: the host's accelerator when the plan puts layers on it."""
-    if plan.memory.gpu_layers and hardware.accelerator in ("cuda", "rocm", "vulkan", "metal"):
-        return hardware.accelerator
-    return "metal" if hardware.accelerator == "metal" else "cpu"
+    return llamacpp_backend(hardware.accelerator, plan.memory.gpu_layers)
 
 
 def build_spec_for(
@@ -186,6 +194,8 @@ class LlamaCppDeploy(Deploy):
         )
         prebuilt = cached_build(build.name)
         toolchain.install(backend=build.backend)
+        software = plan.gpu_software
+        gpu.install_toolkit(software.toolkit if software else None, runtime_only=prebuilt is not None)
         current_build = llamacpp.install(
             source_tarball=str(self.packed.tarball),
             spec=build,

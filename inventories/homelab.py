@@ -83,6 +83,30 @@ vLLM (roles/vllm)
 Lab
     lab                          set by `rigctl lab inventory` on lab hosts (default: false)
 
+GPU software
+    nvidia_driver                check: refuse a host whose NVIDIA GPU has no loaded driver;
+                                 install: from NVIDIA's CUDA repository, then reboot;
+                                 assume-present: trust it is there (a container reaching the
+                                 host's GPU) (default: check)
+    nvidia_driver_packages       what nvidia_driver: install installs from NVIDIA's repository
+                                 (cuda-drivers for the proprietary modules, which pre-Turing
+                                 GPUs need) (default: ["nvidia-open"])
+    nvidia_repo_base_url         NVIDIA's CUDA repositories: <base>/<distro>/<arch>/ (a mirror
+                                 serving the same layout) (default:
+                                 https://developer.download.nvidia.com/compute/cuda/repos)
+    cuda_toolkit                 where a CUDA build's toolkit comes from: auto (one already
+                                 installed that fits, else Debian's nvidia-cuda-toolkit on
+                                 Debian when it suits the GPU, else NVIDIA's repository),
+                                 debian, nvidia, or present (default: auto)
+    cuda_toolkit_version         the toolkit from NVIDIA's repository (cuda-toolkit-X-Y)
+                                 (default: the newest the driver and GPUs allow)
+    rocm                         where a ROCm build's HIP comes from: auto (one already
+                                 installed, else Debian's own packages on Debian 13, AMD's
+                                 repository elsewhere), debian, amd, or present (default: auto)
+    rocm_version                 the release from AMD's repository (default: 6.4)
+    rocm_repo_base_url           AMD's ROCm apt repositories: <base>/<version>/ (default:
+                                 https://repo.radeon.com/rocm/apt)
+
 llama.cpp (roles/llamacpp)
     llamacpp_source              {"version": ..., "mirrors": [{"kind":
                                  "tarball"/"file"/"upstream"/"pypi-sdist", "location": URL,

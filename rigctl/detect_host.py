@@ -92,6 +92,8 @@ def build_hardware(values: Mapping[str, Any]) -> Hardware:
         rocm_version=facts.get("RocmVersion", str),
         unified_memory=accelerator == "metal" or (accelerator == "cuda" and jetson is not None),
         jetson_release=jetson,
+        nvidia_kernel_driver=facts.get("NvidiaDriverProc", str),
+        nvidia_pci_without_driver=_nvidia_without_driver(facts, candidates["cuda"]),
         warnings=facts.warnings,
     )
 
@@ -190,6 +192,17 @@ def _cpu(facts: _Facts) -> Cpu:
 def _pci(facts: _Facts, vendor: str) -> list[dict[str, Any]]:
     devices = facts.records("PciDevices", {"vendor": str, "slot": str, "pci_class": str}) or []
     return [device for device in devices if device["vendor"] == vendor]
+
+
+def _nvidia_without_driver(facts: _Facts, cuda_gpus: list[Gpu]) -> list[str]:
+    """PCI slots of NVIDIA GPUs (display or 3D controllers) that nvidia-smi does not list."""
+    if cuda_gpus:
+        return []
+    return [
+        device["slot"]
+        for device in _pci(facts, "nvidia")
+        if device["pci_class"].startswith(("0x03", "0x12")) and device.get("driver") != "nvidia"
+    ]
 
 
 def _nvidia_gpus(facts: _Facts, memory: int, jetson: str | None) -> list[Gpu]:

@@ -57,6 +57,11 @@ class Hardware:
     rocm_version: str | None = None
     unified_memory: bool = False  # Apple Silicon: GPU and CPU share memory_bytes
     jetson_release: str | None = None  # L4T release of a Jetson ("36.3.0"), from /etc/nv_tegra_release
+    #: the NVIDIA kernel module's version as loaded (/proc/driver/nvidia/version); None when no
+    #: module is loaded, as in a container, whatever nvidia-smi answers
+    nvidia_kernel_driver: str | None = None
+    #: NVIDIA PCI devices that no NVIDIA driver serves ("0000:01:00.0"): a driver to install
+    nvidia_pci_without_driver: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     @property

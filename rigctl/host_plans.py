@@ -53,6 +53,7 @@ def plan_for(spec: HostSpec, hardware: Hardware, model: Any) -> Plan:
             threads=spec.threads,
             runtime=spec.runtime,
             prefer=spec.prefer,
+            gpu_software=spec.gpu_software,
         )
     except BadInput as e:
         raise BadInput(e.detail, host=spec.host, field=e.field) from None

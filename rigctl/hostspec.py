@@ -13,6 +13,7 @@ from typing import Any
 
 from rigctl.errors import BadInput
 from rigctl.hostdata import SCHEMA
+from rigctl.plan.gpu_software import GpuSoftwareWanted
 
 DEFAULT_LISTEN = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -30,6 +31,7 @@ class HostSpec:
     prefer: str = "control"
     listen: str = DEFAULT_LISTEN
     port: int = DEFAULT_PORT
+    gpu_software: GpuSoftwareWanted = GpuSoftwareWanted()
 
     @property
     def loopback_only(self) -> bool:
@@ -76,4 +78,16 @@ def host_spec(host: str, data: dict[str, Any], *, model: str | None = None) -> H
         prefer=_field(host, "prefer", data.get("prefer", "control")),
         listen=_field(host, "listen", data.get("listen", DEFAULT_LISTEN)),
         port=port,
+        gpu_software=GpuSoftwareWanted(
+            nvidia_driver=_field(host, "nvidia_driver", data.get("nvidia_driver", "check")),
+            cuda_toolkit=_field(host, "cuda_toolkit", data.get("cuda_toolkit", "auto")),
+            cuda_toolkit_version=_optional(host, "cuda_toolkit_version", data),
+            rocm=_field(host, "rocm", data.get("rocm", "auto")),
+            rocm_version=_optional(host, "rocm_version", data),
+        ),
     )
+
+
+def _optional(host: str, name: str, data: dict[str, Any]) -> Any:
+    value = data.get(name)
+    return None if value is None else _field(host, name, value)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from rigctl.bench.smoke import SmokeResult, chat_once, wait_ready
-from rigctl.deploys import Deploy, HostInputs, Served
+from rigctl.deploys import Deploy, HostInputs, Served, gpu
 from rigctl.deploys.runtimes import OWN_UNITS, RUNTIMES
 from rigctl.detect_host import detect_host
 from rigctl.errors import BadInput, RigctlError
@@ -229,6 +229,7 @@ def _run_wave(
 ) -> None:
     def deploy() -> None:
         outcome = result.hosts[host.name]
+        gpu.install_driver(outcome.plan.gpu_software if outcome.plan else None)
         outcome.served = _deploy(outcome).serve()
 
     def on_operation(name: str, operation: str, event: str) -> None:

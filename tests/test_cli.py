@@ -84,6 +84,7 @@ RTX4090_HOST = {
     },
     "disk_free_bytes": 500 * 1024**3,
     "cuda_driver_version": "13.0",
+    "nvidia_kernel_driver": "580.65.06",
 }
 
 
@@ -127,7 +128,7 @@ def test_plan_offline_from_detect_json(tmp_path) -> None:  # type: ignore[no-unt
 )
 def test_plan_bad_input_is_one_line_exit_2(tmp_path, argv: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
     hardware = tmp_path / "cpu.json"
-    cpu_host = dict(RTX4090_HOST, accelerator="cpu", gpus=[], cuda_driver_version=None)
+    cpu_host = dict(RTX4090_HOST, accelerator="cpu", gpus=[], cuda_driver_version=None, nvidia_kernel_driver=None)
     # An old x86 CPU without AVX2: not even vLLM's CPU build runs there.
     cpu_host["cpu"] = dict(cpu_host["cpu"], flags=["sse4_2"])
     hardware.write_text(json.dumps({"hosts": {"box": cpu_host}}))

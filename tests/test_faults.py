@@ -364,8 +364,7 @@ class Rig:
 
     def start(self, name: str) -> None:
         """Boot a stopped lab host again (its disk is kept)."""
-        self.lab.up(max(h.index for h in self.lab.hosts()))
-        self.hosts[name] = next(h for h in self.lab.hosts() if h.name == name)
+        self.hosts[name] = self.lab.up_host(self.hosts[name].index)
 
     # -- each test's own host state
 

@@ -5,16 +5,26 @@ stay per host, and the lab comes down leaving nothing behind."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from pathlib import Path
 
 import pytest
-from conftest import TEST_LAB_NAME, TEST_LAB_NETWORK, TEST_LAB_SIZE, make_test_lab, rigctl
+from conftest import (
+    TEST_LAB_NAME,
+    TEST_LAB_NETWORK,
+    TEST_LAB_SIZE,
+    TRIXIE_INDEX,
+    make_test_lab,
+    rigctl,
+    session_hosts,
+)
 from rigctl.roles import toolchain
 
 from rigctl.errors import LabError
-from rigctl.lab import Lab
+from rigctl.lab import RELEASES, Lab, LabHost
+from rigctl.lab import hosts as lab_hosts
 from rigctl.lab.hosts import processes_in_namespace
 from rigctl.pyinfra_api import Session, load_inventory, server_facts
 
@@ -26,14 +36,105 @@ def test_hosts_run_systemd_and_sshd_on_their_own_address(lab: Lab, lab_inventory
         pid1 = session.fact(server_facts.Command, "cat /proc/1/comm")
         system = session.fact(server_facts.Command, "systemctl is-system-running --wait || true")
         listeners = session.fact(server_facts.Command, "ss -Hltn 'sport = :22'")
-    names = [host.name for host in lab.running_hosts()]
+    names = [host.name for host in session_hosts(lab)]
     assert sorted(pid1) == sorted(names)
     assert set(pid1.values()) == {"systemd"}
     assert set(system.values()) <= {"running", "degraded"}, system
-    for host in lab.running_hosts():
+    for host in session_hosts(lab):
         # sshd listens on the host's own loopback address, nowhere else
         assert f"{host.address}:22" in listeners[host.name]
         assert "0.0.0.0:22" not in listeners[host.name]
+
+
+def test_a_trixie_host_runs_systemd_and_sshd(
+    lab: Lab, trixie_host: LabHost, trixie_inventory: Path
+) -> None:
+    """The same boot and sshd setup serves Debian 13, beside the bookworm hosts, over SSH."""
+    with Session(load_inventory(str(trixie_inventory))) as session:
+        codename = session.fact(server_facts.Command, ". /etc/os-release; echo $VERSION_CODENAME")
+        system = session.fact(server_facts.Command, "systemctl is-system-running --wait || true")
+        listeners = session.fact(server_facts.Command, "ss -Hltn 'sport = :22'")
+        summary = session.summary()
+    name = trixie_host.name
+    assert summary.hosts[name].status == "ok", summary.hosts[name].error
+    assert (trixie_host.index, trixie_host.release) == (TRIXIE_INDEX, "trixie")
+    assert codename == {name: "trixie"}
+    assert system[name] in ("running", "degraded"), system
+    assert f"{trixie_host.address}:22" in listeners[name]
+    assert "0.0.0.0:22" not in listeners[name]
+    releases = {status.name: status.release for status in lab.status()}
+    assert releases[name] == "trixie"
+    assert {releases[host.name] for host in session_hosts(lab)} == {"bookworm"}
+
+
+def test_each_host_keeps_the_release_it_was_created_with() -> None:
+    """`lab up --release` applies to the hosts it creates: a running host of another release is
+    left alone (said, not fatal), and a stopped one restarts with its saved release."""
+    network = "127.2." + TEST_LAB_NETWORK.rsplit(".", 1)[1]  # a lab of its own, like lab down's
+    the_lab = make_test_lab(f"{TEST_LAB_NAME}-release", network=network, prefix="rrel")
+    env = {
+        "RIGCTL_LAB_DIR": str(the_lab.state_dir),
+        "RIGCTL_LAB_IMAGES": str(the_lab.images_dir),
+        "RIGCTL_LAB_NETWORK": network,
+        "RIGCTL_LAB_PREFIX": "rrel",
+    }
+    the_lab.down()  # left over from an interrupted run
+    try:
+        first = the_lab.up_host(1, release="trixie")
+        result = rigctl("lab", "up", "2", "--json", env=env)  # bookworm, the default
+        assert result.returncode == 0, result.stderr
+        assert "kept as created, not bookworm: rrel1 (trixie)" in result.stderr
+        hosts = {h["name"]: (h["release"], h["ssh"]) for h in json.loads(result.stdout)["hosts"]}
+        assert hosts == {"rrel1": ("trixie", True), "rrel2": ("bookworm", True)}
+        assert the_lab.hosts()[0].pid == first.pid  # left running, not rebooted
+
+        lab_hosts.stop(first)  # stopped, its disk kept
+        result = rigctl("lab", "up", "2", "--release", "bookworm", env=env)
+        assert result.returncode == 0, result.stderr
+        restarted = the_lab.hosts()[0]
+        assert restarted.release == "trixie" and restarted.process_alive()
+        assert "VERSION_CODENAME=trixie" in (Path(restarted.root) / "etc/os-release").read_text()
+        table = rigctl("lab", "status", env=env).stdout
+        assert re.search(r"rrel1\W+\S+\W+trixie\W+running\W+yes", table), table
+        assert re.search(r"rrel2\W+\S+\W+bookworm\W+running\W+yes", table), table
+    finally:
+        the_lab.down()
+
+
+def test_an_unknown_release_is_refused_in_one_line(tmp_path: Path) -> None:
+    the_lab = Lab(tmp_path / "lab")
+    one_line = r"^lab release must be one of bookworm, trixie, got 'sid'$"
+    for attempt in (
+        lambda: the_lab.up(1, release="sid"),
+        lambda: the_lab.up_host(7, release="sid"),
+        lambda: the_lab.image_cached("sid"),
+    ):
+        with pytest.raises(LabError, match=one_line):
+            attempt()
+    assert not (tmp_path / "lab").exists()  # refused before anything was made
+    result = rigctl("lab", "up", "--release", "sid")
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert all(f"'{release}'" in line for release in RELEASES), line
+
+
+def test_a_host_saved_before_releases_loads_as_bookworm(tmp_path: Path) -> None:
+    the_lab = Lab(tmp_path / "lab")
+    host_dir = the_lab.hosts_dir / "lab1"
+    host_dir.mkdir(parents=True)
+    old = {
+        "name": "lab1",
+        "index": 1,
+        "address": "127.0.1.1",
+        "root": str(host_dir / "root"),
+        "pid": None,
+        "pid_namespace": None,
+        "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH9Ap1rTvWf5KCqNQxlF4ziYQpbsNJgrAJlGd1ZlySrf",
+    }
+    (host_dir / "host.json").write_text(json.dumps(old))
+    host = LabHost.load(host_dir)
+    assert host is not None and host.release == "bookworm"
+    assert [status.to_json()["release"] for status in the_lab.status()] == ["bookworm"]
 
 
 def test_host_keys_are_pinned_not_accepted_blindly(lab: Lab, tmp_path: Path) -> None:
@@ -145,7 +246,7 @@ def test_malformed_inventory_is_one_line_exit_2(tmp_path: Path) -> None:
 
 def test_lab_up_twice_is_safe(lab: Lab) -> None:
     before = {host.name: host.pid for host in lab.running_hosts()}
-    lab.up(len(before))
+    lab.up(TEST_LAB_SIZE)
     after = {host.name: host.pid for host in lab.running_hosts()}
     assert after == before
 

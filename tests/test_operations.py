@@ -35,6 +35,12 @@ OPERATIONS = [
     ("rigctl.roles.vllm", "operations.hub_snapshot"),
     # the role's dnf path: tested by these fixtures only, not run on a real host
     ("rigctl.roles.toolchain", "setup_redhat.dnf_packages"),
+    ("rigctl.roles.nvidia_driver", "repository.apt_repository"),
+    ("rigctl.roles.nvidia_driver", "repository.dnf_repository"),
+    ("rigctl.roles.nvidia_driver", "operations.apt_driver"),
+    ("rigctl.roles.nvidia_driver", "operations.dnf_driver"),
+    ("rigctl.roles.cuda_toolkit", "operations.debian_components"),
+    ("rigctl.roles.rocm", "operations.amd_repository"),
 ]
 
 _real_stat = os.stat

@@ -57,6 +57,7 @@ def _linux(
         os=OsInfo("Linux", "ubuntu", "24.04", "x86_64", "systemd"),
         disk_free_bytes=disk,
         cuda_driver_version=driver if accelerator == "cuda" else None,
+        nvidia_kernel_driver="580.65.06" if accelerator == "cuda" else None,
     )
 
 
@@ -66,7 +67,7 @@ def _rtx(index: int, gib: int = 24, cc: str = "8.9") -> Gpu:
         "NVIDIA GeForce RTX 4090",
         index,
         gib * GiB,
-        driver="550.54",
+        driver="580.65.06",
         compute_capability=cc,
     )
 

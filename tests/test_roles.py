@@ -37,6 +37,10 @@ ROLE_PREFIXES = {
     "llamacpp": "LLAMACPP_",
     "ollama": "OLLAMA_",
     "vllm": "VLLM_",
+    "nvidia_driver": "NVIDIA_DRIVER_|NVIDIA_REPO_",
+    "cuda_toolkit": "CUDA_TOOLKIT_",
+    "rocm": "ROCM_",
+    "vulkan": "VULKAN_",
 }
 
 
@@ -67,7 +71,8 @@ def test_role_variables_are_prefixed_and_in_the_readme(role: str) -> None:
     (as `NAME`, or as its host-data key `name` when it is one); so is each host-data key."""
     names = _defaults_names(role)
     assert names, f"roles/{role}/defaults.py: no constants found: the test would pass vacuously"
-    assert [n for n in names if not n.startswith(ROLE_PREFIXES[role])] == []
+    prefixes = tuple(ROLE_PREFIXES[role].split("|"))
+    assert [n for n in names if not n.startswith(prefixes)] == []
     readme = (REPO / "roles" / role / "README.md").read_text()
     keys = hostdata.keys_of(role)
 

@@ -42,6 +42,7 @@ def _hardware(accelerator: str, gpus: list[Gpu], system: str = "Linux") -> Hardw
         ),
         disk_free_bytes=500 * GiB,
         cuda_driver_version="13.0" if accelerator == "cuda" else None,
+        nvidia_kernel_driver="580.65.06" if accelerator == "cuda" else None,
         unified_memory=system == "Darwin",
     )
 

@@ -61,6 +61,7 @@ from rigctl.hostdata.checks import (
     url,
 )
 from rigctl.plan import limits
+from rigctl.plan.gpu_software import CUDA_TOOLKIT_SOURCES, NVIDIA_DRIVER_MODES, ROCM_SOURCES
 from rigctl.plan.types import PREFER_CHOICES, RUNTIME_CHOICES
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class Key:
 
 def _keys() -> list[Key]:
     what, where, source = "What to serve", "Where it listens", "Where things come from"
+    gpu = "GPU software"
     conn = "Connection (pyinfra's own SSH keys, over paramiko)"
     return [
         # connection: pyinfra reads these itself; rigctl relies on them, so they are checked
@@ -122,6 +124,27 @@ def _keys() -> list[Key]:
         Key("hf_token", secret, "a Hugging Face token for gated repositories: written 0600 on "
             "the host (HF_TOKEN in the unit's environment file), never in argv or output", "none", "vllm", source),
         Key("lab", boolean, "set by `rigctl lab inventory` on lab hosts", "false", "core", "Lab"),
+        # GPU software: the driver and the toolkit a GPU build compiles with
+        Key("nvidia_driver", choice(*NVIDIA_DRIVER_MODES), "check: refuse a host whose NVIDIA "
+            "GPU has no loaded driver; install: from NVIDIA's CUDA repository, then reboot; "
+            "assume-present: trust it is there (a container reaching the host's GPU)", "check", "nvidia_driver", gpu),
+        Key("nvidia_driver_packages", list_of(pattern(_PACKAGE, "a package name")),
+            "what nvidia_driver: install installs from NVIDIA's repository (cuda-drivers for "
+            "the proprietary modules, which pre-Turing GPUs need)", "[\"nvidia-open\"]", "nvidia_driver", gpu),
+        Key("nvidia_repo_base_url", url(), "NVIDIA's CUDA repositories: <base>/<distro>/<arch>/ "
+            "(a mirror serving the same layout)", "https://developer.download.nvidia.com/compute/cuda/repos",
+            "nvidia_driver", gpu),
+        Key("cuda_toolkit", choice(*CUDA_TOOLKIT_SOURCES), "where a CUDA build's toolkit comes "
+            "from: auto (one already installed that fits, else Debian's nvidia-cuda-toolkit on "
+            "Debian when it suits the GPU, else NVIDIA's repository), debian, nvidia, or present", "auto", "cuda_toolkit", gpu),
+        Key("cuda_toolkit_version", pattern(re.compile(r"^[0-9]{1,2}\.[0-9]{1,2}\Z"), "a CUDA version like 12.8"),
+            "the toolkit from NVIDIA's repository (cuda-toolkit-X-Y)", "the newest the driver and GPUs allow", "cuda_toolkit", gpu),
+        Key("rocm", choice(*ROCM_SOURCES), "where a ROCm build's HIP comes from: auto (one "
+            "already installed, else Debian's own packages on Debian 13, AMD's repository "
+            "elsewhere), debian, amd, or present", "auto", "rocm", gpu),
+        Key("rocm_version", pattern(re.compile(r"^[0-9]{1,2}\.[0-9]{1,2}(?:\.[0-9]{1,2})?\Z"), "a ROCm version like 6.4"),
+            "the release from AMD's repository", "6.4", "rocm", gpu),
+        Key("rocm_repo_base_url", url(), "AMD's ROCm apt repositories: <base>/<version>/", "https://repo.radeon.com/rocm/apt", "rocm", gpu),
         # llamacpp
         Key("llamacpp_source", llamacpp_source, "{\"version\": ..., \"mirrors\": [{\"kind\": "
             "\"tarball\"/\"file\"/\"upstream\"/\"pypi-sdist\", \"location\": URL, \"sha256\": "

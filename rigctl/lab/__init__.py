@@ -2,8 +2,10 @@
 
 ``Lab().up(2)`` gives two hosts, ``lab1`` at 127.0.1.1 and ``lab2`` at 127.0.1.2, reachable over
 SSH with the lab's key and pinned host keys; ``inventories/lab.py`` yields them to pyinfra;
-``Lab().down()`` stops them and leaves no process or mount behind. State lives outside the
-repository (``~/.cache/rigctl/lab`` or ``$RIGCTL_LAB_DIR``), the base image under ``images/``.
+``Lab().down()`` stops them and leaves no process or mount behind. Each host runs one Debian
+release (``RELEASES``: bookworm unless ``up(..., release="trixie")``), fixed when it is created.
+State lives outside the repository (``~/.cache/rigctl/lab`` or ``$RIGCTL_LAB_DIR``), the base
+images under ``images/<release>/``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 import platform
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +24,19 @@ from typing import Any
 from rigctl.errors import LabError
 from rigctl.lab import hosts as _hosts
 from rigctl.lab.hosts import LabHost
-from rigctl.lab.image import build_image, image_ready
+from rigctl.lab.image import RELEASES, SUITE, build_image, check_release, image_ready
 from rigctl.lab.model import model_available, place_model
 from rigctl.paths import cache_dir
 
-__all__ = ["LAB_MODEL", "LAB_MODEL_FILE", "Lab", "LabHost", "LabHostStatus", "default_lab_dir"]
+__all__ = [
+    "LAB_MODEL",
+    "LAB_MODEL_FILE",
+    "RELEASES",
+    "Lab",
+    "LabHost",
+    "LabHostStatus",
+    "default_lab_dir",
+]
 
 # Tools the lab needs on the controller, and the Debian package that has each.
 REQUIRED_TOOLS = {
@@ -64,6 +74,7 @@ def default_lab_dir() -> Path:
 class LabHostStatus:
     name: str
     address: str
+    release: str
     running: bool
     ssh: bool
     pid: int | None
@@ -72,6 +83,7 @@ class LabHostStatus:
         return {
             "name": self.name,
             "address": self.address,
+            "release": self.release,
             "running": self.running,
             "ssh": self.ssh,
             "pid": self.pid,
@@ -153,39 +165,55 @@ class Lab:
 
     # -- lifecycle
 
-    def up(self, count: int = 1) -> list[LabHost]:
-        """Make sure hosts 1..count are running (already running ones are left alone)."""
+    def up(self, count: int = 1, release: str = SUITE) -> list[LabHost]:
+        """Make sure hosts 1..count are running (already running ones are left alone).
+
+        ``release`` is what the hosts created now run; a host that exists keeps the release it
+        was created with, running or stopped (its disk is an overlay of that release's image).
+        """
         if not 1 <= count <= MAX_HOSTS:
             raise LabError(f"lab size must be 1..{MAX_HOSTS}, got {count}")
+        return self._start(range(1, count + 1), release)
+
+    def up_host(self, index: int, release: str = SUITE) -> LabHost:
+        """Make sure host ``index`` alone is running, as ``up`` would (the same rules for its
+        release): a host of another release beside a lab, at an index no other host needs."""
+        if not 1 <= index <= MAX_HOSTS:
+            raise LabError(f"lab host index must be 1..{MAX_HOSTS}, got {index}")
+        return self._start([index], release)[0]
+
+    def _start(self, indexes: Iterable[int], release: str) -> list[LabHost]:
+        """Boot whichever of these hosts is not running, then wait for all of their sshd."""
+        check_release(release)
         self.check_requirements()
         with self._locked():
-            image = build_image(self.images_dir, mirror=self.mirror)
+            # The release asked for is built even when no host needs it now: `lab up` promises it.
+            build_image(self.images_dir, mirror=self.mirror, suite=release)
             public_key = self._ensure_key()
             if model_available():
                 place_model(self.models_dir / LAB_MODEL_FILE)
             (self.state_dir / "ccache").mkdir(exist_ok=True)
-            started: list[LabHost] = []
-            hosts: list[LabHost] = []
-            for index in range(1, count + 1):
-                host = self._host(index)
-                if host.process_alive():
-                    hosts.append(host)
-                    continue
-                _hosts.stop(host)  # a crashed host may still have its overlay mounted
-                host.host_key = _hosts.prepare_root(host, image, public_key)
-                _hosts.boot(
-                    host,
-                    binds={self.state_dir / "ccache": LAB_CCACHE_MOUNT},
-                    ro_binds={p: str(p) for p in LAB_TRUST if p.is_file()},
-                )
-                host.save()
-                started.append(host)
-                hosts.append(host)
+            hosts = [self._host(index, release) for index in indexes]
+            started = [host for host in hosts if not host.process_alive()]
+            for host in started:
+                self._boot(host, public_key)
             self._write_known_hosts()
             for host in started:
                 _hosts.wait_ready(host)
                 host.save()
             return hosts
+
+    def _boot(self, host: LabHost, public_key: str) -> None:
+        """Start one host that is not running, over the image of its own release."""
+        _hosts.stop(host)  # a crashed host may still have its overlay mounted
+        image = build_image(self.images_dir, mirror=self.mirror, suite=host.release)
+        host.host_key = _hosts.prepare_root(host, image, public_key)
+        _hosts.boot(
+            host,
+            binds={self.state_dir / "ccache": LAB_CCACHE_MOUNT},
+            ro_binds={p: str(p) for p in LAB_TRUST if p.is_file()},
+        )
+        host.save()
 
     def down(self) -> list[str]:
         """Stop every host and remove its disk; the base image and the key stay cached."""
@@ -219,6 +247,7 @@ class Lab:
             LabHostStatus(
                 name=host.name,
                 address=host.address,
+                release=host.release,
                 running=host.process_alive(),
                 ssh=host.process_alive() and host.ssh_ready(),
                 pid=host.pid if host.process_alive() else None,
@@ -257,7 +286,8 @@ class Lab:
 
     # -- internals
 
-    def _host(self, index: int) -> LabHost:
+    def _host(self, index: int, release: str) -> LabHost:
+        """The host at ``index`` as saved, or a new one running ``release``."""
         name = f"{self.prefix}{index}"
         existing = LabHost.load(self.hosts_dir / name)
         if existing is not None:
@@ -267,6 +297,7 @@ class Lab:
             index=index,
             address=f"{self.network}.{index}",
             root=str(self.hosts_dir / name / "root"),
+            release=release,
         )
 
     def _ensure_key(self) -> str:
@@ -309,5 +340,6 @@ class Lab:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def image_cached(self) -> bool:
-        return image_ready(self.images_dir)
+    def image_cached(self, release: str = SUITE) -> bool:
+        """Whether ``release``'s base image is built (``up`` builds it, once, when not)."""
+        return image_ready(self.images_dir, release)

@@ -22,9 +22,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rigctl.errors import LabError
+from rigctl.lab.image import SUITE
 
 BOOT_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
+EXEC_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -36,6 +38,10 @@ class LabHost:
     pid: int | None = None  # the systemd-nspawn process
     pid_namespace: str | None = None  # "pid:[inode]" of the container: how to find its processes
     host_key: str | None = None  # "ssh-ed25519 AAAA..."
+    # The Debian release of its image, fixed when the host is created: its disk (the overlay's
+    # upper layer) only makes sense over that image. host.json files from before releases
+    # existed lack it, and those hosts were all bookworm.
+    release: str = SUITE
 
     @property
     def dir(self) -> Path:
@@ -162,6 +168,19 @@ def boot(
     )
     log.close()
     host.pid = process.pid
+    _await_exec(host, process)
+
+
+def _await_exec(host: LabHost, process: subprocess.Popen[bytes]) -> None:
+    """Return once the host is recognisable as alive, or its systemd-nspawn has exited.
+
+    Popen returns as soon as the child's exec has closed its close-on-exec pipe, a moment
+    before the kernel publishes the new command line: read then, /proc/PID/cmdline is empty and
+    ``process_alive`` would call a host that is booting dead (a lone ``up_host`` checks at once).
+    """
+    deadline = time.monotonic() + EXEC_TIMEOUT_S
+    while not host.process_alive() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def wait_ready(host: LabHost, timeout: float = BOOT_TIMEOUT_S) -> None:

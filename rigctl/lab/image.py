@@ -1,8 +1,9 @@
-"""The lab's base image: a Debian bookworm root filesystem made by debootstrap, built once.
+"""The lab's base images: a Debian root filesystem per release, made by debootstrap, built once.
 
-Every lab host boots an overlay of this image, so the ~40 s debootstrap happens once per
-machine, not once per host or per test run. The image is bare on purpose (minbase plus what
-a real server has: systemd, dbus, sshd): whatever rigctl needs on a host, its roles install.
+Every lab host boots an overlay of its release's image (``images/<release>/rootfs``), so the
+~40 s debootstrap happens once per machine and release, not once per host or per test run. The
+images are bare on purpose (minbase plus what a real server has: systemd, dbus, sshd): whatever
+rigctl needs on a host, its roles install.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 
 from rigctl.errors import LabError
 
-SUITE = "bookworm"
+#: The Debian releases a lab host can run: the stable one rigctl targets first, and the next.
+RELEASES = ("bookworm", "trixie")
+SUITE = RELEASES[0]  # what a host runs unless told otherwise
 
 # What a bare Debian server has beyond minbase: an init, a bus, a way in, and the tools an
 # operator (and testinfra's checks) expect: ps, ss, ip.
@@ -31,8 +34,16 @@ BASE_PACKAGES = (
 COMPLETE_MARKER = ".rigctl-image-complete"
 
 
+def check_release(release: str) -> str:
+    """The release itself when the lab knows it; otherwise one line naming the ones it does
+    (debootstrap would take any suite name and fail a minute later, or boot something untested)."""
+    if release not in RELEASES:
+        raise LabError(f"lab release must be one of {', '.join(RELEASES)}, got {release!r}")
+    return release
+
+
 def image_path(images_dir: Path, suite: str = SUITE) -> Path:
-    return images_dir / suite / "rootfs"
+    return images_dir / check_release(suite) / "rootfs"
 
 
 def image_ready(images_dir: Path, suite: str = SUITE) -> bool:

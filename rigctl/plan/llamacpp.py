@@ -140,3 +140,11 @@ def llama_server_args(
     if layout.kv_quantized:
         args += ["-ctk", placement.kv_type, "-ctv", placement.kv_type, "-fa", "on"]
     return args
+
+
+def llamacpp_backend(accelerator: str, gpu_layers: int | None) -> str:
+    """llama.cpp's backend: the host's accelerator when the plan puts layers on it (Metal is
+    compiled in on macOS either way), else the CPU one."""
+    if gpu_layers and accelerator in ("cuda", "rocm", "vulkan", "metal"):
+        return accelerator
+    return "metal" if accelerator == "metal" else "cpu"

@@ -13,8 +13,9 @@ from rigctl.models.catalog import CatalogModel
 from rigctl.models.facts import ModelFacts
 from rigctl.models.refs import hf_resolve_url, model_file_name
 from rigctl.plan import preflight
+from rigctl.plan.gpu_software import GpuSoftwareWanted, plan_gpu_software
 from rigctl.plan.limits import validate_inputs
-from rigctl.plan.llamacpp import GgufLayout, choose_layout, llama_server_args
+from rigctl.plan.llamacpp import GgufLayout, choose_layout, llama_server_args, llamacpp_backend
 from rigctl.plan.memory import Device, gib, gpu_devices, host_device
 from rigctl.plan.ollama import ollama_env, ollama_model_name
 from rigctl.plan.quant import choose_quant
@@ -226,6 +227,7 @@ def make_plan(
     prefer: str = "control",
     model_dir: str = DEFAULT_MODEL_DIR,
     threads: int | None = None,
+    gpu_software: GpuSoftwareWanted | None = None,
 ) -> Plan:
     """Return the :class:`Plan` for serving ``model`` to ``concurrency`` users on ``hardware``.
 
@@ -235,6 +237,8 @@ def make_plan(
     (field runtime) when it cannot run here. Inputs out of range raise BadInput naming the
     field. A host too small for the plan gets ``errors`` in the plan, not an exception.
     ``threads`` overrides llama.cpp's CPU threads (default: the physical cores).
+    ``gpu_software`` is the host data's say in the driver and toolkits
+    (:mod:`rigctl.plan.gpu_software`); their mismatches are errors of the plan.
     """
     context = validate_inputs(
         model, concurrency=concurrency, context=context, runtime=runtime, prefer=prefer
@@ -379,6 +383,16 @@ def make_plan(
     )
     warnings += driver_warnings + disk_warnings
     errors += driver_errors + disk_errors
+    software = plan_gpu_software(
+        hardware,
+        accelerator,
+        chosen,
+        llamacpp_backend(hardware.accelerator, memory.gpu_layers) if chosen == "llamacpp" else None,
+        gpu_software or GpuSoftwareWanted(),
+    )
+    reasons += software.reasons
+    warnings += software.warnings
+    errors += software.errors
     return Plan(
         runtime=chosen,
         model=planned,
@@ -390,4 +404,5 @@ def make_plan(
         reasons=reasons,
         warnings=warnings,
         errors=errors,
+        gpu_software=software.software,
     )

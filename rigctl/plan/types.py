@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rigctl.plan.gpu_software import GpuSoftware
+
 RUNTIMES = ("ollama", "llamacpp", "vllm")
 RUNTIME_CHOICES = ("auto", *RUNTIMES)
 PREFER_CHOICES = ("simple", "control", "throughput")
@@ -101,6 +103,8 @@ class Plan:
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: the driver's handling and the toolkit a GPU build needs; None on CPU and Metal
+    gpu_software: GpuSoftware | None = None
 
     @property
     def executable(self) -> str:
@@ -130,5 +134,6 @@ class Plan:
             "reasons": list(self.reasons),
             "warnings": list(self.warnings),
             "errors": list(self.errors),
+            "gpu_software": self.gpu_software.to_json() if self.gpu_software else None,
             "ok": self.ok,
         }

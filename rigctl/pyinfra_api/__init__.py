@@ -51,7 +51,10 @@ from pyinfra.api import (
     deploy,
     operation,
 )
+from pyinfra.facts import apt as apt_facts
+from pyinfra.facts import deb as deb_facts
 from pyinfra.facts import files as file_facts
+from pyinfra.facts import rpm as rpm_facts
 from pyinfra.facts import server as server_facts
 from pyinfra.operations import apt, dnf, files, launchd, pip, server, systemd
 
@@ -88,7 +91,10 @@ __all__ = [
     "pip",
     "server",
     "systemd",
+    "apt_facts",
+    "deb_facts",
     "file_facts",
+    "rpm_facts",
     "server_facts",
     # running
     "Host",

@@ -19,13 +19,13 @@ TOOLCHAIN_APT_PACKAGES: list[str] = [
     "ca-certificates",
 ]
 
-#: Extra packages per llama.cpp backend (CUDA and ROCm toolkits come from their vendors'
-#: repositories, not from here: rigctl checks for them instead of installing multi-GB SDKs).
+#: Extra packages per llama.cpp backend beside the compilers. The backends' SDKs are not here:
+#: the ``cuda_toolkit``, ``rocm`` and ``vulkan`` roles install them, as the plan chooses.
 TOOLCHAIN_APT_BACKEND_PACKAGES: dict[str, list[str]] = {
     "cpu": [],
     "cuda": [],
     "rocm": [],
-    "vulkan": ["libvulkan-dev", "glslc"],
+    "vulkan": [],
 }
 
 #: Fedora/RHEL equivalents.
@@ -40,13 +40,12 @@ TOOLCHAIN_DNF_PACKAGES: list[str] = [
     "curl",
 ]
 
-#: Extra packages per llama.cpp backend on Fedora (Vulkan's loader with its headers, and the
-#: shader compiler). As for apt, CUDA and ROCm toolkits are checked for, not installed.
+#: The same on Fedora/RHEL: the SDKs are the GPU roles' (``cuda_toolkit``, ``rocm``, ``vulkan``).
 TOOLCHAIN_DNF_BACKEND_PACKAGES: dict[str, list[str]] = {
     "cpu": [],
     "cuda": [],
     "rocm": [],
-    "vulkan": ["vulkan-loader-devel", "glslc"],
+    "vulkan": [],
 }
 
 #: Seconds an ``apt-get update`` stays fresh: a re-run within it changes nothing.
