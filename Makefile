@@ -15,7 +15,7 @@ LAB_DIR ?= $(or $(RIGCTL_LAB_DIR),$(HOME)/.cache/rigctl/lab)
 # a Python able to make virtualenvs, and zstd (the tests pack Ollama archives as upstream does).
 SYSTEM_PACKAGES := systemd-container debootstrap openssh-client iproute2 python3-venv ca-certificates zstd
 
-.PHONY: demo test test-slow setup system-packages lint dupcheck lab-down
+.PHONY: demo test test-slow test-gpu-builds setup system-packages lint dupcheck lab-down
 
 demo: setup
 	@echo "==> 1/4 bringing up one lab host (Debian bookworm under systemd-nspawn, sshd on 127.0.1.1)"
@@ -35,13 +35,17 @@ demo: setup
 	@echo "==> and a smoke benchmark of its endpoint: 1 and 4 concurrent users"
 	$(BIN)/rigctl bench inventories/lab.py --concurrency 1,4 --duration 5 --max-tokens 64
 
-# The exhaustive fault cases (marked `exhaustive`) are left to test-slow: `make test test-slow`
-# runs every test there is.
+# The exhaustive fault cases (marked `exhaustive`) are left to test-slow, and the GPU backends'
+# builds on lab hosts (marked `gpu_build`) to test-gpu-builds: `make test test-slow
+# test-gpu-builds` runs every test there is.
 test: setup lint
-	$(BIN)/python -m pytest -m "not exhaustive"
+	$(BIN)/python -m pytest -m "not exhaustive and not gpu_build"
 
 test-slow: setup
 	$(BIN)/python -m pytest -m exhaustive
+
+test-gpu-builds: setup
+	$(BIN)/python -m pytest -m gpu_build
 
 setup: system-packages $(STAMP)
 

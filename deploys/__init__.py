@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rigctl.hardware import Hardware
+from rigctl.health import Offload
 from rigctl.hostspec import HostSpec
 from rigctl.manifest import MANIFEST, Deployment
 from rigctl.plan import DEFAULT_MODEL_DIR, Plan
@@ -98,6 +99,9 @@ class Served:
     served_model: str = "default"
     #: the path that answers 200 once the server is ready
     health_path: str = "/health"
+    #: where the plan put the model, checked in the server's log once it answers (llama.cpp on
+    #: a GPU; None where there is nothing to check)
+    offload: Offload | None = None
     #: seconds the smoke check waits for it (vLLM loads and compiles for minutes)
     ready_timeout: float = 180.0
 
@@ -108,6 +112,7 @@ def record(
     rendered: Mapping[str, str],
     *,
     ready_timeout: float = 180.0,
+    offload: Offload | None = None,
 ) -> Served:
     """The end of every serve: the deployment manifest written atomically on the host (what
     ``bench``, ``status``, ``verify`` and ``rollback`` read), and what was served."""
@@ -125,6 +130,7 @@ def record(
         served_model=manifest.served_model,
         health_path=manifest.health_path,
         ready_timeout=ready_timeout,
+        offload=offload,
     )
 
 

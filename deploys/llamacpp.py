@@ -29,6 +29,7 @@ from rigctl.fetch.builds import cached_build, keep_build
 from rigctl.fetch.http import Verified
 from rigctl.fetch.llamacpp_source import LlamaCppSource, PackedSource
 from rigctl.hardware import Hardware
+from rigctl.health import Offload
 from rigctl.hostspec import HostSpec
 from rigctl.manifest import Deployment
 from rigctl.operations.files import verified_file
@@ -43,6 +44,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 UNIT = "rigctl-llama-server"
+
+#: ggml's name of the first device of each GPU backend, as llama.cpp logs its buffers on it.
+GGML_DEVICES = {"cuda": "CUDA0", "rocm": "ROCm0", "vulkan": "Vulkan0"}
 LAUNCHD_LABEL = "org.rigctl.llama-server"
 USER = "llama"
 
@@ -112,7 +116,7 @@ def render_unit(
         group=USER,
         supplementary_groups=GPU_GROUPS.get(build.backend, []),
         argv=server_argv(plan, spec, api_key_path(UNIT), prefix),
-        environment={},
+        environment=dict(plan.env),
         state_directory=UNIT,
         read_only_paths=[MODEL_DIR, prefix, f"/etc/rigctl/{UNIT}"],
         gpu_devices=GPU_DEVICES.get(build.backend, []),
@@ -134,7 +138,7 @@ def render_plist(
         user=USER,
         group=USER,
         argv=server_argv(plan, spec, api_key_path(UNIT), prefix),
-        environment={},
+        environment=dict(plan.env),
         working_directory=f"/var/lib/{UNIT}",
         log_path=f"/var/log/rigctl/{UNIT}.log",
     )
@@ -255,4 +259,6 @@ class LlamaCppDeploy(Deploy):
             args=server_argv(plan, spec, key_file, prefix),
             config_files=[unit_file],
         )
-        return record(manifest, spec, {unit_file: unit_text})
+        device = GGML_DEVICES.get(build.backend)
+        offload = Offload(device, plan.memory.gpu_layers or 0) if device and plan.memory.gpu_layers else None
+        return record(manifest, spec, {unit_file: unit_text}, offload=offload)

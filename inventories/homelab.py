@@ -104,6 +104,9 @@ GPU software
                                  installed, else Debian's own packages on Debian 13, AMD's
                                  repository elsewhere), debian, amd, or present (default: auto)
     rocm_version                 the release from AMD's repository (default: 6.4)
+    vulkan_cpu_devices           count Vulkan's CPU devices (Mesa's lavapipe) as the host's
+                                 GPU: the Vulkan path without a GPU, computing on the CPU
+                                 (tests, CI) (default: false)
     rocm_repo_base_url           AMD's ROCm apt repositories: <base>/<version>/ (default:
                                  https://repo.radeon.com/rocm/apt)
 

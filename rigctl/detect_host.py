@@ -39,10 +39,10 @@ def detect_host(host: Host, models_dir: str | None = None) -> Hardware:
     for fact in DETECTION_FACTS:
         args = (models_dir or DEFAULT_MODELS_DIR,) if fact is DiskFreeBytes else ()
         values[fact.__name__] = host.get_fact(fact, *args)
-    return build_hardware(values)
+    return build_hardware(values, vulkan_cpu_devices=host.data.get("vulkan_cpu_devices") is True)
 
 
-def build_hardware(values: Mapping[str, Any]) -> Hardware:
+def build_hardware(values: Mapping[str, Any], *, vulkan_cpu_devices: bool = False) -> Hardware:
     """Turn the processed fact values (keyed by fact class name) into one :class:`Hardware`.
 
     Accelerator: ``cuda`` when nvidia-smi lists GPUs (or the host is a Jetson), else ``rocm``
@@ -50,6 +50,8 @@ def build_hardware(values: Mapping[str, Any]) -> Hardware:
     a discrete or integrated GPU, else ``cpu``. ``gpus`` holds the chosen accelerator's GPUs.
     Missing, unknown or malformed values never raise: they become defaults plus a line in
     ``warnings`` (a GPU on the PCI bus that no driver reports is such a line, too).
+    ``vulkan_cpu_devices`` (host data of that name) counts Vulkan's CPU devices (Mesa's lavapipe)
+    as GPUs sharing the system's memory: the Vulkan path run without a GPU.
     """
     facts = _Facts(values)
     os_info = _os_info(facts)
@@ -64,7 +66,7 @@ def build_hardware(values: Mapping[str, Any]) -> Hardware:
         "cuda": _nvidia_gpus(facts, memory, jetson),
         "rocm": _amd_gpus(facts),
         "metal": _apple_gpus(facts, os_info, memory),
-        "vulkan": _vulkan_gpus(facts),
+        "vulkan": _vulkan_gpus(facts, memory if vulkan_cpu_devices else None),
     }
     accelerator = next((name for name in _GPU_ACCELERATORS if candidates[name]), "cpu")
     for name in ("cuda", "rocm", "metal"):
@@ -90,7 +92,9 @@ def build_hardware(values: Mapping[str, Any]) -> Hardware:
         cuda_driver_version=cuda_driver,
         cuda_toolkit_version=cuda_toolkit,
         rocm_version=facts.get("RocmVersion", str),
-        unified_memory=accelerator == "metal" or (accelerator == "cuda" and jetson is not None),
+        unified_memory=accelerator == "metal"
+        or (accelerator == "cuda" and jetson is not None)
+        or (accelerator == "vulkan" and all(g.device_type == "cpu" for g in candidates["vulkan"])),
         jetson_release=jetson,
         nvidia_kernel_driver=facts.get("NvidiaDriverProc", str),
         nvidia_pci_without_driver=_nvidia_without_driver(facts, candidates["cuda"]),
@@ -366,25 +370,36 @@ def _vulkan_devices(facts: _Facts) -> list[dict[str, Any]]:
     return facts.records("VulkanSummary", {"index": int, "name": str, "type": str}) or []
 
 
-def _vulkan_gpus(facts: _Facts) -> list[Gpu]:
+def _vulkan_gpus(facts: _Facts, cpu_devices_memory: int | None = None) -> list[Gpu]:
+    """Vulkan's discrete and integrated GPUs; with ``cpu_devices_memory`` (the system's memory)
+    and no such GPU, its CPU devices, each sharing that memory."""
     devices = _vulkan_devices(facts)
     cards = facts.records("DrmVram", {"vram_bytes": int}) or []
+    has_gpu = any(device["type"] in ("discrete", "integrated") for device in devices)
     gpus = []
     for device in devices:
-        if device["type"] not in ("discrete", "integrated"):
+        kind = device["type"]
+        if kind == "cpu" and cpu_devices_memory is not None and not has_gpu:
+            facts.warn(
+                f"Vulkan device {device['name']} is a CPU renderer, counted as a GPU "
+                "(vulkan_cpu_devices): it computes on the CPU"
+            )
+            memory = cpu_devices_memory
+        elif kind in ("discrete", "integrated"):
+            memory = next(
+                (
+                    card["vram_bytes"]
+                    for card in cards
+                    if device.get("device_id")
+                    and (card.get("vendor_id"), card.get("device_id"))
+                    == (device.get("vendor_id"), device.get("device_id"))
+                ),
+                0,
+            )
+            if memory == 0:
+                facts.warn(f"VRAM of Vulkan device {device['name']} unknown")
+        else:
             continue
-        memory = next(
-            (
-                card["vram_bytes"]
-                for card in cards
-                if device.get("device_id")
-                and (card.get("vendor_id"), card.get("device_id"))
-                == (device.get("vendor_id"), device.get("device_id"))
-            ),
-            0,
-        )
-        if memory == 0:
-            facts.warn(f"VRAM of Vulkan device {device['name']} unknown")
         gpus.append(
             Gpu(
                 vendor=_str_or_none(device.get("vendor")) or "unknown",
@@ -392,6 +407,7 @@ def _vulkan_gpus(facts: _Facts) -> list[Gpu]:
                 index=device["index"],
                 memory_bytes=memory,
                 driver=_str_or_none(device.get("driver")),
+                device_type=kind,
             )
         )
     return gpus

@@ -25,6 +25,9 @@ class Gpu:
     gfx_target: str | None = None  # AMD, e.g. "gfx1100"
     uuid: str | None = None
     cores: int | None = None  # Apple GPU cores
+    #: Vulkan's device type: discrete | integrated | cpu (Mesa's lavapipe, counted only when
+    #: host data says vulkan_cpu_devices); None for the other accelerators
+    device_type: str | None = None
 
 
 @dataclass

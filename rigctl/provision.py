@@ -36,7 +36,7 @@ from rigctl.fetch.builds import cached_build
 from rigctl.fetch.shared import SharedFetches
 from rigctl.fleet import FleetResult
 from rigctl.hardware import Hardware
-from rigctl.health import crash_watch, journal
+from rigctl.health import crash_watch, invocation_journal, journal, offload_problem
 from rigctl.host_plans import plan_for, resolve_for
 from rigctl.hostspec import HostSpec, host_spec
 from rigctl.lockfile import update_lockfile
@@ -286,8 +286,21 @@ def _smoke(host_obj: Host, outcome: HostProvision, served: Served, report: Repor
     if not smoke.ok:
         outcome.journal = journal(host_obj, served.unit)
         outcome.result.fail(f"smoke check failed: {smoke.error}")
+        return
+    problem = _offload_problem(host_obj, served)
+    if problem:
+        outcome.journal = journal(host_obj, served.unit)
+        outcome.result.fail(f"{served.unit} is not running as planned: {problem}")
     else:
         report(host_obj.name, "smoke", f"TTFT {smoke.ttft_ms} ms, {smoke.tokens_per_second} tok/s")
+
+
+def _offload_problem(host_obj: Host, served: Served) -> str | None:
+    """A server that answers may still have fallen back to the CPU (its GPU backend failed to
+    start): its log must show the model where the plan put it."""
+    if served.offload is None:
+        return None
+    return offload_problem(invocation_journal(host_obj, served.unit), served.offload)
 
 
 def _diff(host_obj: Host, outcome: HostProvision) -> None:

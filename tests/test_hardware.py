@@ -433,3 +433,26 @@ def test_detect_host_on_this_machine() -> None:
     assert hardware.cpu.threads >= 1 and hardware.cpu.model != "unknown"
     assert hardware.memory_bytes > 0
     assert hardware.disk_free_bytes > 0
+
+
+def test_lavapipe_counts_as_the_vulkan_gpu_only_when_host_data_says_so() -> None:
+    """Mesa's lavapipe is a CPU device: planned for only with ``vulkan_cpu_devices``, then as a
+    GPU sharing the system's memory (unified), so the planner never counts that memory twice."""
+    values = HOSTS["i7_avx2"]  # vulkaninfo lists llvmpipe alone
+    assert build_hardware(values).accelerator == "cpu"
+    hardware = build_hardware(values, vulkan_cpu_devices=True)
+    assert hardware.accelerator == "vulkan" and hardware.unified_memory
+    (gpu,) = hardware.gpus
+    assert gpu.device_type == "cpu" and gpu.name.startswith("llvmpipe")
+    assert gpu.memory_bytes == hardware.memory_bytes
+    assert any("CPU renderer" in warning for warning in hardware.warnings)
+    # a real GPU beside it is a GPU either way, and keeps its own type
+    radv = build_hardware(HOSTS["intel_igpu_vulkan"], vulkan_cpu_devices=True)
+    assert [g.device_type for g in radv.gpus] == ["integrated"]
+
+
+def test_an_nvidia_gpu_without_its_driver_is_recorded_by_slot() -> None:
+    hardware = build_hardware(linux_host(PciDevices=fixture("pci.PciDevices", "nvidia_no_driver")))
+    assert hardware.accelerator == "cpu"
+    assert hardware.nvidia_pci_without_driver == ["0000:01:00.0"]
+    assert build_hardware(HOSTS["rtx4090"]).nvidia_pci_without_driver == []

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from rigctl.deploys import llamacpp as deploy
+from rigctl.roles.llamacpp.backends import BACKENDS
 from rigctl.templates import render, systemd_quote
 
 from rigctl.hardware import Cpu, Gpu, Hardware, OsInfo
@@ -239,3 +240,18 @@ def test_vllm_unit_matches_golden_and_verifies(case: str, tmp_path: Path) -> Non
         )
         problems = [line for line in result.stderr.splitlines() if "rigctl-vllm.service" in line]
         assert result.returncode == 0 and not problems, result.stderr
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_configure_line_matches_golden(case: str) -> None:
+    """The CMake configure line each backend's build runs at the pinned llama.cpp, from a real
+    plan: the HIP one is pinned here because it is not compiled here (no HIP 6.1 reachable)."""
+    hardware = CASES[case]
+    plan = make_plan(hardware, get_catalog_model("llama-3.1-8b-instruct:q4_k_m"))
+    build = deploy.build_spec_for(hardware, plan, "0c1e57098", [])
+    env = BACKENDS[build.backend].env
+    line = " ".join([*(f"{k}={v}" for k, v in sorted(env.items())), "cmake", *build.cmake_args])
+    _golden(f"llamacpp-configure-{case}.txt", line + "\n")
+    assert ("-DGGML_HIP=ON" in line) == (case == "rocm")
+    if case == "cuda":
+        assert "-DCMAKE_CUDA_ARCHITECTURES=89" in line  # never "native": no GPU at build time

@@ -144,6 +144,8 @@ def _keys() -> list[Key]:
             "elsewhere), debian, amd, or present", "auto", "rocm", gpu),
         Key("rocm_version", pattern(re.compile(r"^[0-9]{1,2}\.[0-9]{1,2}(?:\.[0-9]{1,2})?\Z"), "a ROCm version like 6.4"),
             "the release from AMD's repository", "6.4", "rocm", gpu),
+        Key("vulkan_cpu_devices", boolean, "count Vulkan's CPU devices (Mesa's lavapipe) as the "
+            "host's GPU: the Vulkan path without a GPU, computing on the CPU (tests, CI)", "false", "vulkan", gpu),
         Key("rocm_repo_base_url", url(), "AMD's ROCm apt repositories: <base>/<version>/", "https://repo.radeon.com/rocm/apt", "rocm", gpu),
         # llamacpp
         Key("llamacpp_source", llamacpp_source, "{\"version\": ..., \"mirrors\": [{\"kind\": "

@@ -128,6 +128,10 @@ def _driverless(hardware: Hardware, wanted: GpuSoftwareWanted, result: GpuSoftwa
             f"NVIDIA GPU at PCI {slots} has no driver: rigctl installs it from NVIDIA's CUDA "
             "repository and reboots the host (nvidia_driver: install)"
         )
+        result.warnings.append(
+            "this run plans without the GPU (its memory and compute capability are unknown "
+            "until the driver answers): provision again after the reboot to plan for it"
+        )
     elif wanted.nvidia_driver == "check":
         result.errors.append(
             f"NVIDIA GPU at PCI {slots} has no NVIDIA driver loaded: install the driver "

@@ -112,6 +112,12 @@ def _gguf_plan(
             threads=threads or cores,
         )
         env = {}
+        if hardware.accelerator == "vulkan" and layout.placement.gpu_layers:
+            # the devices planned for, as CUDA_VISIBLE_DEVICES would pin them; ggml skips CPU-type
+            # Vulkan devices (lavapipe) unless they are named here
+            indexes = ",".join(str(gpu.index) for gpu in hardware.gpus)
+            env["GGML_VK_VISIBLE_DEVICES"] = indexes
+            reasons.append(f"GGML_VK_VISIBLE_DEVICES={indexes}: the Vulkan devices planned for")
         if threads:
             reasons.append(
                 f"threads: -t {threads}, from the host data (planned: {cores}, the physical cores)"

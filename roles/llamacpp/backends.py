@@ -42,7 +42,12 @@ BACKENDS: dict[str, Backend] = {
     # CPU's flags, so only hosts with the same instruction sets share a build.
     "cpu": Backend("cpu", ("-DGGML_NATIVE=ON",), note="CPU only, -march=native"),
     "cuda": Backend(
-        "cuda", ("-DGGML_NATIVE=ON", "-DGGML_CUDA=ON"), note="needs the CUDA toolkit (nvcc)"
+        "cuda",
+        ("-DGGML_NATIVE=ON", "-DGGML_CUDA=ON"),
+        # Debian's nvcc is on PATH (/usr/bin/nvcc); NVIDIA's packages put it under
+        # /usr/local/cuda/bin, which is not
+        env={"CUDACXX": "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)"},
+        note="needs the CUDA toolkit (nvcc)",
     ),
     "rocm": Backend(
         "rocm",

@@ -1,0 +1,174 @@
+"""llama.cpp's GPU backends compiled for real on lab hosts, through ``rigctl provision``.
+
+Vulkan, compiled and served: a Debian trixie lab host whose only Vulkan device is Mesa's
+lavapipe (a real Vulkan implementation computing on the CPU) and host data
+``vulkan_cpu_devices: true`` is planned for Vulkan; rigctl installs the Vulkan SDK and Mesa's
+drivers (the ``vulkan`` role), compiles llama.cpp with ``-DGGML_VULKAN=ON`` and serves the Gemma 3
+270M model through the Vulkan backend. The journal must show the device is llvmpipe, every layer
+offloaded and the model's buffers on ``Vulkan0``, so the test cannot pass on the CPU backend
+(rigctl's own smoke stage checks the same: ``rigctl.health.offload_problem``).
+
+Tens of minutes on 2 cores (the shaders): ``make test-gpu-builds`` runs this module, not
+``make test``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import rigctl
+
+from rigctl.lab import LAB_MODEL_FILE, Lab, LabHost
+from rigctl.lab.model import place_model
+from rigctl.paths import cache_dir
+from rigctl.pyinfra_api import Session, load_inventory, run_command
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.gpu_build]
+
+UNIT = "rigctl-llama-server"
+
+
+@pytest.fixture(scope="module")
+def vulkan_host(
+    lab: Lab, trixie_host: LabHost, tmp_path_factory: pytest.TempPathFactory
+) -> dict:
+    """The trixie host given vulkaninfo and Mesa by rigctl's ``vulkan`` role (what a host with a
+    GPU has from its driver), then provisioned with ``vulkan_cpu_devices``."""
+    from rigctl.roles import vulkan
+
+    path = place_model(lab.models_dir / LAB_MODEL_FILE)
+    work = tmp_path_factory.mktemp("vulkan")
+    cache = work / "rigctl-cache"
+    cache.mkdir()
+    if (cache_dir() / "sources").is_dir():
+        shutil.copytree(cache_dir() / "sources", cache / "sources")
+    data = dict(
+        lab.host_data(trixie_host),
+        runtime="llamacpp",
+        vulkan_cpu_devices=True,
+        model_mirrors=[str(path)],
+    )
+    inventory = work / "vulkan.py"
+    inventory.write_text(f"hosts = [({trixie_host.name!r}, {data!r})]\n")
+    with Session(load_inventory(str(inventory))) as session:
+        session.prepare(vulkan.install)
+        session.run()
+        assert session.summary().exit_code == 0
+    env = {"RIGCTL_CACHE_DIR": str(cache)}
+    result = rigctl("provision", str(inventory), "--json", timeout=5400, env=env)
+    assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-4000:]
+    return {
+        "host": trixie_host,
+        "inventory": inventory,
+        "env": env,
+        "outcome": json.loads(result.stdout)["hosts"][trixie_host.name],
+    }
+
+
+def _journal(inventory: Path, name: str) -> str:
+    with Session(load_inventory(str(inventory))) as session:
+        ok, out, err = run_command(
+            session.host(name), f"journalctl -u {UNIT}.service --no-pager -o cat"
+        )
+    assert ok, err
+    return out
+
+
+def test_vulkan_build_serves_on_lavapipe(vulkan_host: dict) -> None:
+    outcome = vulkan_host["outcome"]
+    assert outcome["status"] == "changed" and outcome["runtime"] == "llamacpp"
+    assert "-vulkan-" in outcome["build"]
+    assert outcome["smoke"]["ok"] and outcome["smoke"]["tokens_per_second"] > 0
+    log = _journal(vulkan_host["inventory"], vulkan_host["host"].name)
+    # llama.cpp's INFO line naming the device (its "ggml_vulkan: 0 = ..." list is DEBUG-level)
+    assert re.search(r"using device Vulkan0 \(llvmpipe", log), log[-3000:]
+    offloaded = re.search(r"offloaded (\d+)/(\d+) layers to GPU", log)
+    assert offloaded and offloaded.group(1) == offloaded.group(2), log[-3000:]
+    assert re.search(r"Vulkan0 model buffer size", log), log[-3000:]
+
+
+def test_vulkan_host_benches_and_verifies(vulkan_host: dict) -> None:
+    inventory, env = str(vulkan_host["inventory"]), vulkan_host["env"]
+    bench = rigctl(
+        "bench", inventory, "--concurrency", "1", "--duration", "5", "--max-tokens", "16",
+        "--json", env=env, timeout=900,
+    )
+    assert bench.returncode == 0, bench.stderr[-3000:]
+    verify = rigctl("verify", inventory, "--json", env=env, timeout=900)
+    assert verify.returncode == 0, verify.stderr[-3000:] + verify.stdout[-3000:]
+
+
+# --------------------------------------------------------------------------- CUDA
+
+#: Two trixie hosts that detect as an RTX 4090 (the nvidia-smi TEST DOUBLE): the first compiles,
+#: the second installs the first's build (same build key) with only the CUDA runtime libraries.
+CUDA_INDEXES = (21, 22)
+NVIDIA_SMI_DOUBLE = Path(__file__).parent / "doubles" / "nvidia-smi"
+
+
+@pytest.fixture(scope="module")
+def cuda_hosts(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from conftest import forget_known_hosts
+
+    from rigctl.pyinfra_api import files
+
+    hosts = [lab.up_host(index, release="trixie") for index in CUDA_INDEXES]
+    forget_known_hosts()
+    path = place_model(lab.models_dir / LAB_MODEL_FILE)
+    work = tmp_path_factory.mktemp("cuda")
+    cache = work / "rigctl-cache"
+    cache.mkdir()
+    if (cache_dir() / "sources").is_dir():
+        shutil.copytree(cache_dir() / "sources", cache / "sources")
+    entries = [
+        (
+            host.name,
+            dict(
+                lab.host_data(host),
+                runtime="llamacpp",
+                # a container shows no loaded NVIDIA module whatever nvidia-smi says
+                nvidia_driver="assume-present",
+                model_mirrors=[str(path)],
+            ),
+        )
+        for host in hosts
+    ]
+    inventory = work / "cuda.py"
+    inventory.write_text(f"hosts = {entries!r}\n")
+    with Session(load_inventory(str(inventory))) as session:
+        session.prepare(
+            lambda: files.put(src=str(NVIDIA_SMI_DOUBLE), dest="/usr/local/bin/nvidia-smi", mode="0755")
+        )
+        session.run()
+        assert session.summary().exit_code == 0
+    env = {"RIGCTL_CACHE_DIR": str(cache)}
+    result = rigctl("provision", str(inventory), "--json", timeout=5400, env=env)
+    return {"hosts": hosts, "inventory": inventory, "env": env, "result": result}
+
+
+def test_cuda_build_for_sm_89_is_compiled_kept_and_reused_then_fails_readiness(cuda_hosts: dict) -> None:
+    result = cuda_hosts["result"]
+    # no GPU here: the provision must fail, at the readiness stage, with the CUDA error
+    assert result.returncode == 1, result.stderr[-4000:]
+    outcome = json.loads(result.stdout)["hosts"]
+    first, second = (outcome[host.name] for host in cuda_hosts["hosts"])
+    assert "-cuda-" in first["build"] and first["build"] == second["build"]
+    assert any(op.endswith("llama.cpp: build " + first["build"]) for op in first["changed_ops"])
+    assert any("install prebuilt" in op for op in second["changed_ops"])
+    assert not any("llama.cpp: build " in op for op in second["changed_ops"])
+    for host in (first, second):
+        assert host["status"] == "failed"
+        said = host["error"] + "\n".join(host.get("journal", []))
+        assert re.search(r"CUDA|libcuda", said), said[-3000:]
+    # the binary carries device code for compute capability 8.9
+    with Session(load_inventory(str(cuda_hosts["inventory"]))) as session:
+        ok, out, err = run_command(
+            session.host(cuda_hosts["hosts"][0].name),
+            "cuobjdump --list-elf /opt/rigctl/llamacpp/current/bin/llama-server",
+        )
+    assert ok, err
+    assert "sm_89" in out and "sm_80" not in out
