@@ -61,6 +61,16 @@ GPU_GROUPS: dict[str, list[str]] = {
 }
 
 
+def host_gpu_groups(backend: str) -> list[str]:
+    """The backend's GPU groups that exist on the current host (inside its deploy): a bare
+    server or container may have no ``render`` group, and ``useradd -G`` or a unit's
+    ``SupplementaryGroups=`` naming a missing group fails."""
+    from rigctl.pyinfra_api import host, server_facts
+
+    present = host.get_fact(server_facts.Groups) or []
+    return [group for group in GPU_GROUPS.get(backend, []) if group in present]
+
+
 @dataclass(frozen=True)
 class HostInputs:
     """Everything known of one host before its deploy: checked host data, hardware, plan."""

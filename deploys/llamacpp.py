@@ -18,6 +18,7 @@ from rigctl.deploys import (
     HostInputs,
     Served,
     gpu,
+    host_gpu_groups,
     record,
 )
 from rigctl.roles import llamacpp, service, toolchain
@@ -83,7 +84,11 @@ def server_argv(
 
     The API key is passed by file (never in argv, where ``ps`` would show it); the slots
     endpoint, which shows other users' prompts, is off; metrics are on for ``rigctl status``.
+    A plan that offloads layers logs at verbosity 4 (``-lv 4``): llama.cpp's own INFO lines
+    (the devices, the layers offloaded, each buffer's device) are hidden below it, and the
+    smoke stage reads them to tell a GPU server from one that fell back to the CPU.
     """
+    verbosity = ["-lv", "4"] if plan.memory.gpu_layers else []
     return [
         llamacpp.binary("llama-server", prefix),
         *plan.args,
@@ -96,6 +101,7 @@ def server_argv(
         "--metrics",
         "--no-slots",
         "--no-webui",
+        *verbosity,
     ]
 
 
@@ -104,8 +110,10 @@ def render_unit(
     plan: Plan,
     build: llamacpp.BuildSpec,
     prefix: str = llamacpp.defaults.LLAMACPP_PREFIX,
+    groups: list[str] | None = None,
 ) -> str:
-    """The systemd unit for this host's llama-server (Linux); ``prefix``: where builds live."""
+    """The systemd unit for this host's llama-server (Linux); ``prefix``: where builds live;
+    ``groups``: the GPU groups the host has (default: all the backend's)."""
     return render(
         "llama-server.service.j2",
         unit=UNIT,
@@ -114,7 +122,7 @@ def render_unit(
         plan_summary=f"{plan.runtime}, {plan.concurrency} user(s), {plan.context} tokens each",
         user=USER,
         group=USER,
-        supplementary_groups=GPU_GROUPS.get(build.backend, []),
+        supplementary_groups=GPU_GROUPS.get(build.backend, []) if groups is None else groups,
         argv=server_argv(plan, spec, api_key_path(UNIT), prefix),
         environment=dict(plan.env),
         state_directory=UNIT,
@@ -216,7 +224,8 @@ class LlamaCppDeploy(Deploy):
             mode="0644",
         )
 
-        service.user(user_name=USER, groups=GPU_GROUPS.get(build.backend, []))
+        groups = host_gpu_groups(build.backend)
+        service.user(user_name=USER, groups=groups)
         key_file = api_key_path(UNIT)
         prefix = llamacpp.install_prefix(host)
         if hardware.os.init == "launchd":
@@ -231,7 +240,7 @@ class LlamaCppDeploy(Deploy):
                 changed_inputs=[model_op, current_build],
             )
         else:
-            unit_text = render_unit(spec, plan, build, prefix)
+            unit_text = render_unit(spec, plan, build, prefix, groups)
             unit_file = service.unit_path(UNIT)
             service.install(
                 unit=UNIT,

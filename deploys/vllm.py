@@ -10,7 +10,16 @@ from __future__ import annotations
 from io import StringIO
 from typing import TYPE_CHECKING, Any
 
-from rigctl.deploys import GPU_DEVICES, GPU_GROUPS, MODEL_DIR, Deploy, HostInputs, Served, record
+from rigctl.deploys import (
+    GPU_DEVICES,
+    GPU_GROUPS,
+    MODEL_DIR,
+    Deploy,
+    HostInputs,
+    Served,
+    host_gpu_groups,
+    record,
+)
 from rigctl.roles import service, vllm
 from rigctl.roles.service import api_key_path
 from rigctl.roles.vllm import VenvSpec
@@ -91,8 +100,10 @@ def render_unit(
     venv: VenvSpec,
     accelerator: str,
     prefix: str = vllm.defaults.VLLM_PREFIX,
+    groups: list[str] | None = None,
 ) -> str:
-    """The systemd unit for this host's vLLM server."""
+    """The systemd unit for this host's vLLM server; ``groups``: the GPU groups the host has
+    (default: all the accelerator's)."""
     gpu = accelerator if venv.variant in ("cuda", "rocm") else "cpu"
     return render(
         "vllm.service.j2",
@@ -102,7 +113,7 @@ def render_unit(
         plan_summary=f"{plan.runtime}, {plan.concurrency} user(s), {plan.context} tokens each",
         user=USER,
         group=USER,
-        supplementary_groups=GPU_GROUPS.get(gpu, []),
+        supplementary_groups=GPU_GROUPS.get(gpu, []) if groups is None else groups,
         argv=server_argv(plan, spec, vllm.python(venv, prefix)),
         environment_files=[api_key_path(UNIT, variable=KEY_VARIABLE), f"-{token_path()}"],
         environment=server_environment(plan),
@@ -176,7 +187,8 @@ class VllmDeploy(Deploy):
         else:
             token_op = files.file(name="vllm: no Hugging Face token", path=token_file, present=False)
 
-        service.user(user_name=USER, groups=GPU_GROUPS.get(venv.variant, []))
+        groups = host_gpu_groups(venv.variant)
+        service.user(user_name=USER, groups=groups)
         model_ops = []
         if model is not None:
             for item in model.files:
@@ -205,7 +217,7 @@ class VllmDeploy(Deploy):
             )
             sha256 = ""
 
-        unit_text = render_unit(spec, plan, venv, hardware.accelerator, prefix)
+        unit_text = render_unit(spec, plan, venv, hardware.accelerator, prefix, groups)
         unit_file = service.unit_path(UNIT)
         service.install(
             unit=UNIT,

@@ -3,7 +3,8 @@
 same pieces without Ansible: the role applied with rigctl, applied again with no change, and
 the role's own testinfra files passing against the host.
 
-toolchain, service, llamacpp and ollama share rtest6 (their paths and units do not overlap).
+toolchain, service, llamacpp, ollama and vulkan share rtest6 (their paths and units do not
+overlap).
 The llama.cpp scenario installs the build that tests/test_llamacpp_e2e.py compiled on rtest1
 (packed from it into this module's controller cache), as ``rigctl provision`` gives a fleet's
 first build to the other hosts; run alone, without that host provisioned, it compiles.
@@ -118,7 +119,7 @@ def controller_cache(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 
 @pytest.mark.lab
-@pytest.mark.parametrize("role", ["toolchain", "service", "llamacpp", "ollama"])
+@pytest.mark.parametrize("role", ["toolchain", "service", "llamacpp", "ollama", "vulkan"])
 def test_role_converges_idempotent_and_passes_its_tests(
     role: str, config: Path, controller_cache: Path
 ) -> None:

@@ -143,6 +143,8 @@ def test_launchd_plist_for_metal() -> None:
         "--metrics",
         "--no-slots",
         "--no-webui",
+        "-lv",
+        "4",  # an offloading plan logs where its layers went (the smoke stage reads it)
     ]
     assert plist["UserName"] == "llama" and plist["KeepAlive"] == {"SuccessfulExit": False}
     assert plist["Umask"] == 0o077

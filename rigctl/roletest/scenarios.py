@@ -29,7 +29,7 @@ from rigctl.fetch.builds import builds_cache, cached_build, keep_build
 from rigctl.fetch.http import Verified, download
 from rigctl.fetch.llamacpp_source import LlamaCppSource, prepare
 from rigctl.pyinfra_api import Host, apt, files, host, server_facts
-from rigctl.roles import llamacpp, ollama, service, toolchain, vllm
+from rigctl.roles import llamacpp, ollama, service, toolchain, vllm, vulkan
 from rigctl.roles.ollama import defaults as ollama_defaults
 from rigctl.roles.ollama import release as ollama_release
 from rigctl.templates import ollama_modelfile as modelfile_text
@@ -354,9 +354,25 @@ class VllmScenario(Scenario):
         vllm.install(self.spec)
 
 
+class VulkanScenario(Scenario):
+    """The Vulkan SDK and Mesa's drivers (lavapipe on a host without a GPU)."""
+
+    role = "vulkan"
+
+    def deploy(self) -> None:
+        vulkan.install()
+
+
 SCENARIOS: dict[str, type[Scenario]] = {
     s.role: s
-    for s in (ToolchainScenario, ServiceScenario, LlamaCppScenario, OllamaScenario, VllmScenario)
+    for s in (
+        ToolchainScenario,
+        ServiceScenario,
+        LlamaCppScenario,
+        OllamaScenario,
+        VllmScenario,
+        VulkanScenario,
+    )
 }
 
 
