@@ -42,3 +42,23 @@ def test_an_operation_that_raises_fails_its_host_with_the_cause(tmp_path: Path) 
     assert result.error == f"operation failed: upload: {CONNECTION_LOST}"
     assert [op.name for op in result.failed_ops] == ["upload"]
     assert summary.exit_code == 1 and not dest.exists()
+
+
+def test_a_second_session_over_the_same_inventory_orders_only_its_own_operations() -> None:
+    """provision runs its waves as Sessions over one inventory: the builders first, then the
+    hosts that install their build (fewer operations). pyinfra keeps the operation order on
+    each Host, so the second wave failed with a KeyError in pyinfra's ordering (seen on the
+    lab's CUDA fleet) until each Session started its hosts' order afresh."""
+    from rigctl.pyinfra_api import server
+
+    inventory = load_inventory("@local")
+    with Session(inventory) as session:
+        session.prepare(lambda: [server.shell(name=f"first {i}", commands=["true"]) for i in range(4)])
+        session.run()
+        assert session.summary().exit_code == 0
+    with Session(inventory) as session:
+        session.prepare(lambda: [server.shell(name=f"second {i}", commands=["true"]) for i in range(2)])
+        session.run()
+        summary = session.summary()
+    assert summary.exit_code == 0
+    assert summary.hosts["@local"].changed_ops == ["second 0", "second 1"]

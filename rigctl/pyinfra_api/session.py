@@ -98,6 +98,12 @@ class Session:
         on_operation: OperationHook | None = None,
     ) -> None:
         self.inventory = inventory
+        # pyinfra keeps each host's operation order on the Host (``op_hash_order``), not on the
+        # State: a second Session over the same inventory (provision's second wave, after the
+        # builders) would order its operations with the first one's, and fail with a KeyError
+        # as soon as a host of the first had more operations than any of this one's.
+        for host_obj in inventory:
+            host_obj.op_hash_order = []
         self.recorder = _Recorder(on_operation)
         config = Config(PARALLEL=parallel, CONNECT_TIMEOUT=connect_timeout)
         # Hosts outside the limit are never connected to (pyinfra's --limit).
