@@ -94,8 +94,9 @@ def test_vulkan_build_serves_on_lavapipe(vulkan_host: dict) -> None:
 def test_vulkan_host_benches_and_verifies(vulkan_host: dict) -> None:
     inventory, env = str(vulkan_host["inventory"]), vulkan_host["env"]
     bench = rigctl(
-        "bench", inventory, "--concurrency", "1", "--duration", "5", "--max-tokens", "16",
-        "--json", env=env, timeout=900,
+        # lavapipe processes prompts at a few tokens a second on 2 cores: a short prompt
+        "bench", inventory, "--concurrency", "1", "--duration", "1", "--prompt-tokens", "32",
+        "--max-tokens", "8", "--json", env=env, timeout=1200,
     )
     assert bench.returncode == 0, bench.stderr[-3000:]
     verify = rigctl("verify", inventory, "--json", env=env, timeout=900)
