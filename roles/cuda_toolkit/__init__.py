@@ -18,9 +18,10 @@ from __future__ import annotations
 from rigctl.roles.cuda_toolkit import defaults, operations
 from rigctl.roles.nvidia_driver import nvidia_repository
 from rigctl.roles.toolchain import defaults as toolchain_defaults
+from rigctl.roles.toolchain import setup_debian
 
 from rigctl.plan.gpu_software import Toolkit
-from rigctl.pyinfra_api import OperationError, apt, deploy, dnf, host, server_facts
+from rigctl.pyinfra_api import OperationError, deploy, dnf, host, server_facts
 
 __all__ = ["defaults", "install", "packages"]
 
@@ -71,13 +72,11 @@ def install(toolkit: Toolkit, runtime_only: bool = False) -> None:
             raise OperationError("cuda_toolkit: the plan names no NVIDIA repository")
         nvidia_repository(toolkit.repository)
     if host.get_fact(server_facts.Which, command="apt-get"):
-        apt.packages(
+        setup_debian.install(
+            wanted,
+            toolchain_defaults.TOOLCHAIN_APT_CACHE_TIME,
+            toolchain_defaults.TOOLCHAIN_APT_LOCK_TIMEOUT,
             name=f"cuda: {' '.join(wanted)}",
-            packages=wanted,
-            update=True,
-            cache_time=toolchain_defaults.TOOLCHAIN_APT_CACHE_TIME,
-            no_recommends=True,
-            extra_install_args=f"-o DPkg::Lock::Timeout={toolchain_defaults.TOOLCHAIN_APT_LOCK_TIMEOUT}",
         )
     else:
         dnf.packages(name=f"cuda: {' '.join(wanted)}", packages=wanted)

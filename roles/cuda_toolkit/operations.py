@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Generator, Sequence
 
 from rigctl.pyinfra_api import (
@@ -12,6 +13,9 @@ from rigctl.pyinfra_api import (
     host,
     operation,
 )
+
+#: A mirror as apt writes one: a scheme and no whitespace or control characters.
+_MIRROR = re.compile(r"(?:https?|file|mirror\+\w+)://[^\s\x00-\x1f\x7f]{1,500}")
 
 
 @operation()
@@ -37,6 +41,9 @@ def debian_components(
     )
     if mirror is None:
         raise OperationError(f"cuda_toolkit: no apt source serves {suite} main to add {components} to")
+    if not _MIRROR.fullmatch(mirror):
+        # what the host answered goes into a source line: one URL, nothing that starts another
+        raise OperationError(f"cuda_toolkit: the host's apt mirror is not a plain URL: {mirror[:80]!r}")
     line = f"deb {mirror} {suite} {' '.join(components)}"
     yield StringCommand(
         "printf", "'%s\\n'", QuoteString(line), ">", QuoteString(f"{dest}.tmp"),

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from rigctl.roles.rocm import defaults, operations
 from rigctl.roles.toolchain import defaults as toolchain_defaults
+from rigctl.roles.toolchain import setup_debian
 
 from rigctl.hostdata import role_value
 from rigctl.plan.gpu_software import Toolkit
-from rigctl.pyinfra_api import OperationError, apt, deploy, host, server_facts
+from rigctl.pyinfra_api import OperationError, deploy, host, server_facts
 
 __all__ = ["defaults", "install", "packages"]
 
@@ -50,11 +51,9 @@ def install(toolkit: Toolkit, runtime_only: bool = False) -> None:
             suite=toolkit.repository,
             key_url=defaults.ROCM_REPO_KEY_URL,
         )
-    apt.packages(
+    setup_debian.install(
+        wanted,
+        toolchain_defaults.TOOLCHAIN_APT_CACHE_TIME,
+        toolchain_defaults.TOOLCHAIN_APT_LOCK_TIMEOUT,
         name=f"rocm: {' '.join(wanted)}",
-        packages=wanted,
-        update=True,
-        cache_time=toolchain_defaults.TOOLCHAIN_APT_CACHE_TIME,
-        no_recommends=True,
-        extra_install_args=f"-o DPkg::Lock::Timeout={toolchain_defaults.TOOLCHAIN_APT_LOCK_TIMEOUT}",
     )

@@ -8,10 +8,11 @@ NVIDIA's ICD comes with its driver, not from here.
 from __future__ import annotations
 
 from rigctl.roles.toolchain import defaults as toolchain_defaults
+from rigctl.roles.toolchain import setup_debian
 from rigctl.roles.vulkan import defaults
 
 from rigctl.plan.gpu_software import Toolkit
-from rigctl.pyinfra_api import OperationError, apt, deploy, dnf, host, server_facts
+from rigctl.pyinfra_api import OperationError, deploy, dnf, host, server_facts
 
 __all__ = ["defaults", "install"]
 
@@ -26,13 +27,11 @@ def install(toolkit: Toolkit | None = None, runtime_only: bool = False) -> None:
     if toolkit is not None and toolkit.kind != "vulkan":
         raise OperationError(f"vulkan: not a Vulkan toolkit: {toolkit.kind}")
     if host.get_fact(server_facts.Which, command="apt-get"):
-        apt.packages(
+        setup_debian.install(
+            defaults.VULKAN_APT_PACKAGES,
+            toolchain_defaults.TOOLCHAIN_APT_CACHE_TIME,
+            toolchain_defaults.TOOLCHAIN_APT_LOCK_TIMEOUT,
             name="vulkan: SDK and Mesa drivers",
-            packages=defaults.VULKAN_APT_PACKAGES,
-            update=True,
-            cache_time=toolchain_defaults.TOOLCHAIN_APT_CACHE_TIME,
-            no_recommends=True,
-            extra_install_args=f"-o DPkg::Lock::Timeout={toolchain_defaults.TOOLCHAIN_APT_LOCK_TIMEOUT}",
         )
     elif host.get_fact(server_facts.Which, command="dnf"):
         dnf.packages(name="vulkan: SDK and Mesa drivers", packages=defaults.VULKAN_DNF_PACKAGES)
