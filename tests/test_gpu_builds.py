@@ -173,3 +173,34 @@ def test_cuda_build_for_sm_89_is_compiled_kept_and_reused_then_fails_readiness(c
         )
     assert ok, err
     assert "sm_89" in out and "sm_80" not in out
+
+
+# --------------------------------------------------------------------------- GPU toolkit roles
+
+#: A trixie host of their own for the two SDK roles' scenarios (gigabytes from Debian's mirror).
+TOOLKIT_ROLES_INDEX = 25
+
+
+@pytest.mark.parametrize("role", ["cuda_toolkit", "rocm"])
+def test_gpu_toolkit_role_converges_idempotent_and_passes_its_tests(
+    role: str, lab: Lab, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The ``cuda_toolkit`` and ``rocm`` roles' Molecule scenarios, under plain pytest as
+    tests/test_roles.py runs the others: Debian 13's own CUDA toolkit and ROCm installed by
+    rigctl, again with no change, and each scenario's testinfra tests passing (nvcc writes
+    sm_89 device code, hipcc gfx1100)."""
+    from conftest import forget_known_hosts
+    from role_scenarios import changed_ops, converge, instance_config, verify
+
+    target = lab.up_host(TOOLKIT_ROLES_INDEX, release="trixie")
+    forget_known_hosts()
+    config = instance_config(lab, target, tmp_path_factory.mktemp(role) / "instances.yml")
+    first = converge(role, config, timeout=3600)
+    assert first["ok"], first
+    second = converge(role, config)
+    assert second["ok"] and changed_ops(second) == [], (
+        f"{role} is not idempotent: {changed_ops(second)}"
+    )
+    result = verify(role, config)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and "failed" not in result.stdout

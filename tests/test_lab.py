@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -273,6 +274,43 @@ def test_lab_down_leaves_nothing_behind() -> None:
     assert not root.parent.exists()
     assert the_lab.status() == []
     assert the_lab.known_hosts_path.read_text() == ""
+
+
+def test_a_host_that_reboots_boots_again_and_still_comes_down_clean() -> None:
+    """``reboot`` inside a host (what ``nvidia_driver: install`` does): systemd-nspawn exits
+    with 133, the host's supervisor boots it again in a new PID namespace, and ``lab down``
+    still leaves nothing of either boot behind."""
+    network = "127.1." + TEST_LAB_NETWORK.rsplit(".", 1)[1]
+    the_lab = make_test_lab(f"{TEST_LAB_NAME}-reboot", network=network, prefix="rboot")
+    the_lab.down()  # left over from an interrupted run
+    try:
+        (host,) = the_lab.up(1)
+        first = host.pid_namespace
+        ssh = [
+            "ssh", "-i", str(the_lab.key_path), "-o", f"UserKnownHostsFile={the_lab.known_hosts_path}",
+            "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", f"root@{host.address}",
+        ]
+        subprocess.run([*ssh, "systemctl reboot"], capture_output=True, timeout=60, check=False)
+        deadline = time.monotonic() + 120
+        second = None
+        while time.monotonic() < deadline:
+            second = lab_hosts._container_pid_namespace(host.pid)
+            if second not in (None, first) and host.ssh_ready():
+                break
+            time.sleep(0.5)
+        assert second not in (None, first), "the host did not boot again"
+        assert host.process_alive()  # the same supervisor
+        booted = subprocess.run([*ssh, "systemctl is-system-running --wait"], capture_output=True,
+                                text=True, timeout=120, check=False)
+        assert booted.stdout.strip() in ("running", "degraded"), booted
+        assert processes_in_namespace(first) == []
+        assert "the host rebooted" in (host.dir / "console.log").read_text(errors="replace")
+        assert the_lab.down() == [host.name]
+        assert processes_in_namespace(second) == []
+        assert not any(f"--directory={host.root}" in _cmdline(pid) for pid in _all_pids())
+        assert not _mounted(Path(host.root))
+    finally:
+        the_lab.down()
 
 
 def test_lab_refuses_clearly_when_a_tool_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,7 +2,8 @@
 
 A host is an overlay of the base image booted with ``systemd-nspawn --register=no --keep-unit -b``
 (``--register=no`` and ``--keep-unit`` because PID 1 here may not be systemd, so there is no
-machined to register with). It shares the controller's network namespace: the kernel routes all
+machined to register with), under :mod:`rigctl.lab.supervise`, which boots it again when it
+reboots (nspawn's exit status 133), as ``systemd-nspawn@.service`` would. It shares the controller's network namespace: the kernel routes all
 of 127.0.0.0/8 to ``lo``, so host N simply binds 127.0.1.N and no address is ever added or left
 behind. sshd accepts only the lab's ed25519 key for root; each host's own ed25519 host key is
 pinned in the lab's known_hosts.
@@ -16,6 +17,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -35,7 +37,7 @@ class LabHost:
     index: int
     address: str
     root: str  # the booted root filesystem (overlay mount point)
-    pid: int | None = None  # the systemd-nspawn process
+    pid: int | None = None  # the supervisor of its systemd-nspawn (rigctl.lab.supervise)
     pid_namespace: str | None = None  # "pid:[inode]" of the container: how to find its processes
     host_key: str | None = None  # "ssh-ed25519 AAAA..."
     # The Debian release of its image, fixed when the host is created: its disk (the overlay's
@@ -143,7 +145,8 @@ def _is_mounted(path: Path) -> bool:
 def boot(
     host: LabHost, binds: dict[Path, str] | None = None, ro_binds: dict[Path, str] | None = None
 ) -> None:
-    """Start systemd-nspawn for the host in its own session (it outlives this process).
+    """Start systemd-nspawn for the host in its own session (it outlives this process), under
+    the supervisor that boots it again after a reboot.
 
     ``binds`` maps controller directories to paths inside the host (shared caches);
     ``ro_binds`` likewise, read-only (the controller's CA bundle).
@@ -151,6 +154,9 @@ def boot(
     log = open(host.dir / "console.log", "ab")  # noqa: SIM115 (handed to the child)
     process = subprocess.Popen(
         [
+            sys.executable,
+            "-m",
+            "rigctl.lab.supervise",
             "systemd-nspawn",
             "--register=no",
             "--keep-unit",
@@ -211,6 +217,8 @@ def console_tail(host: LabHost) -> str:
 def stop(host: LabHost, timeout: float = STOP_TIMEOUT_S) -> None:
     """Shut the host down cleanly (nspawn turns SIGTERM into a poweroff), then make sure."""
     if host.process_alive() and host.pid:
+        # a host that rebooted runs in a new PID namespace
+        host.pid_namespace = _container_pid_namespace(host.pid) or host.pid_namespace
         with contextlib.suppress(ProcessLookupError):
             os.kill(host.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
@@ -244,21 +252,46 @@ def _reap(pid: int | None) -> None:
             os.waitpid(pid, os.WNOHANG)
 
 
-def _container_pid_namespace(nspawn_pid: int | None) -> str | None:
-    """The PID namespace of the container's init (the child of systemd-nspawn)."""
-    if not nspawn_pid:
+def container_init(supervisor_pid: int | None) -> int | None:
+    """The container's init as this machine sees it: the first process under the supervisor
+    (its systemd-nspawn, then nspawn's child) whose PID namespace is not the controller's."""
+    if not supervisor_pid:
         return None
+    try:
+        own = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
             parent = int(stat.rsplit(")", 1)[1].split()[1])
-            if parent == nspawn_pid:
-                return os.readlink(entry / "ns/pid")
         except (OSError, ValueError, IndexError):
             continue
+        children.setdefault(parent, []).append(int(entry.name))
+    queue = list(children.get(supervisor_pid, []))
+    while queue:
+        pid = queue.pop(0)
+        try:
+            if os.readlink(f"/proc/{pid}/ns/pid") != own:
+                return pid
+        except OSError:
+            continue
+        queue += children.get(pid, [])
     return None
+
+
+def _container_pid_namespace(supervisor_pid: int | None) -> str | None:
+    """The PID namespace of the container's init: how to find all of its processes."""
+    init = container_init(supervisor_pid)
+    if init is None:
+        return None
+    try:
+        return os.readlink(f"/proc/{init}/ns/pid")
+    except OSError:
+        return None
 
 
 def processes_in_namespace(pid_namespace: str | None) -> list[int]:

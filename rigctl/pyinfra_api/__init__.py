@@ -60,6 +60,7 @@ from pyinfra.operations import apt, dnf, files, launchd, pip, server, systemd
 
 from rigctl.pyinfra_api import patch as _patch
 from rigctl.pyinfra_api.inventory import SSHSettings, load_inventory, select_hosts, ssh_settings
+from rigctl.pyinfra_api.reboot import reboot
 from rigctl.pyinfra_api.remote import (
     CONNECTION_LOST,
     connection_lost,
@@ -91,6 +92,7 @@ __all__ = [
     "pip",
     "server",
     "systemd",
+    "reboot",
     "apt_facts",
     "deb_facts",
     "file_facts",

@@ -28,8 +28,21 @@ from rigctl.facts.cpu import CpuInfo
 from rigctl.fetch.builds import builds_cache, cached_build, keep_build
 from rigctl.fetch.http import Verified, download
 from rigctl.fetch.llamacpp_source import LlamaCppSource, prepare
-from rigctl.pyinfra_api import Host, apt, files, host, server_facts
-from rigctl.roles import llamacpp, ollama, service, toolchain, vllm, vulkan
+from rigctl.plan.gpu_software import Toolkit
+from rigctl.plan.gpu_tables import DEBIAN_CUDA_TOOLKIT, DEBIAN_ROCM, NVIDIA_REPO_DISTROS, show
+from rigctl.pyinfra_api import Host, OperationError, apt, files, host, server_facts
+from rigctl.roles import (
+    cuda_toolkit,
+    llamacpp,
+    nvidia_driver,
+    ollama,
+    rocm,
+    service,
+    toolchain,
+    vllm,
+    vulkan,
+)
+from rigctl.roles.nvidia_driver import defaults as nvidia_defaults
 from rigctl.roles.ollama import defaults as ollama_defaults
 from rigctl.roles.ollama import release as ollama_release
 from rigctl.templates import ollama_modelfile as modelfile_text
@@ -178,6 +191,13 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 #: from every build machine); everything else comes from PyPI.
 VLLM_WHEELHOUSE = "/opt/wheels"
 VLLM_TORCH_WHEEL = "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
+
+
+# --------------------------------------------------------------------------- nvidia_driver
+
+#: NVIDIA's CUDA repositories or a mirror of their layout (HTTPS, trusted by the host), for the
+#: ``nvidia_driver`` scenario when its ``repo_base_url`` variable is not set.
+NVIDIA_REPO_ENV = "RIGCTL_ROLETEST_NVIDIA_REPO"
 
 
 # --------------------------------------------------------------------------- scenarios
@@ -363,6 +383,74 @@ class VulkanScenario(Scenario):
         vulkan.install()
 
 
+class NvidiaDriverScenario(Scenario):
+    """``nvidia_driver: install`` as the pipeline runs it: NVIDIA's repository by its keyring
+    package, the driver's packages with the running kernel's headers, and the reboot, waited
+    for. ``repo_base_url`` points it at a mirror (the tests serve a double of NVIDIA's
+    repository over HTTPS); ``distro`` is NVIDIA's name of the host's OS, read from its
+    os-release when empty.
+
+    In a container (the lab) no NVIDIA module can load, so each converge reboots the host: the
+    scenario has no idempotence step, and its verifier checks the reboot came after the
+    install."""
+
+    role = "nvidia_driver"
+    variables = {"repo_base_url": "", "distro": ""}
+
+    def deploy(self) -> None:
+        distro = str(self.vars["distro"])
+        if not distro:
+            meta = (host.get_fact(server_facts.LinuxDistribution) or {}).get("release_meta", {})
+            os_id, version = str(meta.get("ID", "")), str(meta.get("VERSION_ID", ""))
+            key = (os_id, version if os_id == "ubuntu" else version.split(".")[0])
+            if key not in NVIDIA_REPO_DISTROS:
+                raise OperationError(f"NVIDIA's CUDA repository has no {os_id} {version}")
+            distro = NVIDIA_REPO_DISTROS[key]
+        base = (
+            str(self.vars["repo_base_url"])
+            or os.environ.get(NVIDIA_REPO_ENV)
+            or nvidia_defaults.NVIDIA_REPO_BASE_URL
+        )
+        nvidia_driver.install(distro, repo_base_url=base)
+
+
+def _debian_major() -> str:
+    meta = (host.get_fact(server_facts.LinuxDistribution) or {}).get("release_meta", {})
+    if meta.get("ID") != "debian":
+        raise OperationError(f"the scenario installs Debian's packages: this is {meta.get('ID')}")
+    return str(meta.get("VERSION_ID", "")).split(".")[0]
+
+
+class CudaToolkitScenario(Scenario):
+    """Debian's own CUDA toolkit (``nvidia-cuda-toolkit`` from ``non-free``, the components
+    added on the host's own mirror), the plan's default on Debian: 11.8 on bookworm, 12.4 on
+    trixie. ``runtime_only``: only the runtime libraries a host installing a kept build gets."""
+
+    role = "cuda_toolkit"
+    variables = {"runtime_only": False}
+
+    def deploy(self) -> None:
+        major = _debian_major()
+        if major not in DEBIAN_CUDA_TOOLKIT:
+            raise OperationError(f"Debian {major} has no CUDA toolkit rigctl knows")
+        toolkit = Toolkit("cuda", "debian", show(DEBIAN_CUDA_TOOLKIT[major]))
+        cuda_toolkit.install(toolkit, runtime_only=bool(self.vars["runtime_only"]))
+
+
+class RocmScenario(Scenario):
+    """Debian 13's own ROCm (hipcc, hipBLAS, rocBLAS, rocm-cmake): the role's ``debian``
+    source, which needs no repository but Debian's (the pinned llama.cpp wants HIP 6.1, so the
+    plan refuses to build with it; AMD's repository is covered by operation fixtures)."""
+
+    role = "rocm"
+
+    def deploy(self) -> None:
+        major = _debian_major()
+        if major not in DEBIAN_ROCM:
+            raise OperationError(f"Debian {major} has no ROCm packages (Debian 13 has)")
+        rocm.install(Toolkit("rocm", "debian", show(DEBIAN_ROCM[major])))
+
+
 SCENARIOS: dict[str, type[Scenario]] = {
     s.role: s
     for s in (
@@ -372,6 +460,9 @@ SCENARIOS: dict[str, type[Scenario]] = {
         OllamaScenario,
         VllmScenario,
         VulkanScenario,
+        NvidiaDriverScenario,
+        CudaToolkitScenario,
+        RocmScenario,
     )
 }
 

@@ -11,6 +11,8 @@ that is there is not this role's: the planner does it before anything changes
 from __future__ import annotations
 
 from rigctl.roles.nvidia_driver import defaults, operations, repository
+from rigctl.roles.toolchain import defaults as toolchain_defaults
+from rigctl.roles.toolchain import setup_debian
 
 from rigctl.hostdata import role_value
 from rigctl.pyinfra_api import OperationError, deploy, host, server_facts
@@ -18,27 +20,39 @@ from rigctl.pyinfra_api import OperationError, deploy, host, server_facts
 __all__ = ["defaults", "install", "nvidia_repository", "repository"]
 
 
-def nvidia_repository(distro: str) -> None:
+def nvidia_repository(distro: str, repo_base_url: str | None = None) -> None:
     """NVIDIA's CUDA repository for ``distro`` as NVIDIA names it (``debian13``, ``ubuntu2404``,
     ``rhel9``: :data:`rigctl.plan.gpu_tables.NVIDIA_REPO_DISTROS`); also the ``cuda_toolkit``
-    role's source of ``cuda-toolkit-X-Y``."""
-    base = role_value(host.data, "nvidia_repo_base_url", defaults.NVIDIA_REPO_BASE_URL)
+    role's source of ``cuda-toolkit-X-Y``. ``repo_base_url`` defaults to host data
+    ``nvidia_repo_base_url``, then ``NVIDIA_REPO_BASE_URL``."""
+    base = repo_base_url or role_value(
+        host.data, "nvidia_repo_base_url", defaults.NVIDIA_REPO_BASE_URL
+    )
     arch = host.get_fact(server_facts.Arch) or "x86_64"
     url = repository.repository_url(base, distro, arch)
     if host.get_fact(server_facts.Which, command="apt-get"):
+        # a bare Debian has neither: the keyring package is fetched over HTTPS
+        setup_debian.install(
+            list(defaults.NVIDIA_REPO_APT_PREREQUISITES),
+            toolchain_defaults.TOOLCHAIN_APT_CACHE_TIME,
+            toolchain_defaults.TOOLCHAIN_APT_LOCK_TIMEOUT,
+            name="nvidia: curl for NVIDIA's repository",
+        )
         repository.apt_repository(name="nvidia: CUDA repository", repo_url=url)
     else:
         repository.dnf_repository(name="nvidia: CUDA repository", repo_url=url, distro=distro)
 
 
 @deploy("rigctl nvidia_driver")
-def install(distro: str) -> None:
+def install(distro: str, repo_base_url: str | None = None) -> None:
     """The driver from NVIDIA's repository, then a reboot (waited for) unless it is loaded.
 
     + distro: NVIDIA's name of the host's distribution (``debian13``; the plan says it)
+    + repo_base_url: NVIDIA's repositories or a mirror of them (default: host data
+      ``nvidia_repo_base_url``, then ``NVIDIA_REPO_BASE_URL``)
     """
     packages = role_value(host.data, "nvidia_driver_packages", defaults.NVIDIA_DRIVER_PACKAGES)
-    nvidia_repository(distro)
+    nvidia_repository(distro, repo_base_url)
     if host.get_fact(server_facts.Which, command="apt-get"):
         operations.apt_driver(
             name="nvidia: driver",

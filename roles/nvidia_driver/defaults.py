@@ -12,6 +12,9 @@ NVIDIA_DRIVER_PACKAGES: list[str] = ["nvidia-open"]
 #: holds ``cuda-keyring_<version>_all.deb`` (apt) and ``cuda-<distro>.repo`` (dnf).
 NVIDIA_REPO_BASE_URL: str = "https://developer.download.nvidia.com/compute/cuda/repos"
 
+#: What fetching the keyring package needs on a Debian/Ubuntu host (a bare one has neither).
+NVIDIA_REPO_APT_PREREQUISITES: list[str] = ["curl", "ca-certificates"]
+
 #: The keyring package that adds NVIDIA's repository and its signing key to apt.
 NVIDIA_REPO_KEYRING: str = "cuda-keyring_1.1-1_all.deb"
 

@@ -12,8 +12,8 @@ from rigctl.pyinfra_api import (
     file_facts,
     host,
     operation,
+    reboot,
     rpm_facts,
-    server,
     server_facts,
 )
 
@@ -54,7 +54,7 @@ def apt_driver(
             *(QuoteString(name) for name in missing),
         )
     if missing or not _module_loaded():
-        yield from server.reboot._inner(delay=10, interval=2, reboot_timeout=reboot_timeout)
+        yield from reboot._inner(delay=10, interval=2, reboot_timeout=reboot_timeout)
     else:
         host.noop("the NVIDIA driver is installed and loaded")
 
@@ -76,6 +76,6 @@ def dnf_driver(packages: Sequence[str], reboot_timeout: int) -> Generator[object
     if missing:
         yield StringCommand("dnf", "install", "-y", *(QuoteString(name) for name in missing))
     if missing or not _module_loaded():
-        yield from server.reboot._inner(delay=10, interval=2, reboot_timeout=reboot_timeout)
+        yield from reboot._inner(delay=10, interval=2, reboot_timeout=reboot_timeout)
     else:
         host.noop("the NVIDIA driver is installed and loaded")
