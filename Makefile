@@ -12,8 +12,9 @@ STAMP := $(VENV)/.rigctl-installed
 LAB_DIR ?= $(or $(RIGCTL_LAB_DIR),$(HOME)/.cache/rigctl/lab)
 
 # Debian packages the controller needs: the lab (systemd-nspawn, debootstrap), SSH keys,
-# a Python able to make virtualenvs, and zstd (the tests pack Ollama archives as upstream does).
-SYSTEM_PACKAGES := systemd-container debootstrap openssh-client iproute2 python3-venv ca-certificates zstd
+# a Python able to make virtualenvs, zstd (the tests pack Ollama archives as upstream does), and
+# dpkg-dev and gnupg (the tests build and sign a double of NVIDIA's apt repository).
+SYSTEM_PACKAGES := systemd-container debootstrap openssh-client iproute2 python3-venv ca-certificates zstd dpkg-dev gnupg
 
 .PHONY: demo test test-slow test-gpu-builds setup system-packages lint dupcheck lab-down
 
