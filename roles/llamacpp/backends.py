@@ -53,7 +53,13 @@ BACKENDS: dict[str, Backend] = {
         "rocm",
         ("-DGGML_NATIVE=ON", "-DGGML_HIP=ON"),
         # upstream: HIPCXX="$(hipconfig -l)/clang" HIP_PATH="$(hipconfig -R)" cmake ...
-        env={"HIPCXX": "$(hipconfig -l)/clang", "HIP_PATH": "$(hipconfig -R)"},
+        # HIP_PLATFORM: hipcc and hipconfig take a host that also has nvcc for an NVIDIA one
+        # (found on a lab host with both SDKs)
+        env={
+            "HIP_PLATFORM": "amd",
+            "HIPCXX": "$(HIP_PLATFORM=amd hipconfig -l)/clang",
+            "HIP_PATH": "$(HIP_PLATFORM=amd hipconfig -R)",
+        },
         note="needs ROCm (hipconfig)",
     ),
     "metal": Backend("metal", ("-DGGML_METAL=ON",), note="default on macOS"),

@@ -29,14 +29,16 @@ def test_debian_rocm_packages_installed(host: testinfra.host.Host, package: str)
 
 def test_hip_is_debians_version(host: testinfra.host.Host) -> None:
     major = host.system_info.release.split(".")[0]
-    out = host.check_output("hipconfig --version")
+    out = host.check_output("HIP_PLATFORM=amd hipconfig --version")
     assert out.startswith(show(DEBIAN_ROCM[major]) + "."), out
 
 
 def test_hipcc_compiles_device_code_for_gfx1100(host: testinfra.host.Host) -> None:
     out = host.run(
         f"d=$(mktemp -d) && printf %s {shlex.quote(KERNEL)} > $d/k.hip && "
-        "hipcc --genco --offload-arch=gfx1100 -o $d/k.co $d/k.hip && "
+        # HIP_PLATFORM: hipcc takes a host that has nvcc too (the cuda_toolkit scenario's) for an
+        # NVIDIA one; llama.cpp's HIP build sets it as well
+        "HIP_PLATFORM=amd hipcc --genco --offload-arch=gfx1100 -o $d/k.co $d/k.hip && "
         "grep -c -a amdgcn-amd-amdhsa--gfx1100 $d/k.co; rc=$?; rm -rf $d; exit $rc"
     )
     assert out.rc == 0, out.stderr[-2000:]
