@@ -12,6 +12,10 @@ from rigctl.models import CATALOG
 GB = 1e9
 
 
+def _billions(count: int) -> str:
+    return f"{count / 1e9:.1f}B" if count >= 1e9 else f"{count / 1e6:.0f}M" if count else "?"
+
+
 @click.group()
 def models() -> None:
     """The built-in model catalog."""
@@ -29,10 +33,18 @@ def list_models(as_json: bool) -> None:
         quants = ", ".join(
             f"{f.quant} {f.size_bytes / GB:.2f} GB{'' if f.exact else '~'}" for f in entry.gguf
         )
+        kind = (
+            f"MoE, {entry.expert_used_count} of {entry.expert_count} experts"
+            if entry.is_moe
+            else "dense"
+        )
         rows.append(
             (
                 name,
                 entry.architecture,
+                kind,
+                _billions(entry.parameters),
+                _billions(entry.active_parameters or entry.parameters),
                 entry.n_layers,
                 f"{entry.n_heads}/{entry.n_kv_heads}",
                 f"{entry.context_length:,}",
@@ -42,6 +54,9 @@ def list_models(as_json: bool) -> None:
         )
     table(
         "catalog (use as NAME or NAME:QUANT; ~ marks a listed, not exact, size)",
-        ["name", "arch", "layers", "heads/kv", "context", "gguf quants", "safetensors (vLLM)"],
+        [
+            "name", "arch", "type", "params", "active", "layers", "heads/kv", "context",
+            "gguf quants", "safetensors (vLLM)",
+        ],
         rows,
     )

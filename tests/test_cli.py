@@ -147,7 +147,12 @@ def test_models_list_json() -> None:
     assert "llama-3.1-70b-instruct" in catalog and "gemma-3-270m" in catalog
     exact = catalog["gemma-3-270m"]["gguf"][0]
     assert exact["size_bytes"] == 253_113_024 and exact["sha256"].startswith("a5fd3b62")
-    assert rigctl("models", "list").returncode == 0
+    assert catalog["llama-3.1-8b-instruct"]["parameters"] == 8_030_261_248
+    assert catalog["llama-3.1-8b-instruct"]["expert_count"] == 0
+    listed = rigctl("models", "list", env={"COLUMNS": "250"})
+    assert listed.returncode == 0
+    row = next(line for line in listed.stdout.splitlines() if "llama-3.1-70b-instruct" in line)
+    assert "dense" in row and "70.6B" in row
 
 
 def test_bench_bad_levels_exit_2() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
+from tiny_moe import TinyMoe, write_tiny_moe
 
 from rigctl.errors import BadInput
 from rigctl.models import (
@@ -285,17 +286,69 @@ def test_local_header_sliding_window_and_tied_embeddings(tmp_path: Path) -> None
 
 
 def test_local_split_gguf_sums_its_shards(tmp_path: Path) -> None:
-    first = tmp_path / "m-00001-of-00002.gguf"
-    _write_gguf(first, extra={"split.count": 2})
-    second = tmp_path / "m-00002-of-00002.gguf"
-    second.write_bytes(b"GGUF" + b"\0" * 1000)
-    facts = read_local_header(first)
-    assert facts.file_size == first.stat().st_size + 1004
-    assert facts.sources == (str(first), str(second))
-    assert facts.weights is None  # shard 1's table is partial: estimated instead
-    second.unlink()
+    """A split GGUF (as gguf-split names it): sizes and tensor tables of every shard summed,
+    so the measured weight split is the unsplit file's."""
+    (whole,) = write_tiny_moe(tmp_path / "whole.gguf")
+    shards = write_tiny_moe(tmp_path / "split.gguf", split_max_tensors=20)
+    assert len(shards) == 3 and shards[0].name == "split-00001-of-00003.gguf"
+    facts = read_local_header(shards[0])
+    assert facts.file_size == sum(s.stat().st_size for s in shards)
+    assert facts.sources == tuple(str(s) for s in shards)
+    unsplit = read_local_header(whole)
+    assert facts.weights is not None and facts.weights == unsplit.weights
+    assert facts.parameters == unsplit.parameters and facts.expert_count == 8
+    shards[2].unlink()
     with pytest.raises(BadInput, match="missing shards"):
-        read_local_header(first)
+        read_local_header(shards[0])
+
+
+def test_moe_facts_from_the_header(tmp_path: Path) -> None:
+    """A MoE model's experts read from its header: counts, expert FFN width, the routed
+    experts' bytes per layer (what --n-cpu-moe keeps on the CPU, by llama.cpp's own
+    LLM_FFN_EXPS_REGEX), total and active parameters."""
+    shape = TinyMoe()
+    (path,) = write_tiny_moe(tmp_path / "moe.gguf", shape)
+    facts = read_local_header(path)
+    assert facts.architecture == "qwen3moe" and facts.is_moe
+    assert (facts.expert_count, facts.expert_used_count, facts.expert_ffn_length) == (8, 2, 64)
+    split = facts.weight_split
+    per_layer = shape.expert_tensor_elements * 4  # F32
+    assert split.expert_bytes == (per_layer,) * shape.layers
+    assert all(block > expert for block, expert in zip(split.block_bytes, split.expert_bytes, strict=True))
+    assert split.experts_total == shape.layers * per_layer
+    # the router (ffn_gate_inp) and attention are not experts
+    dense_per_layer = split.block_bytes[0] - per_layer
+    assert dense_per_layer == 4 * (
+        2 * shape.embd + 2 * shape.head_dim + shape.experts * shape.embd
+        + 2 * shape.heads * shape.head_dim * shape.embd
+        + 2 * shape.kv_heads * shape.head_dim * shape.embd
+    )
+    assert facts.parameters is not None and facts.active_parameters is not None
+    routed = shape.layers * shape.expert_tensor_elements
+    assert facts.parameters - facts.active_parameters == routed - routed * 2 // 8
+    assert facts.parameters * 4 == split.total  # F32, an untied head
+
+
+def test_dense_model_has_no_experts(tiny_gguf: Path) -> None:
+    facts = read_local_header(tiny_gguf)
+    assert not facts.is_moe and facts.weight_split.expert_bytes == ()
+    assert facts.parameters == facts.active_parameters
+
+
+def test_remote_split_moe_header_reads_every_shard(tmp_path: Path) -> None:
+    shards = write_tiny_moe(tmp_path / "split.gguf", split_max_tensors=20)
+    served = _Served()
+    server = _serve(tmp_path, served)
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{shards[0].name}"
+        facts = read_remote_header(url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    local = read_local_header(shards[0])
+    assert facts.weights == local.weights and facts.file_size == local.file_size
+    assert facts.sources == tuple(url.rsplit("/", 1)[0] + "/" + s.name for s in shards)
+    assert len(served.ranges) >= len(shards)  # each shard's header asked for by range
 
 
 def test_local_header_rejects_missing_and_non_gguf(tmp_path: Path) -> None:
@@ -462,3 +515,18 @@ def test_hub_repository_facts_come_from_config_and_the_model_api(
     # The revision is pinned to the commit the Hub answered with.
     assert facts.hf_revision == "a09a35458c702b33eeacc393d103063234e8bc28"
     assert facts.source == "hf://acme/tiny@a09a35458c702b33eeacc393d103063234e8bc28"
+
+
+def test_catalog_parameters_match_the_safetensors_sizes() -> None:
+    """A catalog model's parameter count is its bf16 safetensors size halved, where that size is
+    exact (the multimodal Gemma 3 models' also hold a vision tower); every model has one."""
+    for entry in CATALOG.values():
+        assert entry.parameters > 0, entry.name
+        if entry.hf_weights_exact:
+            assert entry.parameters * 2 == entry.hf_weights_bytes, entry.name
+        else:
+            assert entry.parameters * 2 < entry.hf_weights_bytes, entry.name
+        facts = entry.facts(entry.quants[0])
+        assert facts.parameters == entry.parameters
+        assert facts.active_parameters == (entry.active_parameters or entry.parameters)
+        assert facts.is_moe == entry.is_moe

@@ -56,6 +56,17 @@ class CatalogModel:
     sliding_window: int | None = None
     hf_weights_exact: bool = True
     quant: str | None = None
+    #: the language model's parameters (a multimodal model's text part, what its GGUF holds)
+    parameters: int = 0
+    #: mixture of experts: routed experts per MoE layer and used per token (0: dense), and the
+    #: parameters one token uses
+    expert_count: int = 0
+    expert_used_count: int = 0
+    active_parameters: int | None = None
+
+    @property
+    def is_moe(self) -> bool:
+        return self.expert_count > 1
 
     @property
     def quants(self) -> tuple[str, ...]:
@@ -112,6 +123,10 @@ class CatalogModel:
             size_exact=f.exact,
             hf_repo=self.hf_repo,
             hf_weights_bytes=self.hf_weights_bytes,
+            expert_count=self.expert_count,
+            expert_used_count=self.expert_used_count,
+            parameters=self.parameters or None,
+            active_parameters=self.active_parameters or self.parameters or None,
         )
 
 
@@ -153,6 +168,7 @@ CATALOG: dict[str, CatalogModel] = {
             context_length=131072,
             tied_embeddings=False,
             hf_repo="meta-llama/Llama-3.1-8B-Instruct",
+            parameters=8_030_261_248,
             hf_weights_bytes=16_060_522_496,  # 8,030,261,248 params × 2
             gguf=_files(
                 "bartowski/Meta-Llama-3.1-8B-Instruct-GGUF",
@@ -174,6 +190,7 @@ CATALOG: dict[str, CatalogModel] = {
             context_length=131072,
             tied_embeddings=False,
             hf_repo="meta-llama/Llama-3.1-70B-Instruct",
+            parameters=70_553_706_496,
             hf_weights_bytes=141_107_412_992,  # 70,553,706,496 params × 2
             gguf=(
                 GgufFile(
@@ -198,6 +215,7 @@ CATALOG: dict[str, CatalogModel] = {
             context_length=32768,  # 131072 only with YaRN rope scaling switched on
             tied_embeddings=False,
             hf_repo="Qwen/Qwen2.5-7B-Instruct",
+            parameters=7_615_616_512,
             hf_weights_bytes=15_231_233_024,  # 7,615,616,512 params × 2
             gguf=_files(
                 "bartowski/Qwen2.5-7B-Instruct-GGUF",
@@ -218,6 +236,7 @@ CATALOG: dict[str, CatalogModel] = {
             context_length=32768,
             tied_embeddings=False,
             hf_repo="Qwen/Qwen2.5-32B-Instruct",
+            parameters=32_763_876_352,
             hf_weights_bytes=65_527_752_704,  # 32,763,876,352 params × 2
             gguf=_files(
                 "bartowski/Qwen2.5-32B-Instruct-GGUF",
@@ -238,6 +257,7 @@ CATALOG: dict[str, CatalogModel] = {
             context_length=32768,  # v0.3 has no sliding window (config: sliding_window null)
             tied_embeddings=False,
             hf_repo="mistralai/Mistral-7B-Instruct-v0.3",
+            parameters=7_248_023_552,
             hf_weights_bytes=14_496_047_104,  # 7,248,023,552 params × 2
             gguf=_files(
                 "bartowski/Mistral-7B-Instruct-v0.3-GGUF",
@@ -259,6 +279,7 @@ CATALOG: dict[str, CatalogModel] = {
             sliding_window=512,
             tied_embeddings=True,
             hf_repo="google/gemma-3-270m-it",
+            parameters=268_098_176,
             hf_weights_bytes=536_196_352,  # 268,098,176 params × 2
             gguf=(
                 GgufFile(
@@ -292,6 +313,7 @@ CATALOG: dict[str, CatalogModel] = {
             sliding_window=1024,
             tied_embeddings=True,
             hf_repo="google/gemma-3-4b-it",
+            parameters=3_880_263_168,
             # text 3,880,263,168 params + SigLIP vision tower and projector (~420M)
             hf_weights_bytes=8_600_158_944,
             hf_weights_exact=False,
@@ -315,6 +337,7 @@ CATALOG: dict[str, CatalogModel] = {
             sliding_window=1024,
             tied_embeddings=True,
             hf_repo="google/gemma-3-27b-it",
+            parameters=27_009_346_304,
             # text 27,009,346,304 params + vision tower and projector (~423M)
             hf_weights_bytes=54_864_000_000,
             hf_weights_exact=False,

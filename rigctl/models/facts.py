@@ -8,6 +8,7 @@ the numbers came from.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -55,6 +56,13 @@ def swa_layers_for(architecture: str, n_layers: int, pattern: int | None = None)
     return tuple(i for i in range(n_layers) if i % period < period - 1)
 
 
+#: The tensors llama.cpp's ``--cpu-moe`` and ``--n-cpu-moe N`` keep in host memory: a MoE
+#: layer's routed experts (``blk.N.ffn_{up,down,gate,gate_up}_exps.*``, ``_chexps`` too), not its
+#: shared experts (``_shexp``) nor its router (``ffn_gate_inp``). The pinned llama.cpp's
+#: ``LLM_FFN_EXPS_REGEX`` (common/common.h), searched in each tensor's name.
+EXPERT_TENSOR = re.compile(r"\.ffn_(up|down|gate|gate_up)_(ch|)exps")
+
+
 @dataclass(frozen=True)
 class WeightSplit:
     """Where a GGUF's bytes live, as llama.cpp places them.
@@ -62,16 +70,23 @@ class WeightSplit:
     ``token_embd_bytes`` stay in host memory (llama.cpp keeps the input layer on the CPU);
     ``block_bytes`` are the repeating layers that ``-ngl`` moves; ``output_bytes`` (final
     norm and head, or the copy of a tied embedding) go to the GPU only with
-    ``-ngl n_layers + 1``.
+    ``-ngl n_layers + 1``. ``expert_bytes`` (a MoE model's) are the part of each layer's
+    ``block_bytes`` that is routed experts (:data:`EXPERT_TENSOR`): what ``--n-cpu-moe`` keeps
+    in host memory; empty for a dense model.
     """
 
     token_embd_bytes: int
     block_bytes: tuple[int, ...]
     output_bytes: int
+    expert_bytes: tuple[int, ...] = ()
 
     @property
     def total(self) -> int:
         return self.token_embd_bytes + sum(self.block_bytes) + self.output_bytes
+
+    @property
+    def experts_total(self) -> int:
+        return sum(self.expert_bytes)
 
 
 def estimate_weight_split(
@@ -141,6 +156,16 @@ class ModelFacts:
     hf_revision: str | None = None  # safetensors: the revision (a commit once resolved)
     hf_dir: str | None = None  # safetensors: a model directory on the controller
     hf_dtype: str | None = None  # safetensors: the stored dtype (config torch_dtype)
+    # Mixture of experts ({arch}.expert_count, .expert_used_count, .expert_feed_forward_length,
+    # .expert_shared_count): 0 experts for a dense model
+    expert_count: int = 0
+    expert_used_count: int = 0
+    expert_ffn_length: int | None = None
+    expert_shared_count: int = 0
+    # parameters, from the tensor table (or the catalog's source); active: what one token uses
+    # (the dense part, plus expert_used_count of expert_count routed experts)
+    parameters: int | None = None
+    active_parameters: int | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -166,6 +191,11 @@ class ModelFacts:
             quant=self.quant,
             tied_embeddings=self.tied_embeddings,
         )
+
+    @property
+    def is_moe(self) -> bool:
+        """A mixture-of-experts model: more than one routed expert per MoE layer."""
+        return self.expert_count > 1
 
     @property
     def display_name(self) -> str:

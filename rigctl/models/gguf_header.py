@@ -16,6 +16,7 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,11 @@ from gguf import (
 )
 
 from rigctl.errors import BadInput, RigctlError
-from rigctl.models.facts import ModelFacts, WeightSplit, swa_layers_for
+from rigctl.models.facts import EXPERT_TENSOR, ModelFacts, WeightSplit, swa_layers_for
 from rigctl.redact import redact
 
 FIRST_FETCH_BYTES = 4 << 20  # enough for most headers (a 128k vocabulary is ~3 MB)
+SHARD_FETCH_BYTES = 256 << 10  # a later shard of a split GGUF: its tensor table only
 MAX_HEADER_BYTES = 256 << 20  # a header larger than this is not a model we can plan for
 HTTP_TIMEOUT_S = 30.0
 
@@ -192,37 +194,68 @@ def _quant_name(reader: _HeaderReader) -> str | None:
     return name.removeprefix("MOSTLY_").removeprefix("ALL_")
 
 
-def _weight_split(reader: _HeaderReader, n_layers: int) -> tuple[WeightSplit | None, bool]:
-    """Return (measured weight split, tied embeddings) from the tensor table.
+@dataclass(frozen=True)
+class _Tensor:
+    """One entry of a tensor table: its name, element count and bytes (None: a type this
+    gguf library does not know)."""
+
+    name: str
+    elements: int
+    n_bytes: int | None
+
+
+def _tensors(reader: _HeaderReader) -> list[_Tensor]:
+    tensors = []
+    for field in reader.tensor_fields:
+        _name_len, name_data, _n_dims, dims, raw_dtype, _offset = field.parts
+        elements = int(np.prod(dims.astype(np.int64)))
+        try:
+            block_size, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(int(raw_dtype[0]))]
+            n_bytes: int | None = elements * type_size // block_size
+        except (ValueError, KeyError):
+            n_bytes = None
+        tensors.append(_Tensor(bytes(name_data).decode("utf-8", "replace"), elements, n_bytes))
+    return tensors
+
+
+def _weight_split(tensors: list[_Tensor], n_layers: int) -> tuple[WeightSplit | None, bool]:
+    """Return (measured weight split, tied embeddings) from the tensor table (every shard's).
 
     The split is None when a tensor type is unknown to this gguf library.
     """
     token_embd = 0
     output = 0
     blocks = [0] * n_layers
-    has_output_head = False
-    for field in reader.tensor_fields:
-        _name_len, name_data, _n_dims, dims, raw_dtype, _offset = field.parts
-        name = bytes(name_data).decode("utf-8", "replace")
-        try:
-            block_size, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(int(raw_dtype[0]))]
-        except (ValueError, KeyError):
-            return None, not has_output_head
-        n_bytes = int(np.prod(dims.astype(np.int64))) * type_size // block_size
-        match = re.match(r"blk\.(\d+)\.", name)
+    experts = [0] * n_layers
+    names = {tensor.name for tensor in tensors}
+    tied = "output.weight" not in names
+    for tensor in tensors:
+        if tensor.n_bytes is None:
+            return None, tied
+        match = re.match(r"blk\.(\d+)\.", tensor.name)
         if match and int(match.group(1)) < n_layers:
-            blocks[int(match.group(1))] += n_bytes
-        elif name.startswith("token_embd."):
-            token_embd += n_bytes
+            blocks[int(match.group(1))] += tensor.n_bytes
+            if EXPERT_TENSOR.search(tensor.name):
+                experts[int(match.group(1))] += tensor.n_bytes
+        elif tensor.name.startswith("token_embd."):
+            token_embd += tensor.n_bytes
         else:
-            output += n_bytes
-            has_output_head = has_output_head or name == "output.weight"
-    tied = not has_output_head
+            output += tensor.n_bytes
     if tied:
         # llama.cpp loads a copy of the tied embedding as the output head on the output
         # device (TENSOR_DUPLICATED), so it counts there too.
         output += token_embd
-    return WeightSplit(token_embd, tuple(blocks), output), tied
+    return WeightSplit(token_embd, tuple(blocks), output, tuple(experts) if any(experts) else ()), tied
+
+
+def _parameters(tensors: list[_Tensor], expert_count: int, expert_used: int) -> tuple[int, int]:
+    """(parameters, active parameters): one token uses ``expert_used`` of ``expert_count``
+    routed experts, and every other tensor."""
+    total = sum(tensor.elements for tensor in tensors)
+    routed = sum(tensor.elements for tensor in tensors if EXPERT_TENSOR.search(tensor.name))
+    if expert_count > 1 and 0 < expert_used <= expert_count:
+        return total, total - routed + routed * expert_used // expert_count
+    return total, total
 
 
 def _model_name(reader: _HeaderReader, source: str) -> str:
@@ -239,9 +272,11 @@ def _model_name(reader: _HeaderReader, source: str) -> str:
 
 
 def _facts(
-    reader: _HeaderReader, *, file_size: int, source: str, sources: tuple[str, ...],
-    size_exact: bool, sha256: str | None,
+    reader: _HeaderReader, *, tensors: list[_Tensor], file_size: int, source: str,
+    sources: tuple[str, ...], size_exact: bool, sha256: str | None,
 ) -> ModelFacts:
+    """``reader``: the first (or only) shard's header, which holds the metadata; ``tensors``:
+    every shard's tensor table."""
     arch = _architecture(_value(reader, "general.architecture"))
     n_layers = _int(_value(reader, f"{arch}.block_count"))
     n_embd = _int(_value(reader, f"{arch}.embedding_length"))
@@ -264,12 +299,10 @@ def _facts(
             sliding = tuple(i for i, is_swa in enumerate(pattern[:n_layers]) if is_swa)
         else:
             sliding = swa_layers_for(arch, n_layers, _int(pattern))
-    split_count = _int(_value(reader, "split.count")) or 1
-    weights, tied = _weight_split(reader, n_layers)
-    if split_count > 1:
-        # The first shard's tensor table holds only its own tensors: estimate instead.
-        weights = None
-        tied = arch in ("gemma", "gemma2", "gemma3")
+    weights, tied = _weight_split(tensors, n_layers)
+    experts = _int(_value(reader, f"{arch}.expert_count")) or 0
+    used = _int(_value(reader, f"{arch}.expert_used_count")) or 0
+    parameters, active = _parameters(tensors, experts, used)
     return ModelFacts(
         architecture=str(arch),
         n_layers=n_layers,
@@ -290,6 +323,12 @@ def _facts(
         sources=sources,
         sha256=sha256,
         size_exact=size_exact,
+        expert_count=experts,
+        expert_used_count=used,
+        expert_ffn_length=_int(_value(reader, f"{arch}.expert_feed_forward_length")),
+        expert_shared_count=_int(_value(reader, f"{arch}.expert_shared_count")) or 0,
+        parameters=parameters,
+        active_parameters=active,
     )
 
 
@@ -320,9 +359,15 @@ def read_local_header(path: str | os.PathLike[str], *, sha256: str | None = None
     if missing:
         raise BadInput(f"split GGUF is missing shards: {', '.join(missing)}", field="model")
     size = sum(s.stat().st_size for s in shards)
+    tensors = _tensors(reader)
+    for shard in shards[1:]:
+        try:
+            tensors += _tensors(_parse(str(shard)))
+        except _NeedMoreBytes as exc:
+            raise BadInput(f"{shard}: GGUF header is truncated", field="model") from exc
     return _facts(
-        reader, file_size=size, source=str(path), sources=tuple(str(s) for s in shards),
-        size_exact=True, sha256=sha256,
+        reader, tensors=tensors, file_size=size, source=str(path),
+        sources=tuple(str(s) for s in shards), size_exact=True, sha256=sha256,
     )
 
 
@@ -382,35 +427,49 @@ def read_remote_header(
     """
     session = session or requests.Session()
     headers = dict(headers or {})
-    data = b""
-    total = 0
-    want = first_bytes
     with tempfile.TemporaryDirectory(prefix="rigctl-gguf-") as tmp:
         part = Path(tmp) / "header.gguf"
-        while True:
-            chunk, total = _fetch_range(session, url, len(data), want - 1, headers)
-            data += chunk
-            part.write_bytes(data)
-            try:
-                reader = _parse(str(part))
-                break
-            except _NeedMoreBytes as exc:
-                if len(data) >= total:
-                    raise BadInput(f"{url}: GGUF header is truncated", field="model") from exc
-                if exc.needed > max_bytes or len(data) >= max_bytes:
-                    raise BadInput(
-                        f"{url}: GGUF header needs more than {len(data):,} bytes, over the "
-                        f"{max_bytes:,}-byte limit", field="model",
-                    ) from exc
-                # Grow generously: each try parses from the start again.
-                want = min(total, max_bytes, max(2 * want, exc.needed + (1 << 20)))
+        reader, total = _fetch_header(session, url, headers, part, first_bytes, max_bytes)
+        tensors = _tensors(reader)
         count = _int(_value(reader, "split.count")) or 1
         base, _, name = url.rpartition("/")
         shard_urls = [f"{base}/{n}" for n in _shard_names(name, count)]
         size = total
         for shard in shard_urls[1:]:
-            size += _fetch_range(session, shard, 0, 0, headers)[1]
+            # a later shard's header is its tensor table (no vocabulary): a small first range
+            shard_reader, shard_size = _fetch_header(
+                session, shard, headers, Path(tmp) / "shard.gguf", SHARD_FETCH_BYTES, max_bytes
+            )
+            tensors += _tensors(shard_reader)
+            size += shard_size
         return _facts(
-            reader, file_size=size, source=url, sources=tuple(shard_urls), size_exact=True,
-            sha256=sha256,
+            reader, tensors=tensors, file_size=size, source=url, sources=tuple(shard_urls),
+            size_exact=True, sha256=sha256,
         )
+
+
+def _fetch_header(
+    session: requests.Session, url: str, headers: Mapping[str, str], part: Path,
+    first_bytes: int, max_bytes: int,
+) -> tuple[_HeaderReader, int]:
+    """Fetch the GGUF header at ``url`` into ``part`` in growing ranges, parsed: (reader, the
+    file's size). Starts with ``first_bytes``, at least doubling while the header runs past
+    what arrived."""
+    data = b""
+    want = first_bytes
+    while True:
+        chunk, total = _fetch_range(session, url, len(data), want - 1, headers)
+        data += chunk
+        part.write_bytes(data)
+        try:
+            return _parse(str(part)), total
+        except _NeedMoreBytes as exc:
+            if len(data) >= total:
+                raise BadInput(f"{url}: GGUF header is truncated", field="model") from exc
+            if exc.needed > max_bytes or len(data) >= max_bytes:
+                raise BadInput(
+                    f"{url}: GGUF header needs more than {len(data):,} bytes, over the "
+                    f"{max_bytes:,}-byte limit", field="model",
+                ) from exc
+            # Grow generously: each try parses from the start again.
+            want = min(total, max_bytes, max(2 * want, exc.needed + (1 << 20)))
