@@ -12,6 +12,7 @@ from rigctl.plan.memory import (
     LLAMACPP_UBATCH,
     Device,
     LayerPlacement,
+    fit_experts,
     fit_layers,
     gib,
     kv_cache_bytes,
@@ -42,12 +43,15 @@ def choose_layout(
     *,
     context_per_slot: int,
     slots: int,
+    moe_offload: bool = True,
 ) -> GgufLayout:
     """Return the layout llama.cpp (or Ollama) should use.
 
     Everything on the GPU(s) with an f16 KV cache when it fits; else a quantized KV cache
-    when that is what makes everything fit; else a partial offload (most layers that fit,
-    f16 cache). On CPU the same ladder applies to RAM.
+    when that is what makes everything fit; else, for a mixture-of-experts model (with
+    ``moe_offload``: llama.cpp's ``--n-cpu-moe``, which Ollama lacks), every layer on the
+    GPU(s) with the routed experts of as few layers as needed in RAM; else a partial offload
+    (most layers that fit, f16 cache). On CPU the same ladder applies to RAM.
     """
     total_context = context_per_slot * slots
     label = facts.display_name
@@ -77,7 +81,22 @@ def choose_layout(
     usable = sum(g.usable for g in gpus)
     if f16.full_offload:
         return GgufLayout(f16, [_full_sentence(f16, label, total_context, names, usable)])
-    for kv_type in KV_TYPES[1:]:
+    # after f16: a q8_0 cache (near-lossless); for a MoE model then some experts in RAM (a
+    # token touches few of them) with an f16, then a q8_0 cache; then a q4_0 cache, the last
+    # resort before whole layers leave the GPU
+    steps: list[tuple[str, str]] = [("full", "q8_0")]
+    if moe_offload and facts.is_moe:
+        steps += [("experts", "f16"), ("experts", "q8_0"), ("full", "q4_0"), ("experts", "q4_0")]
+    else:
+        steps += [("full", "q4_0")]
+    for step, kv_type in steps:
+        if step == "experts":
+            experts = fit_experts(facts, hardware, gpus, context_per_slot=context_per_slot,
+                                  slots=slots, kv_type=kv_type)
+            if experts is not None:
+                return GgufLayout(experts, [_experts_sentence(experts, facts, total_context,
+                                                              names, usable)])
+            continue
         quantized = fit_layers(facts, hardware, gpus, context_per_slot=context_per_slot,
                                slots=slots, kv_type=kv_type)
         if quantized.full_offload:
@@ -100,6 +119,24 @@ def choose_layout(
         f"{facts.n_layers} layers fit on the GPU (-ngl {f16.gpu_layers}), the rest run on "
         f"the CPU from RAM — expect a few tokens per second",
     ])
+
+
+def _experts_sentence(
+    placement: LayerPlacement, facts: ModelFacts, total_context: int, names: str, usable: int
+) -> str:
+    """Why some experts stay in RAM, and what a token then reads from it."""
+    n, used, count = placement.cpu_moe_layers, facts.expert_used_count, facts.expert_count
+    per_token = placement.cpu_moe_bytes * used // count if count else placement.cpu_moe_bytes
+    kv = "" if placement.kv_type == "f16" else f", KV cache {placement.kv_type} (-fa on)"
+    return (
+        f"MoE expert offload: {facts.display_name} ({count} experts, {used} used per token) "
+        f"with {total_context:,} tokens of context does not fit on {names} whole "
+        f"({gib(usable)} usable); every layer, the attention and the KV cache stay on the "
+        f"GPU and the routed experts of the first {n} of {placement.n_layers} layers "
+        f"({gib(placement.cpu_moe_bytes)}) in RAM (--n-cpu-moe {n}){kv}: each token reads "
+        f"about {per_token / (1 << 20):,.0f} MiB of them from RAM, {used} of {count} "
+        f"experts per layer, instead of whole layers as a layer split would"
+    )
 
 
 def _full_sentence(
@@ -137,6 +174,8 @@ def llama_server_args(
     ]
     if placement.tensor_split:
         args += ["--tensor-split", ",".join(str(w) for w in placement.tensor_split)]
+    if placement.cpu_moe_layers:
+        args += ["--n-cpu-moe", str(placement.cpu_moe_layers)]
     if layout.kv_quantized:
         args += ["-ctk", placement.kv_type, "-ctv", placement.kv_type, "-fa", "on"]
     return args

@@ -122,7 +122,7 @@ def _gguf_plan(
             reasons.append(
                 f"threads: -t {threads}, from the host data (planned: {cores}, the physical cores)"
             )
-        elif not layout.placement.full_offload:
+        elif not layout.placement.full_offload or layout.placement.cpu_moe_layers:
             reasons.append(
                 f"threads: -t {cores}, the physical cores (hyper-threads add "
                 "nothing to memory-bound decoding)"
@@ -288,6 +288,7 @@ def make_plan(
             facts = catalog.facts() if catalog is not None else base
             pinned = facts.quant.upper() if facts.quant else "this GGUF file"
         layout = choose_layout(facts, hardware, gpus, context_per_slot=context, slots=concurrency)
+        quant_reasons = list(gguf_reasons)
         gguf_reasons += layout.reasons
 
     blocker = vllm_blocker(hardware, accelerator, has_safetensors)
@@ -321,6 +322,7 @@ def make_plan(
         kv_quantized=bool(layout and layout.kv_quantized and placement and placement.gpus),
         multi_gpu=bool(placement and placement.gpus_used > 1),
         pinned_quant=pinned,
+        moe_offload=bool(placement and placement.cpu_moe_layers),
     )
     if forced_reason:
         chosen = runtime
@@ -361,6 +363,18 @@ def make_plan(
             )
     else:
         assert facts is not None and layout is not None
+        if chosen == "ollama" and layout.placement.cpu_moe_layers:
+            # Ollama has no expert offload (no --n-cpu-moe, no tensor overrides): a layer split
+            layout = choose_layout(
+                facts, hardware, gpus, context_per_slot=context, slots=concurrency,
+                moe_offload=False,
+            )
+            gguf_reasons = [*quant_reasons, *layout.reasons]
+            warnings.append(
+                "Ollama cannot keep a MoE model's experts in RAM and the rest on the GPU "
+                "(llama.cpp's --n-cpu-moe): it gets a plain layer split; runtime: llamacpp "
+                "runs the expert offload"
+            )
         planned, args, env, memory, flag_reasons = _gguf_plan(
             chosen,
             facts,
@@ -373,7 +387,7 @@ def make_plan(
         )
         reasons += gguf_reasons + flag_reasons
         errors += preflight.check_memory(memory.placement, unified=hardware.unified_memory)
-        uses_cpu = not layout.placement.full_offload
+        uses_cpu = not layout.placement.full_offload or bool(layout.placement.cpu_moe_layers)
         warnings += preflight.check_cpu(hardware, uses_cpu)
 
     if threads and chosen != "llamacpp":

@@ -169,6 +169,10 @@ class LayerPlacement:
     gpus: list[DevicePlacement]
     host: DevicePlacement
     tensor_split: tuple[int, ...] | None
+    #: ``--n-cpu-moe N``: the routed experts of layers 0..N-1 stay in host memory
+    cpu_moe_layers: int = 0
+    #: bytes of those experts (in ``host.weights``)
+    cpu_moe_bytes: int = 0
 
     @property
     def full_offload(self) -> bool:
@@ -201,13 +205,16 @@ def place_layers(
     slots: int,
     kv_type: str,
     ubatch: int = LLAMACPP_UBATCH,
+    cpu_moe_layers: int = 0,
 ) -> LayerPlacement:
     """Return llama.cpp's placement for ``-ngl gpu_layers`` (layer split mode).
 
     Mirrors llama_model::load_tensors: the last ``gpu_layers`` repeating layers go to the
     GPUs (index n_layers is the output head), spread by ``--tensor-split`` with
     upper_bound over the cumulative split; token embeddings stay on the CPU; each layer's
-    KV cache lives with the layer.
+    KV cache lives with the layer. ``cpu_moe_layers`` is ``--n-cpu-moe N``: the routed
+    experts of layers 0..N-1 (common/common.h's ``blk.<i>`` overrides) stay in host memory
+    wherever their layer is, and the CPU then computes them (a compute buffer of its own).
     """
     n = facts.n_layers
     weights = facts.weight_split
@@ -224,6 +231,7 @@ def place_layers(
     rows = [DevicePlacement(g.name, 0, g.capacity, g.usable) for g in gpus]
     host_row = DevicePlacement("cpu", 0, hardware.memory_bytes, 0,
                                weights=weights.token_embd_bytes)
+    moved = 0
     for layer in range(n + 1):
         on_gpu = active > 0 and start <= layer < start + active
         if on_gpu:
@@ -232,7 +240,14 @@ def place_layers(
         else:
             row = host_row
         if layer < n:
-            row.weights += weights.block_bytes[layer]
+            experts = (
+                weights.expert_bytes[layer]
+                if layer < cpu_moe_layers and layer < len(weights.expert_bytes)
+                else 0
+            )
+            row.weights += weights.block_bytes[layer] - experts
+            host_row.weights += experts
+            moved += experts if row is not host_row else 0
             row.kv_cache += kv[layer]
             row.layers += 1
         elif row is host_row and facts.tied_embeddings:
@@ -243,8 +258,8 @@ def place_layers(
     for row in rows:
         if row.weights:
             row.overhead = compute
-    if active < n + 1:
-        host_row.overhead = compute  # the CPU runs layers or the output head
+    if active < n + 1 or moved:
+        host_row.overhead = compute  # the CPU runs layers, experts or the output head
     for row in rows:
         row.bytes = row.weights + row.kv_cache + row.overhead
     host_row.bytes = host_row.weights + host_row.kv_cache + host_row.overhead
@@ -257,7 +272,36 @@ def place_layers(
         gpus=rows,
         host=host_row,
         tensor_split=split if len(gpus) > 1 else None,
+        cpu_moe_layers=cpu_moe_layers if moved else 0,
+        cpu_moe_bytes=moved,
     )
+
+
+def fit_experts(
+    facts: ModelFacts,
+    hardware: Hardware,
+    gpus: Sequence[Device],
+    *,
+    context_per_slot: int,
+    slots: int,
+    kv_type: str,
+    ubatch: int = LLAMACPP_UBATCH,
+) -> LayerPlacement | None:
+    """Every layer on the GPUs (``-ngl n_layers+1``) with the routed experts of as few layers
+    as possible in host memory (``--n-cpu-moe N``, N from 1 up to every layer): the first
+    placement whose GPUs stay within budget, or None (a dense model, no GPU, or the model's
+    non-expert part with its KV cache does not fit even with every expert on the CPU)."""
+    if not gpus or not facts.is_moe or not facts.weight_split.expert_bytes:
+        return None
+    for layers in range(1, facts.n_layers + 1):
+        placement = place_layers(
+            facts, hardware, gpus, gpu_layers=facts.n_layers + 1,
+            context_per_slot=context_per_slot, slots=slots, kv_type=kv_type, ubatch=ubatch,
+            cpu_moe_layers=layers,
+        )
+        if placement.gpus_fit:
+            return placement
+    return None
 
 
 def fit_layers(

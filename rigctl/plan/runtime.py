@@ -133,6 +133,7 @@ class Situation:
     kv_quantized: bool  # the GGUF fits only with a quantized KV cache
     multi_gpu: bool  # the GGUF is split over several GPUs
     pinned_quant: str | None  # the quant the user pinned (catalog name:quant or a GGUF file)
+    moe_offload: bool = False  # a MoE model's experts partly in RAM (--n-cpu-moe)
 
 
 def wants_vllm(concurrency: int, prefer: str) -> bool:
@@ -153,6 +154,8 @@ def _needs_llamacpp(s: Situation) -> list[str]:
         needs.append("a quantized KV cache (-ctk/-ctv)")
     if s.multi_gpu:
         needs.append("a --tensor-split across GPUs")
+    if s.moe_offload:
+        needs.append("a MoE expert offload (--n-cpu-moe)")
     if s.pinned_quant:
         needs.append(f"the exact quant you pinned ({s.pinned_quant})")
     return needs
