@@ -740,17 +740,10 @@ def test_a_plain_run_after_the_kills_changes_nothing(rig: Rig) -> None:
 
 
 def container_init(host: LabHost) -> int:
-    """The PID, on the controller, of a lab host's systemd (its systemd-nspawn's child)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        if parent == host.pid:
-            return int(entry.name)
-    raise AssertionError(f"{host.name}: no init process under systemd-nspawn {host.pid}")
+    """The PID, on the controller, of a lab host's systemd (under its supervisor's nspawn)."""
+    init = lab_hosts.container_init(host.pid)
+    assert init is not None, f"{host.name}: no init process under its supervisor {host.pid}"
+    return init
 
 
 def inside(host: LabHost, command: str) -> str:

@@ -19,6 +19,7 @@ from fileserver import FileServer
 
 from rigctl.lab import LAB_MODEL_FILE, Lab, LabHost
 from rigctl.lab.model import SHA256, place_model
+from rigctl.models.gguf_header import read_local_header
 from rigctl.paths import cache_dir
 from rigctl.pyinfra_api import Session, load_inventory, read_file, run_command
 
@@ -296,3 +297,45 @@ def test_good_rollout_moves_every_host(fleet: dict) -> None:
         assert moved["before_tps"] and moved["after_tps"]
     after = _unit_digests(fleet)
     assert all(after[name] != before[name] for name in before)
+
+
+# --------------------------------------------------------------------------- a real MoE model
+
+#: A bookworm host of its own for the MoE model (it gets the fleet's kept build).
+MOE_INDEX = 26
+
+
+def test_a_small_real_moe_model_is_served_with_the_planners_flags(
+    lab: Lab, fleet: dict, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A mixture-of-experts GGUF written by the tests (tests/tiny_moe.py: qwen3moe, 8 experts, 2
+    used, random weights) is planned from its own header, served by the real llama-server with
+    the plan's flags (``--fit off`` among them: the server changes nothing), and answers."""
+    from conftest import forget_known_hosts
+    from tiny_moe import write_tiny_moe
+
+    host = lab.up_host(MOE_INDEX)
+    forget_known_hosts()
+    (model,) = write_tiny_moe(tmp_path_factory.mktemp("moe") / "tiny-qwen3moe.gguf")
+    inventory = tmp_path_factory.mktemp("moe-inventory") / "moe.py"
+    data = dict(lab.host_data(host), model=str(model), context=2048)
+    inventory.write_text(f"hosts = [({host.name!r}, {data!r})]\n")
+    result = _rigctl_env(fleet["env"], "provision", str(inventory), "--json", timeout=1800)
+    outcome = json.loads(result.stdout)["hosts"][host.name]
+    assert outcome["status"] == "changed" and outcome["runtime"] == "llamacpp", outcome
+    assert any("install prebuilt" in op for op in outcome["changed_ops"])  # the fleet's build
+    assert outcome["smoke"]["ok"] and outcome["smoke"]["tokens_per_second"] > 0
+    plan = outcome["plan"]
+    assert plan["model"]["name"] == "rigctl tiny qwen3moe"
+    assert "--fit" in plan["args"] and plan["args"][plan["args"].index("--fit") + 1] == "off"
+    with Session(load_inventory(str(inventory))) as session:
+        key = read_file(session.host(host.name), outcome["api_key_file"]).decode().strip()
+    # llama.cpp counts the parameters the header gave rigctl (experts included)
+    models = requests.get(f"{outcome['endpoint']}/v1/models", timeout=30,
+                          headers={"Authorization": f"Bearer {key}"}).json()
+    assert models["data"][0]["meta"]["n_params"] == read_local_header(model).parameters
+    client = openai.OpenAI(base_url=f"{outcome['endpoint']}/v1", api_key=key, max_retries=0,
+                           timeout=120)
+    reply = client.completions.create(model="served", prompt="w1 w2 w3", max_tokens=8,
+                                      temperature=0)
+    assert reply.usage and reply.usage.completion_tokens > 0

@@ -160,7 +160,8 @@ def llama_server_args(
 ) -> list[str]:
     """Return llama-server's argv after the program name.
 
-    ``-c`` is the total context: llama-server divides it among the ``-np`` slots.
+    ``-c`` is the total context: llama-server divides it among the ``-np`` slots. Every
+    argument the plan fitted is set, and the server's own fitting is off (``--fit off``).
     """
     placement = layout.placement
     args = [
@@ -171,6 +172,9 @@ def llama_server_args(
         "-t", str(threads),
         "-b", str(LLAMACPP_BATCH),
         "-ub", str(LLAMACPP_UBATCH),
+        # llama-server's own fitting (on by default since the pinned build) would change the
+        # arguments left unset to suit the memory it finds: the plan's numbers are what runs
+        "--fit", "off",
     ]
     if placement.tensor_split:
         args += ["--tensor-split", ",".join(str(w) for w in placement.tensor_split)]
