@@ -289,6 +289,16 @@ def test_jetson_without_nvidia_smi_is_cuda_with_unified_memory() -> None:
     assert hardware.jetson_release == "36.3.0"  # Ollama's JetPack archive is chosen from it
     (gpu,) = hardware.gpus
     assert (gpu.name, gpu.memory_bytes, gpu.driver) == ("Jetson (L4T 36.3.0)", 64 * GIB, "540.3.0")
+    # nvidia-smi's "CUDA Version: N/A" there is no driver version: vLLM is refused, not tried
+    from rigctl.errors import BadInput
+    from rigctl.models import get_catalog_model
+    from rigctl.plan import make_plan
+
+    plan = make_plan(hardware, get_catalog_model("llama-3.1-8b-instruct"), concurrency=10)
+    assert plan.runtime == "llamacpp"
+    assert any("Jetson" in said for said in plan.reasons + plan.warnings), plan.reasons
+    with pytest.raises(BadInput, match="Jetson"):
+        make_plan(hardware, get_catalog_model("llama-3.1-8b-instruct"), runtime="vllm")
 
 
 def test_cpu_flags() -> None:

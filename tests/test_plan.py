@@ -167,7 +167,7 @@ def test_ten_users_on_cuda_get_vllm_with_tensor_parallel() -> None:
         get_catalog_model("llama-3.1-8b-instruct"),
         concurrency=10,
     )
-    assert plan.runtime == "vllm" and plan.ok and plan.env == {}
+    assert plan.runtime == "vllm" and plan.ok and plan.env == {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
     # Budget per GPU = floor(0.90 · 25,769,803,776) = 23,192,823,398.
     # TP 1: KV pool = 23,192,823,398 − 16,060,522,496 bf16 − 2 GiB overhead = 4,984,817,254,
     #   short of 10 users · 8,192 tokens · 131,072 = 10,737,418,240.
@@ -639,3 +639,36 @@ def test_port_conflicts_with_other_programs_only() -> None:
     )
     assert "does not show" in (port_conflict("127.0.0.1", 9000, sockets, own) or "")
     assert port_conflict("127.0.0.1", 8080, sockets, set()) is not None  # not ours: a conflict
+
+
+def test_cuda_units_number_gpus_in_pci_order_like_nvidia_smi() -> None:
+    """A 4090 and a 3090: nvidia-smi (and so the plan's split) lists them in PCI order, CUDA
+    by default fastest first; every CUDA plan sets CUDA_DEVICE_ORDER=PCI_BUS_ID."""
+    mixed = [_rtx(0), dataclasses.replace(_rtx(1), name="NVIDIA GeForce RTX 3090", compute_capability="8.6")]
+    for runtime in ("llamacpp", "ollama"):
+        plan = make_plan(_linux("cuda", mixed), get_catalog_model("llama-3.1-70b-instruct:q4_k_m"),
+                         runtime=runtime)
+        assert plan.env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID", runtime
+        assert any(r.startswith("CUDA_DEVICE_ORDER=PCI_BUS_ID") for r in plan.reasons)
+    cpu = make_plan(_linux("cpu", []), get_catalog_model("gemma-3-270m"))
+    assert "CUDA_DEVICE_ORDER" not in cpu.env
+
+
+def test_a_gpu_reporting_no_memory_is_left_out_and_the_others_pinned() -> None:
+    """nvidia-smi printing 0 MiB (a MIG parent, a vGPU, a driver fault) for one of two GPUs:
+    that GPU is not planned for (no -ngl 0 --tensor-split 1,1), the other is, and the unit
+    sees only it; one such GPU alone gives a CPU plan that says why."""
+    blank = dataclasses.replace(_rtx(0), memory_bytes=0)
+    plan = make_plan(_linux("cuda", [blank, _rtx(1)]),
+                     get_catalog_model("llama-3.1-8b-instruct:q4_k_m"))
+    assert plan.ok and "--tensor-split" not in plan.args and _flag(plan.args, "-ngl") == "33"
+    assert [p.device for p in plan.memory.placement] == ["cuda:1", "cpu"]
+    assert plan.env["CUDA_VISIBLE_DEVICES"] == "1"
+    assert any("GPU 0 (NVIDIA GeForce RTX 4090) reports no memory" in w for w in plan.warnings)
+    alone = make_plan(_linux("cuda", [blank]), get_catalog_model("llama-3.1-8b-instruct:q4_k_m"))
+    assert _flag(alone.args, "-ngl") == "0" and "--tensor-split" not in alone.args
+    assert any("reports no memory" in w for w in alone.warnings)
+    assert any("planning for CPU" in w for w in alone.warnings)
+    both = make_plan(_linux("cuda", [_rtx(0), _rtx(1)]),
+                     get_catalog_model("llama-3.1-8b-instruct:q4_k_m"))
+    assert "CUDA_VISIBLE_DEVICES" not in both.env

@@ -16,7 +16,7 @@ from rigctl.plan import preflight
 from rigctl.plan.gpu_software import GpuSoftwareWanted, plan_gpu_software
 from rigctl.plan.limits import validate_inputs
 from rigctl.plan.llamacpp import GgufLayout, choose_layout, llama_server_args, llamacpp_backend
-from rigctl.plan.memory import Device, gib, gpu_devices, host_device
+from rigctl.plan.memory import Device, gib, gpu_devices, host_device, memoryless_gpus
 from rigctl.plan.ollama import ollama_env, ollama_model_name
 from rigctl.plan.quant import choose_quant
 from rigctl.plan.runtime import (
@@ -53,15 +53,24 @@ def _accelerator(hardware: Hardware) -> tuple[str, list[str]]:
         raise BadInput(f"unknown accelerator {accelerator!r}", field="accelerator")
     if accelerator == "cpu":
         return "cpu", []
+    blank = memoryless_gpus(hardware, accelerator)
+    said = (
+        [f"GPU {', '.join(blank)} reports no memory: left out of the plan (a MIG or vGPU "
+         "device, or a driver that cannot read it; check nvidia-smi or rocm-smi)"]
+        if blank else []
+    )
     if not gpu_devices(hardware, accelerator):
-        return "cpu", [f"accelerator {accelerator} but no matching GPU listed: planning for CPU"]
+        return "cpu", [
+            *said, f"accelerator {accelerator} but no usable GPU listed: planning for CPU"
+        ]
     cc = lowest_compute_capability(hardware)
     if accelerator == "cuda" and cc is not None and cc < MIN_LLAMACPP_COMPUTE_CAPABILITY:
         return "cpu", [
+            *said,
             f"GPU compute capability {cc[0]}.{cc[1]} is older than any current runtime "
-            "supports (5.0): planning for CPU"
+            "supports (5.0): planning for CPU",
         ]
-    return accelerator, []
+    return accelerator, said
 
 
 def _download_urls(sources: tuple[str, ...]) -> list[str]:
@@ -221,6 +230,20 @@ def _vllm_plan(
         model_path=host_path, served_name=served, fit=fit, context=context, concurrency=concurrency
     )
     return model, args, memory
+
+
+#: The variable each GPU runtime reads to see only some GPUs (their indexes as the vendor's
+#: tool lists them: CUDA's with CUDA_DEVICE_ORDER=PCI_BUS_ID, which every CUDA plan sets).
+VISIBLE_DEVICES_VARIABLE = {"cuda": "CUDA_VISIBLE_DEVICES", "rocm": "HIP_VISIBLE_DEVICES"}
+
+
+def _visible_devices(accelerator: str, gpus: list[Device], hardware: Hardware) -> dict[str, str]:
+    """Pin the planned GPUs when the host has others of the same kind the plan left out (one
+    that reports no memory): a split over the planned GPUs must not land on it."""
+    variable = VISIBLE_DEVICES_VARIABLE.get(accelerator)
+    if variable is None or not gpus or not memoryless_gpus(hardware, accelerator):
+        return {}
+    return {variable: ",".join(g.name.split(":", 1)[1] for g in gpus)}
 
 
 def make_plan(
@@ -413,6 +436,20 @@ def make_plan(
     reasons += software.reasons
     warnings += software.warnings
     errors += software.errors
+    visible = _visible_devices(accelerator, gpus, hardware)
+    if visible and (chosen == "vllm" or memory.gpu_layers):
+        env = {**env, **visible}
+        reasons.append(
+            f"{' '.join(f'{k}={v}' for k, v in visible.items())}: only the GPUs planned for"
+        )
+    if accelerator == "cuda" and (chosen == "vllm" or memory.gpu_layers):
+        # nvidia-smi, and so detection and the plan's device order and split, list GPUs in PCI
+        # order; CUDA's default numbering (FASTEST_FIRST) differs on a host of mixed GPUs
+        env = {**env, "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+        reasons.append(
+            "CUDA_DEVICE_ORDER=PCI_BUS_ID: CUDA numbers the GPUs in nvidia-smi's PCI order, "
+            "the order the plan's devices and split follow (CUDA's default puts the fastest first)"
+        )
     return Plan(
         runtime=chosen,
         model=planned,

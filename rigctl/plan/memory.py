@@ -131,7 +131,8 @@ class Device:
 
 
 def gpu_devices(hardware: Hardware, accelerator: str) -> list[Device]:
-    """Return the GPUs that ``accelerator`` drives, with their runtime reserve and margin."""
+    """Return the GPUs that ``accelerator`` drives, with their runtime reserve and margin; a
+    GPU that reports no memory is left out (:func:`memoryless_gpus`)."""
     if accelerator == "cpu":
         return []
     vendor = _VENDOR_BY_ACCELERATOR.get(accelerator)
@@ -139,7 +140,18 @@ def gpu_devices(hardware: Hardware, accelerator: str) -> list[Device]:
     return [
         Device(f"{accelerator}:{gpu.index}", gpu.memory_bytes, reserve)
         for gpu in hardware.gpus
-        if vendor is None or gpu.vendor == vendor
+        if (vendor is None or gpu.vendor == vendor) and (gpu.memory_bytes or 0) > 0
+    ]
+
+
+def memoryless_gpus(hardware: Hardware, accelerator: str) -> list[str]:
+    """The accelerator's GPUs that report no memory (a tool printing 0 or N/A): never planned
+    for, each named ``index (name)``."""
+    vendor = _VENDOR_BY_ACCELERATOR.get(accelerator)
+    return [
+        f"{gpu.index} ({gpu.name})"
+        for gpu in hardware.gpus
+        if (vendor is None or gpu.vendor == vendor) and not (gpu.memory_bytes or 0) > 0
     ]
 
 

@@ -89,6 +89,13 @@ def vllm_blocker(hardware: Hardware, accelerator: str, has_safetensors: bool) ->
                 f"(supported: {', '.join(sorted(VLLM_ROCM_TARGETS))})"
             )
     if accelerator == "cuda":
+        if hardware.jetson_release:
+            # nvidia-smi prints "CUDA Version: N/A" there; PyPI's vLLM wheels are x86_64/SBSA
+            # CUDA builds, not L4T's (JetPack needs NVIDIA's or jetson-containers' builds)
+            return (
+                f"vLLM's published builds do not run on Jetson (L4T {hardware.jetson_release}); "
+                "use llama.cpp, or a JetPack build of vLLM installed yourself"
+            )
         cc = lowest_compute_capability(hardware)
         if cc is not None and cc < VLLM_MIN_COMPUTE_CAPABILITY:
             return (
