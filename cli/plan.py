@@ -73,6 +73,11 @@ def print_plan(name: str, host_plan: HostPlan) -> None:
 @click.option("--concurrency", type=int, help="Concurrent users to serve.")
 @click.option("--context", type=int, help="Context length per user, in tokens.")
 @click.option(
+    "--context-max",
+    type=int,
+    help="With no --context: grow the context up to this many tokens per user (default 32768).",
+)
+@click.option(
     "--runtime", type=click.Choice(RUNTIME_CHOICES), help="Force a runtime (default auto)."
 )
 @click.option("--prefer", type=click.Choice(PREFER_CHOICES), help="simple, control or throughput.")
@@ -83,6 +88,7 @@ def plan(
     model: str | None,
     concurrency: int | None,
     context: int | None,
+    context_max: int | None,
     runtime: str | None,
     prefer: str | None,
     as_json: bool,
@@ -98,6 +104,7 @@ def plan(
         for key, value in {
             "concurrency": concurrency,
             "context": context,
+            "context_max": context_max,
             "runtime": runtime,
             "prefer": prefer,
         }.items()

@@ -39,6 +39,9 @@ What to serve
                                  CUDA) (default: 1)
     context                      tokens of context per user (at most the model's trained
                                  length) (default: the planner's)
+    context_max                  with no `context`, the plan grows the context into the memory
+                                 the placed weights leave, up to this many tokens per user (and
+                                 the model's trained length) (default: 32768)
     threads                      llama.cpp CPU threads (-t) (default: the physical cores)
     runtime                      auto | ollama | llamacpp | vllm (auto: rigctl decides and says
                                  why) (default: auto)

@@ -8,22 +8,36 @@ of the wrong shape is dropped with a warning, never trusted.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from rigctl.facts import DETECTION_FACTS
+from rigctl.facts.pci import INTEL_DISCRETE_GPUS
 from rigctl.facts.system import DEFAULT_MODELS_DIR, DiskFreeBytes
-from rigctl.hardware import GIB, MIB, Cpu, Gpu, Hardware, OsInfo
+from rigctl.hardware import GIB, MIB, MIG_UUID, Cpu, Gpu, Hardware, OsInfo
 from rigctl.pyinfra_api import Host
 
 __all__ = ["DETECTION_FACTS", "apple_gpu_memory", "build_hardware", "detect_host"]
 
 # How much of an Apple Silicon Mac's unified memory the GPU may wire when iogpu.wired_limit_mb
-# is 0 (unset): the defaults macOS applies (Metal's recommendedMaxWorkingSetSize), about 3/4 of
-# RAM above 36 GiB and about 2/3 at or below it.
+# is 0 (unset): the default macOS applies, which Metal reports as the device's
+# recommendedMaxWorkingSetSize and llama.cpp's Metal backend logs at start-up. Apple documents
+# the property ("an approximation of how much memory ... this GPU device can allocate without
+# affecting its runtime performance"), not its formula; the shares are measured from those logs
+# (MiB): 8 GiB M1 5461.34 (h2oai/h2ogpt#1359), 16 GiB M1 10922.67 (ise-uiuc/magicoder#19), 32 GiB
+# M2 Max 21845.34 (ollama/ollama#434): two thirds; 96 GiB M2 Max 73728.00 (llama.cpp#3213): three
+# quarters. Where between 32 and 48 GiB the step lies is not measured here: at or below 36 GiB
+# (the 36 GiB M3/M4 Max) gets the smaller share.
 APPLE_GPU_SHARE_LARGE = 0.75
 APPLE_GPU_SHARE_SMALL = 2 / 3
 APPLE_GPU_SHARE_THRESHOLD_BYTES = 36 * GIB
+# macOS 26 gives more: 107.52 GiB of a 128 GiB Mac (84%, measured on two machines of different
+# chip generations with iogpu.wired_limit_mb 0: antirez/ds4#893, osaurus-ai/osaurus#1958) where
+# the rule above reads 96 GiB. Only measured sizes are used; other sizes keep the older rule,
+# below what macOS 26 gives wherever it was measured.
+APPLE_MACOS26_GPU_SHARE = {128 * GIB: 0.84}
+APPLE_MACOS26_MAJOR = 26
 
 # Accelerators in order of preference; the first with a GPU wins, else "cpu".
 _GPU_ACCELERATORS = ("cuda", "rocm", "metal", "vulkan")
@@ -68,6 +82,8 @@ def build_hardware(values: Mapping[str, Any], *, vulkan_cpu_devices: bool = Fals
         "metal": _apple_gpus(facts, os_info, memory),
         "vulkan": _vulkan_gpus(facts, memory if vulkan_cpu_devices else None),
     }
+    if not any(candidates[name] for name in ("cuda", "rocm", "metal")):
+        candidates["vulkan"] = _intel_discrete_gpus(facts, candidates["vulkan"])
     accelerator = next((name for name in _GPU_ACCELERATORS if candidates[name]), "cpu")
     for name in ("cuda", "rocm", "metal"):
         if candidates[name] and name != accelerator:
@@ -99,6 +115,7 @@ def build_hardware(values: Mapping[str, Any], *, vulkan_cpu_devices: bool = Fals
         nvidia_kernel_driver=facts.get("NvidiaDriverProc", str),
         nvidia_pci_without_driver=_nvidia_without_driver(facts, candidates["cuda"]),
         warnings=facts.warnings,
+        plan_warnings=facts.plan_warnings,
     )
 
 
@@ -108,10 +125,17 @@ class _Facts:
     def __init__(self, values: Mapping[str, Any]) -> None:
         self.values = values
         self.warnings: list[str] = []
+        self.plan_warnings: list[str] = []
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
             self.warnings.append(message)
+
+    def plan_warn(self, message: str) -> None:
+        """A warning every plan of this host repeats (``Hardware.plan_warnings``)."""
+        self.warn(message)
+        if message not in self.plan_warnings:
+            self.plan_warnings.append(message)
 
     def get(self, fact: str, kind: type) -> Any:
         value = self.values.get(fact)
@@ -212,17 +236,23 @@ def _nvidia_without_driver(facts: _Facts, cuda_gpus: list[Gpu]) -> list[str]:
 def _nvidia_gpus(facts: _Facts, memory: int, jetson: str | None) -> list[Gpu]:
     listed = facts.records("NvidiaGpus", {"index": int, "name": str})
     kernel_driver = facts.get("NvidiaDriverProc", str)
-    gpus = []
+    mig = _mig_enabled(facts)
+    gpus: list[Gpu] = []
+    in_mig: list[Gpu] = []
     for entry in listed or []:
         mib = entry.get("memory_mib")
-        if isinstance(mib, int):
+        partitioned = entry.get("uuid") in mig
+        if partitioned:
+            # nvidia-smi's memory.total is the whole card's, which no process gets in MIG mode
+            gpu_memory = 0
+        elif isinstance(mib, int):
             gpu_memory = mib * MIB
         elif jetson is not None:
             gpu_memory = memory  # Jetson: the GPU shares system memory, nvidia-smi says [N/A]
         else:
             gpu_memory = 0
             facts.warn(f"nvidia-smi gives no memory size for GPU {entry['index']}")
-        gpus.append(
+        (in_mig if partitioned else gpus).append(
             Gpu(
                 vendor="nvidia",
                 name=entry["name"],
@@ -233,6 +263,8 @@ def _nvidia_gpus(facts: _Facts, memory: int, jetson: str | None) -> list[Gpu]:
                 uuid=_str_or_none(entry.get("uuid")),
             )
         )
+    if in_mig:
+        return _with_mig_slices(facts, gpus, in_mig, mig)
     if gpus:
         return gpus
 
@@ -274,6 +306,77 @@ def _nvidia_gpus(facts: _Facts, memory: int, jetson: str | None) -> list[Gpu]:
                 f"nvidia PCI device found ({slots}) but nvidia-smi missing: driver not installed?"
             )
     return []
+
+
+def _mig_enabled(facts: _Facts) -> dict[str, dict[str, Any]]:
+    """NvidiaMig's GPUs in MIG mode, by GPU UUID."""
+    records = facts.records("NvidiaMig", {"uuid": str, "mig_mode": str, "devices": list}) or []
+    return {record["uuid"]: record for record in records if record["mig_mode"] == "Enabled"}
+
+
+def _with_mig_slices(
+    facts: _Facts, cards: list[Gpu], in_mig: list[Gpu], mig: dict[str, dict[str, Any]]
+) -> list[Gpu]:
+    """The GPUs to plan when some are in MIG mode.
+
+    A process uses one MIG device (CUDA enumerates a single MIG instance; llama.cpp and vLLM
+    take the one CUDA_VISIBLE_DEVICES names), so a service gets at most one slice: the largest.
+    GPUs not in MIG mode come first, whole; the partitioned cards are listed beside them with
+    no memory, so the plan leaves them out and pins the others.
+    """
+    slices: list[Gpu] = []
+    for card in in_mig:
+        devices = [d for d in mig[card.uuid or ""]["devices"] if isinstance(d, dict)]
+        if not devices:
+            facts.plan_warn(
+                f"MIG enabled on GPU {card.index} but no GPU instances created: it cannot run "
+                "anything (create instances with nvidia-smi mig -cgi ... -C, or disable MIG)"
+            )
+        for device in devices:
+            uuid, profile = device.get("uuid"), _str_or_none(device.get("profile"))
+            mib = device.get("memory_mib")
+            label = f"MIG device {device.get('index')} ({profile or '?'}) of GPU {card.index}"
+            if not (isinstance(uuid, str) and MIG_UUID.fullmatch(uuid)):
+                facts.plan_warn(f"{label} has no MIG UUID in nvidia-smi -L: not planned")
+            elif type(mib) is not int or mib <= 0:
+                facts.plan_warn(
+                    f"{label}: memory unknown (nvidia-smi -q -x gave none): not planned"
+                )
+            else:
+                slices.append(
+                    Gpu(
+                        vendor="nvidia",
+                        name=f"{card.name} MIG {profile}" if profile else f"{card.name} MIG",
+                        index=card.index,
+                        memory_bytes=mib * MIB,
+                        driver=card.driver,
+                        compute_capability=card.compute_capability,
+                        uuid=uuid,
+                        mig_profile=profile,
+                    )
+                )
+    if cards:
+        if slices:
+            named = ", ".join(f"{g.mig_profile or 'MIG'} on GPU {g.index}" for g in slices)
+            facts.plan_warn(
+                f"MIG slices {named} are left for other services: the GPUs not in MIG mode "
+                "are planned"
+            )
+        return cards + in_mig
+    if not slices:
+        if any(mig[card.uuid or ""]["devices"] for card in in_mig):
+            facts.plan_warn("no MIG device can be planned: planning for CPU")
+        return []
+    chosen = max(slices, key=lambda gpu: gpu.memory_bytes)  # the first of equals
+    others = [gpu for gpu in slices if gpu is not chosen]
+    if others:
+        named = ", ".join(f"{g.mig_profile or 'MIG'} {g.uuid}" for g in others)
+        facts.plan_warn(
+            f"MIG: one slice planned, the largest ({chosen.mig_profile} {chosen.uuid}, "
+            f"{chosen.memory_bytes / GIB:.1f} GiB); a process uses one MIG device, so the others "
+            f"are left for other services: {named}"
+        )
+    return [chosen]
 
 
 def _amd_gpus(facts: _Facts) -> list[Gpu]:
@@ -347,20 +450,30 @@ def _apple_gpus(facts: _Facts, os_info: OsInfo, memory: int) -> list[Gpu]:
             vendor="apple",
             name=name,
             index=0,
-            memory_bytes=apple_gpu_memory(memory, (sysctl or {}).get("wired_limit_mb")),
+            memory_bytes=apple_gpu_memory(
+                memory, (sysctl or {}).get("wired_limit_mb"), macos_version=os_info.version
+            ),
             cores=cores if isinstance(cores, int) else None,
         )
     ]
 
 
-def apple_gpu_memory(memory_bytes: int, wired_limit_mb: Any = None) -> int:
+def apple_gpu_memory(
+    memory_bytes: int, wired_limit_mb: Any = None, *, macos_version: str | None = None
+) -> int:
     """The share of unified memory an Apple Silicon GPU may use.
 
-    ``iogpu.wired_limit_mb`` when the user set it (> 0), else the defaults macOS applies:
-    75% of RAM above 36 GiB, two thirds at or below.
+    ``iogpu.wired_limit_mb`` when the user set it (> 0), else the default macOS applies: on
+    macOS 26 and later its measured share for this memory size where there is one
+    (:data:`APPLE_MACOS26_GPU_SHARE`), else 75% of RAM above 36 GiB, two thirds at or below.
     """
     if type(wired_limit_mb) is int and wired_limit_mb > 0:
         return wired_limit_mb * MIB
+    major = re.match(r"(\d+)\.", f"{macos_version or ''}.")
+    if major and int(major.group(1)) >= APPLE_MACOS26_MAJOR:
+        share = APPLE_MACOS26_GPU_SHARE.get(memory_bytes)
+        if share is not None:
+            return int(memory_bytes * share)
     if memory_bytes > APPLE_GPU_SHARE_THRESHOLD_BYTES:
         return int(memory_bytes * APPLE_GPU_SHARE_LARGE)
     return int(memory_bytes * APPLE_GPU_SHARE_SMALL)
@@ -396,6 +509,8 @@ def _vulkan_gpus(facts: _Facts, cpu_devices_memory: int | None = None) -> list[G
                 ),
                 0,
             )
+            if memory == 0 and device.get("vendor_id") == "0x8086":
+                memory = _intel_vram_of(facts, device.get("device_id"))
             if memory == 0:
                 facts.warn(f"VRAM of Vulkan device {device['name']} unknown")
         else:
@@ -411,6 +526,93 @@ def _vulkan_gpus(facts: _Facts, cpu_devices_memory: int | None = None) -> list[G
             )
         )
     return gpus
+
+
+def _intel_vram(facts: _Facts) -> dict[str, dict[str, Any]]:
+    """IntelVram's entries by PCI slot."""
+    entries = facts.records("IntelVram", {"slot": str, "vram_bytes": int, "source": str}) or []
+    return {entry["slot"]: entry for entry in entries if entry["vram_bytes"] > 0}
+
+
+def _intel_discrete_gpus(facts: _Facts, vulkan: list[Gpu]) -> list[Gpu]:
+    """Vulkan's GPUs, or the Intel discrete GPUs only the PCI bus shows (vulkaninfo missing).
+
+    Without vulkaninfo such a GPU is planned only when its driver published its VRAM in sysfs
+    (:class:`rigctl.facts.pci.IntelVram`) and it is the host's only GPU besides others like it:
+    then it is Vulkan's device 0 (Mesa's device-select layer puts the default GPU first, and
+    the CPU renderer is never the default while a GPU is there), else which Vulkan device it is
+    cannot be known. Every Intel discrete GPU that is not planned is a warning of every plan.
+    """
+    arcs = [
+        device
+        for device in _pci(facts, "intel")
+        if device["pci_class"].startswith(("0x0300", "0x0380"))
+        and device.get("device_id") in INTEL_DISCRETE_GPUS
+    ]
+    listed = {(d.get("vendor_id"), d.get("device_id")) for d in _vulkan_devices(facts)}
+    missing = [d for d in arcs if ("0x8086", d["device_id"]) not in listed]
+    if not missing:
+        return vulkan
+    if facts.values.get("VulkanSummary") is not None:
+        for device in missing:
+            facts.plan_warn(
+                f"{_intel_label(device)} but Vulkan does not list it: not planned for; install "
+                "mesa-vulkan-drivers (Mesa's ANV driver) and the GPU's firmware"
+            )
+        return vulkan
+    vram = _intel_vram(facts)
+    others = [
+        device["slot"]
+        for vendor in ("nvidia", "amd", "intel")
+        for device in _pci(facts, vendor)
+        if device["pci_class"].startswith("0x03") and device not in arcs
+    ]
+    if others or not all(device["slot"] in vram for device in arcs):
+        for device in missing:
+            beside = (
+                f"which Vulkan device it is beside the GPU at {', '.join(others)} is unknown: "
+                if others and device["slot"] in vram
+                else ""
+            )
+            facts.plan_warn(
+                f"{_intel_label(device)} but vulkaninfo is missing: {beside}install vulkan-tools "
+                "(and mesa-vulkan-drivers) to plan for it; planning for CPU"
+            )
+        return vulkan
+    gpus = []
+    for index, device in enumerate(sorted(arcs, key=lambda d: d["slot"])):
+        found = vram[device["slot"]]
+        facts.plan_warn(
+            f"{_intel_label(device)} but vulkaninfo is missing: planned for Vulkan with "
+            f"{found['vram_bytes'] / GIB:.1f} GiB of VRAM from sysfs ({found['source']}), as "
+            f"Vulkan device {index}; install vulkan-tools (and mesa-vulkan-drivers) to check what "
+            "Vulkan sees"
+        )
+        gpus.append(
+            Gpu(
+                vendor="intel",
+                name=f"{INTEL_DISCRETE_GPUS[device['device_id']]} (PCI {device['slot']})",
+                index=index,
+                memory_bytes=found["vram_bytes"],
+                driver=_str_or_none(device.get("driver")),
+                device_type="discrete",
+            )
+        )
+    return gpus
+
+
+def _intel_vram_of(facts: _Facts, device_id: Any) -> int:
+    """The sysfs VRAM of the one Intel PCI device of ``device_id``, else 0 (none, or several:
+    which Vulkan device is which of those is unknown)."""
+    slots = [d["slot"] for d in _pci(facts, "intel") if d.get("device_id") == device_id]
+    vram = _intel_vram(facts)
+    return int(vram[slots[0]]["vram_bytes"]) if len(slots) == 1 and slots[0] in vram else 0
+
+
+def _intel_label(device: dict[str, Any]) -> str:
+    """ "Intel Arc GPU found (PCI 8086:56a0)" """
+    family = INTEL_DISCRETE_GPUS.get(device.get("device_id") or "", "Intel GPU")
+    return f"{family} found (PCI 8086:{str(device.get('device_id'))[2:]})"
 
 
 def _str_or_none(value: Any) -> str | None:

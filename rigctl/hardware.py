@@ -8,10 +8,15 @@ imports neither pyinfra nor the facts (``tests/test_layout.py`` holds it to that
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 ACCELERATORS = ("cuda", "rocm", "metal", "vulkan", "cpu")
+
+#: A MIG device's UUID as ``nvidia-smi -L`` prints it and CUDA_VISIBLE_DEVICES takes it (R470
+#: and newer drivers; older ones used ``MIG-GPU-<uuid>/<gi>/<ci>``)
+MIG_UUID = re.compile(r"MIG-[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}", re.IGNORECASE)
 
 
 @dataclass
@@ -28,6 +33,18 @@ class Gpu:
     #: Vulkan's device type: discrete | integrated | cpu (Mesa's lavapipe, counted only when
     #: host data says vulkan_cpu_devices); None for the other accelerators
     device_type: str | None = None
+    #: NVIDIA MIG: the slice's GPU instance profile ("3g.40gb") when this Gpu is one MIG device
+    #: of the card ``index`` names; then ``uuid`` is the slice's (``MIG-...``), the only name
+    #: CUDA_VISIBLE_DEVICES takes for it, and ``memory_bytes`` the slice's own memory
+    mig_profile: str | None = None
+
+    @property
+    def mig_uuid(self) -> str | None:
+        """``uuid`` when this is a MIG slice and it has a MIG UUID's exact shape, else None: what
+        a unit may put in CUDA_VISIBLE_DEVICES (a record read from a file is not trusted)."""
+        if self.mig_profile is None or not isinstance(self.uuid, str):
+            return None
+        return self.uuid if MIG_UUID.fullmatch(self.uuid) else None
 
 
 @dataclass
@@ -66,6 +83,10 @@ class Hardware:
     #: NVIDIA PCI devices that no NVIDIA driver serves ("0000:01:00.0"): a driver to install
     nvidia_pci_without_driver: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: the detection warnings a plan repeats (each is in ``warnings`` too): GPUs present that
+    #: the plan cannot use or uses only in part (MIG slices left for other services, an Intel
+    #: Arc that nothing measured), so that no plan falls back to the CPU silently
+    plan_warnings: list[str] = field(default_factory=list)
 
     @property
     def gpu_memory_bytes(self) -> int:

@@ -50,6 +50,7 @@ def plan_for(spec: HostSpec, hardware: Hardware, model: Any) -> Plan:
             model,
             concurrency=spec.concurrency,
             context=spec.context,
+            context_max=spec.context_max,
             threads=spec.threads,
             runtime=spec.runtime,
             prefer=spec.prefer,

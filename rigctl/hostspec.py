@@ -1,8 +1,8 @@
 """What the inventory asks of one host, validated before anything touches it.
 
 Host data keys (declared, with their formats, in :mod:`rigctl.hostdata`): ``model``,
-``model_sha256``, ``concurrency``, ``context``, ``threads``, ``runtime``, ``prefer``, ``listen``,
-``port``. Every problem is a :class:`~rigctl.errors.BadInput` naming the host and the field.
+``model_sha256``, ``concurrency``, ``context``, ``context_max``, ``threads``, ``runtime``,
+``prefer``, ``listen``, ``port``. Every problem is a :class:`~rigctl.errors.BadInput` naming the host and the field.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ class HostSpec:
     model_sha256: str | None = None
     concurrency: int = 1
     context: int | None = None
+    context_max: int | None = None  # how far a plan with no context grows it (None: 32,768)
     threads: int | None = None  # llama.cpp's -t; None: the planner's choice (physical cores)
     runtime: str = "auto"
     prefer: str = "control"
@@ -60,6 +61,7 @@ def host_spec(host: str, data: dict[str, Any], *, model: str | None = None) -> H
         )
     sha = data.get("model_sha256")
     context = data.get("context")
+    context_max = data.get("context_max")
     threads = data.get("threads")
     port = _field(host, "port", data.get("port", DEFAULT_PORT))
     ssh_port = data.get("ssh_port") or 22
@@ -73,6 +75,7 @@ def host_spec(host: str, data: dict[str, Any], *, model: str | None = None) -> H
         model_sha256=None if sha is None else _field(host, "model_sha256", sha),
         concurrency=_field(host, "concurrency", data.get("concurrency", 1)),
         context=None if context is None else _field(host, "context", context),
+        context_max=None if context_max is None else _field(host, "context_max", context_max),
         threads=None if threads is None else _field(host, "threads", threads),
         runtime=_field(host, "runtime", data.get("runtime", "auto")),
         prefer=_field(host, "prefer", data.get("prefer", "control")),

@@ -114,12 +114,34 @@ def test_plan_offline_from_detect_json(tmp_path) -> None:  # type: ignore[no-unt
     assert json.loads(result.stdout)["hosts"]["rig-4090"]["runtime"] == "vllm"
 
 
+def test_plan_grows_the_context_up_to_context_max(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    hardware = tmp_path / "hosts.json"
+    hardware.write_text(json.dumps({"hosts": {"rig-4090": RTX4090_HOST}}))
+    base = ["plan", "--hardware", str(hardware), "--model", "llama-3.1-8b-instruct:q4_k_m"]
+
+    def planned(*argv: str) -> dict:  # type: ignore[type-arg]
+        result = rigctl(*base, *argv, "--json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)["hosts"]["rig-4090"]  # type: ignore[no-any-return]
+
+    def context(plan: dict) -> int:  # type: ignore[type-arg]
+        return int(plan["args"][plan["args"].index("-c") + 1])
+
+    assert context(planned()) == 32_768  # the default cap
+    # 128k: 16 GiB of f16 KV next to 4.6 GiB of weights fits a 24 GiB card, so it grows that far
+    wide = planned("--context-max", "131072")
+    assert context(wide) == 131_072 and "-ctk" not in wide["args"]
+    assert context(planned("--context-max", "131072", "--context", "4096")) == 4096
+    assert context(planned("--context-max", "16384")) == 16_384
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["--model", "no-such-model"], "field model: unknown model 'no-such-model'"),
         (["--model", "gemma-3-270m", "--context", "-5"], "field context:"),
         (["--model", "gemma-3-270m", "--concurrency", "0"], "field concurrency:"),
+        (["--model", "gemma-3-270m", "--context-max", "12"], "field context_max:"),
         (
             ["--model", "gemma-3-270m", "--runtime", "vllm"],
             "field runtime: vLLM's CPU build needs avx2",

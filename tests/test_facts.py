@@ -4,6 +4,7 @@
 host printed, and the value ``process()`` must return (pyinfra-testing's format).
 """
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import pytest
 from pyinfra_testing.facts import make_fact_tests
 
 from rigctl.facts.amd import DrmVram, KfdNodes, gfx_target
-from rigctl.facts.pci import PciDevices
+from rigctl.facts.nvidia import NvidiaMig
+from rigctl.facts.pci import IntelVram, PciDevices
 from rigctl.facts.system import DiskFreeBytes
 
 BASE_IMPORT_PATH = "rigctl.facts"
@@ -132,3 +134,69 @@ def test_disk_command_measures_the_nearest_existing_parent(tmp_path: Path) -> No
 
     free = DiskFreeBytes().process(output)
     assert free is not None and free > 0
+
+
+def test_intel_vram_command_reads_xe_tiles_and_dkms_lmem(tmp_path: Path) -> None:
+    devices = tmp_path / "devices"
+    for slot, vendor, device, pci_class in [
+        ("0000:00:02.0", "0x8086", "0xa780", "0x030000"),  # integrated: no VRAM file
+        ("0000:03:00.0", "0x8086", "0xe20b", "0x030000"),  # B580 on xe
+        ("0000:04:00.0", "0x8086", "0x56a0", "0x030000"),  # A770 on DKMS i915
+        ("0000:05:00.0", "0x1002", "0x744c", "0x030000"),  # not Intel: not read
+    ]:
+        for name, value in (("vendor", vendor), ("device", device), ("class", pci_class)):
+            write(devices / slot / name, value + "\n")
+    write(devices / "0000:03:00.0" / "tile0" / "physical_vram_size_bytes", "12884901888\n")
+    write(devices / "0000:04:00.0" / "drm" / "card2" / "lmem_total_bytes", "17179869184\n")
+    write(devices / "0000:05:00.0" / "tile0" / "physical_vram_size_bytes", "1\n")
+
+    output = run_against(IntelVram().command(), "/sys/bus/pci/devices", devices)
+
+    assert output == [
+        "0000:03:00.0 tile0/physical_vram_size_bytes 12884901888",
+        "0000:04:00.0 drm/card2/lmem_total_bytes 17179869184",
+    ]
+    assert [(e["slot"], e["vram_bytes"]) for e in IntelVram().process(output)] == [
+        ("0000:03:00.0", 12884901888),
+        ("0000:04:00.0", 17179869184),
+    ]
+
+
+def _fake_nvidia_smi(tmp_path: Path, mode: str) -> dict[str, str]:
+    """A PATH whose nvidia-smi answers NvidiaMig's three calls from the MIG fixture."""
+    case = json.loads((TESTS_BASE / "nvidia.NvidiaMig" / "a100_40gb_two_3g_20gb.json").read_text())
+    query, listing, xml = case["output"][0], case["output"][1:4], case["output"][4:]
+    write(tmp_path / "query", query.replace("Enabled", mode) + "\n")
+    write(tmp_path / "list", "\n".join(listing) + "\n")
+    write(tmp_path / "xml", "\n".join(xml) + "\n")
+    script = tmp_path / "bin" / "nvidia-smi"
+    write(
+        script,
+        "#!/bin/sh\n"
+        f'case "$1" in --query-gpu=*) cat {tmp_path}/query;; -L) cat {tmp_path}/list;; '
+        f"-q) cat {tmp_path}/xml;; *) exit 2;; esac\n",
+    )
+    script.chmod(0o755)
+    return {"PATH": f"{script.parent}:/usr/bin:/bin"}
+
+
+@pytest.mark.parametrize(("mode", "read"), [("Enabled", True), ("Disabled", False), ("[N/A]", False)])
+def test_mig_command_reads_the_slices_only_when_mig_is_enabled(
+    tmp_path: Path, mode: str, read: bool
+) -> None:
+    result = subprocess.run(
+        ["sh", "-c", NvidiaMig().command()],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
+        env=_fake_nvidia_smi(tmp_path, mode),
+    )
+    output = result.stdout.splitlines()
+
+    case = json.loads((TESTS_BASE / "nvidia.NvidiaMig" / "a100_40gb_two_3g_20gb.json").read_text())
+    if read:
+        assert output == case["output"]
+        assert NvidiaMig().process(output) == case["fact"]
+    else:
+        assert output == []

@@ -33,6 +33,7 @@ def linux_host(**facts: Any) -> dict[str, Any]:
         "DiskFreeBytes": fixture("system.DiskFreeBytes", "default_models_dir"),
         "PciDevices": [],
         "NvidiaGpus": None,
+        "NvidiaMig": None,
         "NvidiaCudaDriverVersion": None,
         "NvidiaDriverProc": None,
         "CudaToolkit": None,
@@ -43,6 +44,7 @@ def linux_host(**facts: Any) -> dict[str, Any]:
         "AppleSysctl": None,
         "AppleSystemProfiler": None,
         "VulkanSummary": None,
+        "IntelVram": [],
     }
     values.update(facts)
     return values

@@ -72,12 +72,13 @@ QWEN3_30B_A3B = ModelFacts(
 
 def _expected_cpu_moe_layers(gpu_gib: int, context: int) -> int:
     """The fewest layers whose experts must leave the GPU, by hand: the GPU holds every layer,
-    the head, the KV cache and a compute buffer, less the experts of N layers."""
+    the head, the KV cache and a compute buffer (with the attention mask of ``context``
+    cells; an f16 cache, so no f16 copy), less the experts of N layers."""
     usable = gpu_gib * GiB - GPU_RUNTIME_RESERVE["cuda"] - GPU_MARGIN
     everything = (
         sum(SPLIT.block_bytes) + SPLIT.output_bytes
         + kv_cache_bytes(QWEN3_30B_A3B, context)
-        + llamacpp_compute_bytes(QWEN3_30B_A3B)
+        + llamacpp_compute_bytes(QWEN3_30B_A3B, context_per_slot=context)
     )
     return max(0, math.ceil((everything - usable) / EXPERT_BYTES))
 

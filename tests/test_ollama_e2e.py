@@ -135,7 +135,7 @@ def test_ollama_provisioned_configured_by_dropin_and_answering(
     assert not staged
     for expected in (
         f"OLLAMA_HOST={host.address}:{PORT}",
-        "OLLAMA_CONTEXT_LENGTH=8192",
+        "OLLAMA_CONTEXT_LENGTH=32768",  # none given: grown to the trained 32k
         "OLLAMA_NUM_PARALLEL=1",
         "OLLAMA_KV_CACHE_TYPE=f16",
         "OLLAMA_FLASH_ATTENTION=1",
@@ -152,7 +152,7 @@ def test_ollama_provisioned_configured_by_dropin_and_answering(
     assert "gemma-3-270m:q4_k_m" in listed
     assert modelfile.splitlines() == [
         f"FROM /var/lib/rigctl/models/{LAB_MODEL_FILE}",
-        "PARAMETER num_ctx 8192",
+        "PARAMETER num_ctx 32768",
     ]
     assert model_sum.split()[0] == SHA256
 

@@ -96,14 +96,22 @@ def test_8b_q4_k_m_on_one_24gib_gpu_is_a_full_offload() -> None:
     plan = make_plan(_linux("cuda", [_rtx(0)]), get_catalog_model("llama-3.1-8b-instruct:q4_k_m"))
     assert plan.runtime == "llamacpp" and plan.ok
     gpu = plan.memory.placement[0]
-    # GPU = blocks 4,193,558,016 + head 430,940,160 + KV 8,192 · 131,072 = 1,073,741,824
-    #       + compute 296,222,720 = 5,994,462,720 ≤ 24,159,191,040 usable → all 32 + head.
-    assert gpu.bytes == 5_994_462_720 and gpu.usable == USABLE_24GIB
+    # No context given: it grows from 8,192 into what the weights leave, up to context_max's
+    # default 32,768 (the model's trained length is 131,072).
+    # GPU = blocks 4,193,558,016 + head 430,940,160 + KV 32,768 · 131,072 = 4,294,967,296
+    #       + compute 296,222,720 + mask 32,768 · 512 · 2 = 33,554,432
+    #       = 9,249,242,624 ≤ 24,159,191,040 usable → all 32 + head.
+    assert gpu.bytes == 9_249_242_624 and gpu.usable == USABLE_24GIB
     assert _flag(plan.args, "-ngl") == "33"
-    assert _flag(plan.args, "-c") == "8192" and _flag(plan.args, "-np") == "1"
+    assert _flag(plan.args, "-c") == "32768" and _flag(plan.args, "-np") == "1"
     assert _flag(plan.args, "-t") == "16"  # physical cores, not the 32 threads
     assert "-ctk" not in plan.args and "--tensor-split" not in plan.args
-    assert plan.memory.kv_cache_bytes == 1_073_741_824
+    assert plan.memory.kv_cache_bytes == 4_294_967_296
+    assert (
+        "context: 32,768 tokens per user, grown from 8,192 into the memory the placed weights "
+        "leave on cuda:0 (none given; at most context_max's default, 32,768)"
+    ) in plan.reasons
+    assert not any("partial offload" in r for r in plan.reasons)
     assert plan.model.urls == [
         "https://huggingface.co/bartowski/Meta-Llama-3.1-8B-Instruct-GGUF/resolve/main/"
         "Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf"
@@ -126,26 +134,31 @@ def test_threads_from_host_data_override_the_cores() -> None:
 
 
 def test_70b_q4_k_m_on_one_24gib_gpu_is_a_partial_offload() -> None:
-    plan = make_plan(_linux("cuda", [_rtx(0)]), get_catalog_model("llama-3.1-70b-instruct:q4_k_m"))
+    plan = make_plan(
+        _linux("cuda", [_rtx(0)]), get_catalog_model("llama-3.1-70b-instruct:q4_k_m"), context=8192
+    )
     assert plan.runtime == "llamacpp" and plan.ok
     # Each GPU layer costs 513,338,951 weights + 33,554,432 KV = 546,893,383.
-    # (24,159,191,040 usable − 329,777,152 compute) / 546,893,383 = 43.57 → 43 layers;
-    # 43 · 546,893,383 + 329,777,152 = 23,846,192,621 fits, 44 layers would be 24,393,086,004.
+    # Compute = 329,777,152 + the mask 8,192 · 512 · 2 = 338,165,760.
+    # (24,159,191,040 usable − 338,165,760) / 546,893,383 = 43.56 → 43 layers;
+    # 43 · 546,893,383 + 338,165,760 = 23,854,581,229 fits, 44 layers would be 24,401,474,612.
     # The output head stays on the CPU, so -ngl is 43, not 81 (and never 999).
     assert _flag(plan.args, "-ngl") == "43"
     assert int(_flag(plan.args, "-ngl")) < 80
     assert "999" not in plan.args
     gpu, host = plan.memory.placement
-    assert gpu.layers == 43 and gpu.bytes == 23_846_192_621
+    assert gpu.layers == 43 and gpu.bytes == 23_854_581_229
     # CPU: 37 layers · 546,893,383 + token_embd 591,003,648 + head 861,880,320 + compute.
     assert host.layers == 37
-    assert host.bytes == 37 * 546_893_383 + 591_003_648 + 861_880_320 + 329_777_152
+    assert host.bytes == 37 * 546_893_383 + 591_003_648 + 861_880_320 + 338_165_760
     assert any("partial offload" in r and "43 of 80 layers" in r for r in plan.reasons)
 
 
 def test_70b_q4_k_m_on_two_24gib_gpus_fits_with_a_tensor_split() -> None:
     plan = make_plan(
-        _linux("cuda", [_rtx(0), _rtx(1)]), get_catalog_model("llama-3.1-70b-instruct:q4_k_m")
+        _linux("cuda", [_rtx(0), _rtx(1)]),
+        get_catalog_model("llama-3.1-70b-instruct:q4_k_m"),
+        context=8192,
     )
     assert plan.runtime == "llamacpp" and plan.ok
     assert _flag(plan.args, "-ngl") == "81"  # 80 layers + the output head
@@ -153,10 +166,10 @@ def test_70b_q4_k_m_on_two_24gib_gpus_fits_with_a_tensor_split() -> None:
     gpu0, gpu1, host = plan.memory.placement
     # llama.cpp assigns layer il to GPU upper_bound([0.5, 1.0], il/81): il 0..40 → GPU 0
     # (41 layers), il 41..79 and the head (il 80) → GPU 1 (39 layers).
-    # GPU 0: 41 · 546,893,383 + 329,777,152 = 22,752,405,855 ≤ 24,159,191,040.
-    # GPU 1: 39 · 546,893,383 + 861,880,320 + 329,777,152 = 22,520,499,409.
+    # GPU 0: 41 · 546,893,383 + 338,165,760 (compute and mask) = 22,760,794,463 ≤ 24,159,191,040.
+    # GPU 1: 39 · 546,893,383 + 861,880,320 + 338,165,760 = 22,528,888,017.
     assert (gpu0.layers, gpu1.layers) == (41, 39)
-    assert gpu0.bytes == 22_752_405_855 and gpu1.bytes == 22_520_499_409
+    assert gpu0.bytes == 22_760_794_463 and gpu1.bytes == 22_528_888_017
     assert host.weights == 591_003_648  # only token_embd stays on the CPU
     assert any("--tensor-split" in r for r in plan.reasons)
 
@@ -192,28 +205,33 @@ def test_ten_users_on_cuda_get_vllm_with_tensor_parallel() -> None:
 
 
 def test_ten_users_on_an_m2_max_get_llamacpp_slots_not_vllm() -> None:
-    plan = make_plan(_m2_max(), get_catalog_model("llama-3.1-8b-instruct:q4_k_m"), concurrency=10)
+    plan = make_plan(
+        _m2_max(), get_catalog_model("llama-3.1-8b-instruct:q4_k_m"), concurrency=10, context=8192
+    )
     assert plan.runtime == "llamacpp" and plan.ok
     # -c is the total: 10 slots · 8,192 = 81,920. KV = 81,920 · 131,072 = 10,737,418,240.
-    # GPU = 4,193,558,016 + 430,940,160 + 10,737,418,240 + 296,222,720 = 15,658,139,136
+    # Compute = 296,222,720 + the mask of one slot's 8,192 cells · 512 · 2 = 304,611,328.
+    # GPU = 4,193,558,016 + 430,940,160 + 10,737,418,240 + 304,611,328 = 15,666,527,744
     # ≤ 48 GiB − 1 GiB margin (Metal has no CUDA context) = 50,465,865,728.
     assert _flag(plan.args, "-np") == "10" and _flag(plan.args, "-c") == "81920"
     assert _flag(plan.args, "-ngl") == "33" and _flag(plan.args, "-t") == "12"
     gpu = plan.memory.placement[0]
-    assert gpu.device == "metal:0" and gpu.bytes == 15_658_139_136
+    assert gpu.device == "metal:0" and gpu.bytes == 15_666_527_744
     assert gpu.usable == 50_465_865_728
     assert "vllm" not in " ".join(plan.args)
     assert "not vLLM" in plan.reasons[0]
 
 
 def test_cpu_only_runs_llamacpp_on_physical_cores() -> None:
-    plan = make_plan(_linux("cpu", []), get_catalog_model("llama-3.1-8b-instruct:q4_k_m"))
+    plan = make_plan(
+        _linux("cpu", []), get_catalog_model("llama-3.1-8b-instruct:q4_k_m"), context=8192
+    )
     assert plan.runtime == "llamacpp" and plan.ok
     assert _flag(plan.args, "-ngl") == "0" and _flag(plan.args, "-t") == "16"
     (host,) = plan.memory.placement
-    # RAM = file 4,920,000,000 + KV 1,073,741,824 + compute 296,222,720 = 6,289,964,544
-    # ≤ 64 GiB − 6.4 GiB reserve = 61,847,529,063.
-    assert host.bytes == 6_289_964_544 and host.usable == 61_847_529_063
+    # RAM = file 4,920,000,000 + KV 1,073,741,824 + compute 296,222,720 + mask 8,388,608
+    # = 6,298,353,152 ≤ 64 GiB − 6.4 GiB reserve = 61,847,529,063.
+    assert host.bytes == 6_298_353_152 and host.usable == 61_847_529_063
 
 
 def test_context_that_only_fits_with_a_quantized_kv_cache() -> None:
@@ -223,14 +241,17 @@ def test_context_that_only_fits_with_a_quantized_kv_cache() -> None:
         context=65_536,
     )
     assert plan.runtime == "llamacpp" and plan.ok
-    # Usable 12 GiB − 1.5 GiB = 11,274,289,152; weights + head + compute = 4,920,720,896.
-    # f16 KV: 65,536 · 131,072 = 8,589,934,592 → 13,510,655,488 total: too much.
-    # q8_0 KV: 8,589,934,592 · 1.0625 / 2 = 4,563,402,752 → 9,484,123,648: fits, all layers.
+    # Usable 12 GiB − 1.5 GiB = 11,274,289,152; weights + head = 4,624,498,176, compute
+    # 296,222,720 + mask 65,536 · 512 · 2 = 67,108,864.
+    # f16 KV: 65,536 · 131,072 = 8,589,934,592 → 13,577,764,352 total: too much.
+    # q8_0 KV: 8,589,934,592 · 1.0625 / 2 = 4,563,402,752, and CUDA's flash attention copies
+    # one layer's quantized K and V to f16 for a prompt: 65,536 · 8 · 128 · 2 · 2 = 268,435,456
+    # → 4,624,498,176 + 4,563,402,752 + 631,767,040 = 9,819,667,968: fits, all layers.
     assert _flag(plan.args, "-ctk") == "q8_0" and _flag(plan.args, "-ctv") == "q8_0"
     assert _flag(plan.args, "-fa") == "on"
     assert _flag(plan.args, "-ngl") == "33"
     assert plan.memory.kv_cache_type == "q8_0"
-    assert plan.memory.placement[0].bytes == 9_484_123_648
+    assert plan.memory.placement[0].bytes == 9_819_667_968
     assert any(r.startswith("KV cache q8_0") and "does not fit" in r for r in plan.reasons)
 
 
@@ -239,10 +260,11 @@ def test_cpu_only_quantizes_the_kv_cache_before_running_out_of_ram() -> None:
     plan = make_plan(box, get_catalog_model("llama-3.1-8b-instruct:q4_k_m"), context=131_072)
     # Usable RAM = 17,179,869,184 − 1,717,986,918 (10%) = 15,461,882,266.
     # f16 KV: 131,072 · 131,072 = 17,179,869,184 alone exceeds it.
-    # q8_0 KV: · 1.0625 / 2 = 9,126,805,504; + 4,920,000,000 + 296,222,720 = 14,343,028,224.
+    # q8_0 KV: · 1.0625 / 2 = 9,126,805,504; + 4,920,000,000 + compute 296,222,720 + mask
+    # 131,072 · 512 · 2 = 134,217,728 → 14,477,245,952 (the CPU reads q8_0 as it is: no copy).
     assert plan.ok and _flag(plan.args, "-ctk") == "q8_0" and _flag(plan.args, "-ngl") == "0"
     (host,) = plan.memory.placement
-    assert host.bytes == 14_343_028_224 and host.usable == 15_461_882_266
+    assert host.bytes == 14_477_245_952 and host.usable == 15_461_882_266
     assert any(r.startswith("KV cache q8_0") for r in plan.reasons)
 
 
@@ -260,15 +282,17 @@ def test_gemma_3_270m_on_this_two_core_cpu_box() -> None:
     plan = make_plan(box, get_catalog_model("gemma-3-270m:q4_k_m"))
     assert plan.runtime == "llamacpp" and plan.ok and not plan.warnings
     assert _flag(plan.args, "-ngl") == "0" and _flag(plan.args, "-t") == "2"
-    assert _flag(plan.args, "-c") == "8192"
+    # No context given: grown from 8,192 to the model's trained 32,768 (context_max's default).
+    assert _flag(plan.args, "-c") == "32768"
     # KV per token per layer = 2 · 1 KV head · 256 · 2 bytes = 1,024. Globals (5, 11, 17):
-    # 3 · 8,192 · 1,024 = 25,165,824; 15 sliding layers keep window 512 + -ub 512 tokens:
-    # 15 · 1,024 · 1,024 = 15,728,640; KV = 40,894,464.
-    # Compute = 512 · 4 · (262,144 + 4 · 640) = 542,113,792.
-    # RAM = 253,113,024 + 40,894,464 + 542,113,792 = 836,121,280.
+    # 3 · 32,768 · 1,024 = 100,663,296; 15 sliding layers keep window 512 + -ub 512 tokens:
+    # 15 · 1,024 · 1,024 = 15,728,640; KV = 116,391,936.
+    # Compute = 512 · 4 · (262,144 + 4 · 640) = 542,113,792, + the masks of both caches
+    # (32,768 + 1,024) · 512 · 2 = 34,603,008 → 576,716,800.
+    # RAM = 253,113,024 + 116,391,936 + 576,716,800 = 946,221,760.
     (host,) = plan.memory.placement
-    assert plan.memory.kv_cache_bytes == 40_894_464
-    assert host.bytes == 836_121_280
+    assert plan.memory.kv_cache_bytes == 116_391_936
+    assert host.bytes == 946_221_760
     assert plan.model.size_exact and plan.model.sha256 is not None
 
 
@@ -281,7 +305,7 @@ def test_prefer_simple_single_user_gets_ollama_env() -> None:
     )
     assert plan.runtime == "ollama" and plan.args == ["serve"]
     assert plan.flags == plan.env
-    assert plan.env["OLLAMA_CONTEXT_LENGTH"] == "8192"
+    assert plan.env["OLLAMA_CONTEXT_LENGTH"] == "32768"  # grown: no context was given
     assert plan.env["OLLAMA_NUM_PARALLEL"] == "1"
     assert plan.env["OLLAMA_KV_CACHE_TYPE"] == "f16"
     assert plan.env["OLLAMA_FLASH_ATTENTION"] == "1"
@@ -312,13 +336,20 @@ def test_prefer_simple_still_needs_llamacpp_for_a_partial_offload() -> None:
 def test_quant_choice_is_the_best_that_fits_the_gpu() -> None:
     # 8 GiB card: usable 8,589,934,592 − 1,610,612,736 = 6,979,321,856.
     # Q6_K: 6,600,000,000 − token_embd 430,940,160 (Q6_K) + KV 1 GiB + compute > usable.
-    # Q5_K_M: 5,730,000,000 − 361,168,896 (Q5_K) + 1,073,741,824 + 296,222,720
-    #         = 6,738,795,648 ≤ usable → Q5_K_M.
+    # Q5_K_M: 5,730,000,000 − 361,168,896 (Q5_K) + 1,073,741,824 + compute 296,222,720
+    #         + mask 8,388,608 = 6,747,184,256 ≤ usable → Q5_K_M, at 8,192 tokens.
+    # Then the context grows into what is left, in steps of 256 tokens (32 MiB of KV and
+    # 256 KiB of mask each): 9,728 tokens → KV 1,275,068,416 + compute 306,184,192,
+    # 6,950,083,712 in all; 9,984 would be 6,983,900,288 > usable.
     plan = make_plan(
         _linux("cuda", [_rtx(0, gib=8, cc="8.6")]), get_catalog_model("llama-3.1-8b-instruct")
     )
     assert plan.model.quant == "Q5_K_M"
-    assert plan.memory.placement[0].bytes == 6_738_795_648
+    assert plan.memory.placement[0].bytes == 6_950_083_712 and plan.context == 9728
+    assert (
+        "context: 9,728 tokens per user, grown from 8,192 into the memory the placed weights "
+        "leave on cuda:0 (none given; at most what fits next to the weights on cuda:0)"
+    ) in plan.reasons
     assert any(r.startswith("quant Q5_K_M") and "Q6_K does not" in r for r in plan.reasons)
     # On a CPU the q4_k_m file is the fast one.
     assert make_plan(_linux("cpu", []), get_catalog_model("qwen2.5-7b-instruct")).model.quant == (
@@ -379,9 +410,8 @@ def test_decision_tree_table() -> None:
             vllm_blocker=None,
             vllm_fits=True,
             partial_offload=False,
-            kv_quantized=False,
+            kv_mixed=False,
             multi_gpu=False,
-            pinned_quant=None,
         )
         values.update(changes)
         return Situation(**values)  # type: ignore[arg-type]
@@ -393,8 +423,9 @@ def test_decision_tree_table() -> None:
     assert choose_runtime(situation(accelerator="metal", concurrency=10))[0] == "llamacpp"
     assert choose_runtime(situation(accelerator="metal", prefer="simple"))[0] == "ollama"
     assert choose_runtime(situation(prefer="simple"))[0] == "ollama"
-    assert choose_runtime(situation(prefer="simple", pinned_quant="Q5_K_M"))[0] == "llamacpp"
-    assert choose_runtime(situation(prefer="simple", kv_quantized=True))[0] == "llamacpp"
+    assert choose_runtime(situation(prefer="simple", kv_mixed=True))[0] == "llamacpp"
+    assert choose_runtime(situation(prefer="simple", moe_offload=True))[0] == "llamacpp"
+    assert choose_runtime(situation(prefer="simple", partial_offload=True))[0] == "llamacpp"
     assert choose_runtime(situation(prefer="simple", multi_gpu=True))[0] == "llamacpp"
     assert choose_runtime(situation(prefer="simple", concurrency=2))[0] == "llamacpp"
     assert choose_runtime(situation(accelerator="cpu", vllm_blocker="cpu"))[0] == "llamacpp"
@@ -517,7 +548,13 @@ def test_context_limit_follows_the_model() -> None:
     with pytest.raises(BadInput, match="32,768"):
         make_plan(_linux("cpu", []), qwen, context=65_536)
     assert make_plan(_linux("cpu", []), qwen, context=32_768).context == 32_768
-    assert make_plan(_linux("cpu", []), get_catalog_model("gemma-3-270m-it:q8_0")).context == 8192
+    gemma = get_catalog_model("gemma-3-270m-it:q8_0")  # trained on 32,768
+    assert make_plan(_linux("cpu", []), gemma).context == 32_768  # grown, none given
+    assert make_plan(_linux("cpu", []), gemma, context_max=4096).context == 4096
+    assert make_plan(_linux("cpu", []), gemma, context_max=12_000).context == 12_000
+    with pytest.raises(BadInput) as err:
+        make_plan(_linux("cpu", []), gemma, context_max=100)
+    assert err.value.field == "context_max"
 
 
 def test_plan_to_json_round_trips() -> None:

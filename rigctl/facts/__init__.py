@@ -18,8 +18,9 @@ from rigctl.facts.nvidia import (
     NvidiaCudaDriverVersion,
     NvidiaDriverProc,
     NvidiaGpus,
+    NvidiaMig,
 )
-from rigctl.facts.pci import PciDevices, VulkanSummary
+from rigctl.facts.pci import IntelVram, PciDevices, VulkanSummary
 from rigctl.facts.system import DiskFreeBytes, InitSystem, MemoryBytes, OsRelease
 from rigctl.pyinfra_api import FactBase
 
@@ -32,6 +33,7 @@ DETECTION_FACTS: list[type[FactBase[Any]]] = [
     DiskFreeBytes,
     PciDevices,
     NvidiaGpus,
+    NvidiaMig,
     NvidiaCudaDriverVersion,
     NvidiaDriverProc,
     CudaToolkit,
@@ -42,4 +44,5 @@ DETECTION_FACTS: list[type[FactBase[Any]]] = [
     AppleSysctl,
     AppleSystemProfiler,
     VulkanSummary,
+    IntelVram,
 ]

@@ -1,7 +1,8 @@
 """What GPUs the hardware has, independently of drivers: PCI devices, and what Vulkan sees.
 
 PCI tells "there is an NVIDIA card" even when no driver is installed, which is what turns
-"no GPU" into the useful warning "driver not installed?".
+"no GPU" into the useful warning "driver not installed?"; likewise an Intel Arc on a host without
+vulkaninfo, whose VRAM only some Intel drivers publish in sysfs (:class:`IntelVram`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,30 @@ VULKAN_DEVICE_TYPES = {
 }
 
 _HEX_ID = re.compile(r"0x[0-9a-fA-F]{4,6}")
+
+#: Intel's discrete GPUs by PCI device id, from Linux's include/drm/intel/pciids.h (INTEL_DG1_IDS,
+#: INTEL_DG2_G10/G11/G12_IDS, INTEL_ATS_M_IDS, INTEL_BMG_IDS): every other Intel display device is
+#: an integrated GPU, which shares the system's memory.
+INTEL_DISCRETE_GPUS: dict[str, str] = {
+    **dict.fromkeys(("0x4905", "0x4906", "0x4907", "0x4908", "0x4909"), "Intel DG1 GPU"),
+    **dict.fromkeys(
+        (
+            "0x5690", "0x5691", "0x5692", "0x56a0", "0x56a1", "0x56a2", "0x56be", "0x56bf",
+            "0x5693", "0x5694", "0x5695", "0x56a5", "0x56a6", "0x56b0", "0x56b1", "0x56ba",
+            "0x56bb", "0x56bc", "0x56bd", "0x5696", "0x5697", "0x56a3", "0x56a4", "0x56b2",
+            "0x56b3",
+        ),
+        "Intel Arc GPU",
+    ),
+    **dict.fromkeys(("0x56c0", "0x56c1", "0x56c2"), "Intel Data Center GPU Flex"),
+    **dict.fromkeys(
+        (
+            "0xe202", "0xe209", "0xe20b", "0xe20c", "0xe20d", "0xe210", "0xe211", "0xe212",
+            "0xe215", "0xe216", "0xe220", "0xe221", "0xe222",
+        ),
+        "Intel Arc GPU",
+    ),
+}
 
 
 class PciDevice(TypedDict):
@@ -87,6 +112,81 @@ class PciDevices(FactBase[list[PciDevice]]):
                 )
             )
         return devices
+
+
+class IntelLocalMemory(TypedDict):
+    slot: str  # "0000:03:00.0"
+    vram_bytes: int
+    source: str  # the sysfs file it was read from, relative to the PCI device
+
+
+class IntelVram(FactBase[list[IntelLocalMemory]]):
+    """
+    Returns the local memory (VRAM) of the Intel display devices whose driver publishes it in
+    sysfs, an empty list where none does.
+
+    Neither driver does so reliably: ``xe`` published ``tile<N>/physical_vram_size_bytes`` under
+    the PCI device in its first releases (drivers/gpu/drm/xe/xe_tile_sysfs.c; physical, so a
+    little above what Vulkan can allocate), later kernels do not (a live Arc B580 on xe shows no
+    VRAM file in sysfs at all); mainline ``i915`` never has, Intel's out-of-tree (DKMS) i915
+    puts ``lmem_total_bytes`` on the DRM card. The real figure is otherwise only in the
+    drivers' memory-region query ioctls, which Vulkan (vulkaninfo) reads.
+
+    .. code:: python
+
+        [{"slot": "0000:03:00.0", "vram_bytes": 12884901888,
+          "source": "tile0/physical_vram_size_bytes"}]
+    """
+
+    @staticmethod
+    def default() -> list[IntelLocalMemory]:
+        return []
+
+    def command(self) -> str:
+        return (
+            "for d in /sys/bus/pci/devices/*; do "
+            '[ "$(cat "$d/vendor" 2>/dev/null)" = 0x8086 ] || continue; '
+            'case "$(cat "$d/class" 2>/dev/null)" in 0x03*) ;; *) continue;; esac; '
+            'for f in "$d"/tile*/physical_vram_size_bytes "$d"/drm/card*/lmem_total_bytes; do '
+            '[ -r "$f" ] && echo "${d##*/} ${f#"$d"/} $(cat "$f" 2>/dev/null)"; '
+            "done; done; true"
+        )
+
+    def process(self, output: list[str]) -> list[IntelLocalMemory]:
+        tiles: dict[str, int] = {}
+        lmem: dict[str, int] = {}
+        for line in output:
+            fields = line.split()
+            if len(fields) != 3 or not re.fullmatch(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]",
+                                                    fields[0]):
+                continue
+            slot, source, value = fields
+            size = _size(value)
+            if size is None:
+                continue
+            if re.fullmatch(r"tile\d{1,2}/physical_vram_size_bytes", source):
+                tiles[slot] = tiles.get(slot, 0) + size  # a multi-tile part splits its VRAM
+            elif re.fullmatch(r"drm/card\d{1,3}/lmem_total_bytes", source):
+                lmem.setdefault(slot, size)
+        found = [
+            IntelLocalMemory(slot=slot, vram_bytes=size, source="tile*/physical_vram_size_bytes")
+            for slot, size in tiles.items()
+        ]
+        found += [
+            IntelLocalMemory(slot=slot, vram_bytes=size, source="drm/card*/lmem_total_bytes")
+            for slot, size in lmem.items()
+            if slot not in tiles
+        ]
+        return sorted(found, key=lambda entry: entry["slot"])
+
+
+def _size(value: str) -> int | None:
+    """Bytes as sysfs prints them (decimal, or 0x-hex), between 256 MiB and 1 TiB, else None."""
+    try:
+        size = int(value, 16) if value.lower().startswith("0x") else int(value)
+    except ValueError:
+        return None
+    return size if 256 * 1024**2 <= size <= 1024**4 else None
 
 
 class VulkanDevice(TypedDict):

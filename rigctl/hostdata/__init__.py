@@ -107,6 +107,7 @@ def _keys() -> list[Key]:
             "machine", "none (required)", "core", what),
         Key("concurrency", planner_input(limits.check_concurrency), "users served at once (decides the runtime: vLLM for many on CUDA)", "1", "core", what),
         Key("context", planner_input(limits.check_context), "tokens of context per user (at most the model's trained length)", "the planner's", "core", what),
+        Key("context_max", planner_input(limits.check_context), "with no `context`, the plan grows the context into the memory the placed weights leave, up to this many tokens per user (and the model's trained length)", "32768", "core", what),
         Key("threads", integer(1, 1024), "llama.cpp CPU threads (-t)", "the physical cores", "core", what),
         Key("runtime", choice(*RUNTIME_CHOICES), " | ".join(RUNTIME_CHOICES) + " (auto: rigctl decides and says why)", "auto", "core", what),
         Key("prefer", choice(*PREFER_CHOICES), " | ".join(PREFER_CHOICES), "control", "core", what),

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from rigctl.hardware import Hardware
 from rigctl.models.facts import ModelFacts
 from rigctl.plan.memory import (
+    F16_COPY_BACKENDS,
     LLAMACPP_BATCH,
     LLAMACPP_UBATCH,
     Device,
@@ -19,9 +20,29 @@ from rigctl.plan.memory import (
     place_layers,
 )
 
-# KV cache types tried, best first. q8_0 costs almost nothing in quality; q4_0 is the last
-# resort before spilling layers to the CPU (llama.cpp's -ctk/-ctv values).
-KV_TYPES = ("f16", "q8_0", "q4_0")
+# KV cache types tried, best first, as (K, V) pairs (llama.cpp's -ctk/-ctv values). q8_0 costs
+# almost nothing in quality; K is the more sensitive of the two (its error enters every
+# attention score, V's only the weighted sum), so a q8_0 K with a q4_0 V comes before q4_0 for
+# both; q4_0 is the last resort before spilling layers to the CPU.
+KV_PAIRS: tuple[tuple[str, str], ...] = (
+    ("f16", "f16"), ("q8_0", "q8_0"), ("q8_0", "q4_0"), ("q4_0", "q4_0"),
+)
+
+#: Backends that run flash attention with K and V of different types in the pinned build: the
+#: CPU and Vulkan (ggml-vulkan's supports_op checks each type alone). Metal needs the same type
+#: for both (ggml-metal-device.m), and ggml-cuda compiles only the pairs in GGML_CUDA_FA_QUANTS
+#: (default q4_0-q4_0, q8_0-q8_0, f16-f16, bf16-bf16) and converts any other pair to f16.
+MIXED_KV_BACKENDS = ("cpu", "vulkan")
+
+
+def kv_pairs(mixed: bool) -> tuple[tuple[str, str], ...]:
+    """The cache-type ladder: with ``mixed`` False, only pairs of one type."""
+    return tuple(p for p in KV_PAIRS if mixed or p[0] == p[1])
+
+
+def mixed_kv_supported(accelerator: str, gpus: Sequence[Device]) -> bool:
+    """Whether the backend the plan runs on takes K and V of different types."""
+    return (accelerator if gpus else "cpu") in MIXED_KV_BACKENDS
 
 
 @dataclass
@@ -33,7 +54,7 @@ class GgufLayout:
 
     @property
     def kv_quantized(self) -> bool:
-        return self.placement.kv_type != "f16"
+        return self.placement.kv_quantized
 
 
 def choose_layout(
@@ -44,6 +65,7 @@ def choose_layout(
     context_per_slot: int,
     slots: int,
     moe_offload: bool = True,
+    mixed_kv: bool | None = None,
 ) -> GgufLayout:
     """Return the layout llama.cpp (or Ollama) should use.
 
@@ -51,15 +73,20 @@ def choose_layout(
     when that is what makes everything fit; else, for a mixture-of-experts model (with
     ``moe_offload``: llama.cpp's ``--n-cpu-moe``, which Ollama lacks), every layer on the
     GPU(s) with the routed experts of as few layers as needed in RAM; else a partial offload
-    (most layers that fit, f16 cache). On CPU the same ladder applies to RAM.
+    (most layers that fit, f16 cache). On CPU the same ladder applies to RAM. ``mixed_kv``
+    (default: what the backend runs, :func:`mixed_kv_supported`; Ollama has one type for both)
+    allows a q8_0 K with a q4_0 V.
     """
+    if mixed_kv is None:
+        mixed_kv = mixed_kv_supported(hardware.accelerator, gpus)
+    pairs = kv_pairs(mixed_kv)
     total_context = context_per_slot * slots
     label = facts.display_name
     if not gpus:
         ladder = [
             fit_layers(facts, hardware, gpus, context_per_slot=context_per_slot, slots=slots,
-                       kv_type=kv_type)
-            for kv_type in KV_TYPES
+                       kv_type=k, v_type=v)
+            for k, v in pairs
         ]
         # The first cache type that fits RAM; f16 (and an error later) when none does.
         placement = next((p for p in ladder if p.host.fits), ladder[0])
@@ -67,11 +94,16 @@ def choose_layout(
             f"CPU only: {label} with {total_context:,} tokens of context needs "
             f"{gib(placement.host.bytes)} of RAM ({gib(placement.host.usable)} usable)"
         ]
-        if placement.kv_type != "f16":
+        if placement.kv_quantized:
+            rejected = [
+                f"{p.kv_label} would need {gib(p.host.bytes)}"
+                for p in ladder[1:ladder.index(placement)]
+            ]
             reasons.append(
-                f"KV cache {placement.kv_type}: an f16 cache would take "
-                f"{gib(ladder[0].host.kv_cache)} and not fit in RAM; {placement.kv_type} takes "
+                f"KV cache {placement.kv_label}: an f16 cache would take "
+                f"{gib(ladder[0].host.kv_cache)} and not fit in RAM; {placement.kv_label} takes "
                 f"{gib(placement.host.kv_cache)}"
+                + (f" (given up: {', '.join(rejected)} of RAM)" if rejected else "")
             )
         return GgufLayout(placement, reasons)
 
@@ -82,32 +114,44 @@ def choose_layout(
     if f16.full_offload:
         return GgufLayout(f16, [_full_sentence(f16, label, total_context, names, usable)])
     # after f16: a q8_0 cache (near-lossless); for a MoE model then some experts in RAM (a
-    # token touches few of them) with an f16, then a q8_0 cache; then a q4_0 cache, the last
-    # resort before whole layers leave the GPU
-    steps: list[tuple[str, str]] = [("full", "q8_0")]
+    # token touches few of them) with an f16, then a q8_0 cache; then the lower cache types,
+    # the last resort before whole layers leave the GPU
+    quantized_pairs = [p for p in pairs if p != ("f16", "f16")]
+    steps: list[tuple[str, tuple[str, str]]] = [("full", quantized_pairs[0])]
     if moe_offload and facts.is_moe:
-        steps += [("experts", "f16"), ("experts", "q8_0"), ("full", "q4_0"), ("experts", "q4_0")]
+        steps += [("experts", ("f16", "f16")), ("experts", quantized_pairs[0])]
+        steps += [("full", p) for p in quantized_pairs[1:]]
+        steps += [("experts", p) for p in quantized_pairs[1:]]
     else:
-        steps += [("full", "q4_0")]
-    for step, kv_type in steps:
+        steps += [("full", p) for p in quantized_pairs[1:]]
+    given_up: list[str] = []  # the better cache types that did not fit, with what they needed
+    for step, (k, v) in steps:
         if step == "experts":
             experts = fit_experts(facts, hardware, gpus, context_per_slot=context_per_slot,
-                                  slots=slots, kv_type=kv_type)
+                                  slots=slots, kv_type=k, v_type=v)
             if experts is not None:
                 return GgufLayout(experts, [_experts_sentence(experts, facts, total_context,
                                                               names, usable)])
             continue
         quantized = fit_layers(facts, hardware, gpus, context_per_slot=context_per_slot,
-                               slots=slots, kv_type=kv_type)
+                               slots=slots, kv_type=k, v_type=v)
+        if not quantized.full_offload:
+            whole = place_layers(facts, hardware, gpus, gpu_layers=facts.n_layers + 1,
+                                 context_per_slot=context_per_slot, slots=slots,
+                                 kv_type=k, v_type=v)
+            given_up.append(f"{whole.kv_label} would need {gib(sum(g.bytes for g in whole.gpus))}")
+            continue
         if quantized.full_offload:
             f16_kv = kv_cache_bytes(facts, context_per_slot, slots=slots,
                                     swa_extra_tokens=LLAMACPP_UBATCH)
             q_kv = sum(g.kv_cache for g in quantized.gpus)
             return GgufLayout(quantized, [
                 _full_sentence(quantized, label, total_context, names, usable),
-                f"KV cache {kv_type}: an f16 cache for {total_context:,} tokens takes "
+                f"KV cache {quantized.kv_label}: an f16 cache for {total_context:,} tokens takes "
                 f"{gib(f16_kv)} and does not fit next to the weights on {names}; "
-                f"{kv_type} takes {gib(q_kv)} and does (needs flash attention: -fa on)",
+                f"{quantized.kv_label} takes {gib(q_kv)} and does (needs flash attention: -fa on)"
+                + (f"; given up: {', '.join(given_up)} on {names}" if given_up else "")
+                + _copy_note(quantized),
             ])
     on_gpu = sum(g.layers for g in f16.gpus)
     everything = place_layers(facts, hardware, gpus, gpu_layers=facts.n_layers + 1,
@@ -117,8 +161,16 @@ def choose_layout(
         f"partial offload: {label} with {total_context:,} tokens of context needs about "
         f"{gib(needed)} on the GPU but {names} offer {gib(usable)} usable; {on_gpu} of "
         f"{facts.n_layers} layers fit on the GPU (-ngl {f16.gpu_layers}), the rest run on "
-        f"the CPU from RAM — expect a few tokens per second",
+        f"the CPU from RAM, so each token waits on the CPU's memory bandwidth for them",
     ])
+
+
+def _copy_note(placement: LayerPlacement) -> str:
+    """What a quantized cache costs on CUDA/ROCm besides itself: the f16 copy of one layer."""
+    if not placement.gpus or placement.gpus[0].device.split(":", 1)[0] not in F16_COPY_BACKENDS:
+        return ""
+    return "; counted: the f16 copy of one layer's K and V that CUDA's flash attention makes " \
+        "of a quantized cache while it reads a prompt"
 
 
 def _experts_sentence(
@@ -127,7 +179,7 @@ def _experts_sentence(
     """Why some experts stay in RAM, and what a token then reads from it."""
     n, used, count = placement.cpu_moe_layers, facts.expert_used_count, facts.expert_count
     per_token = placement.cpu_moe_bytes * used // count if count else placement.cpu_moe_bytes
-    kv = "" if placement.kv_type == "f16" else f", KV cache {placement.kv_type} (-fa on)"
+    kv = "" if not placement.kv_quantized else f", KV cache {placement.kv_label} (-fa on)"
     return (
         f"MoE expert offload: {facts.display_name} ({count} experts, {used} used per token) "
         f"with {total_context:,} tokens of context does not fit on {names} whole "
@@ -181,7 +233,7 @@ def llama_server_args(
     if placement.cpu_moe_layers:
         args += ["--n-cpu-moe", str(placement.cpu_moe_layers)]
     if layout.kv_quantized:
-        args += ["-ctk", placement.kv_type, "-ctv", placement.kv_type, "-fa", "on"]
+        args += ["-ctk", placement.kv_type, "-ctv", placement.v_cache_type, "-fa", "on"]
     return args
 
 

@@ -14,9 +14,17 @@ from rigctl.models.facts import ModelFacts
 from rigctl.models.refs import hf_resolve_url, model_file_name
 from rigctl.plan import preflight
 from rigctl.plan.gpu_software import GpuSoftwareWanted, plan_gpu_software
-from rigctl.plan.limits import validate_inputs
+from rigctl.plan.limits import check_context, context_limit, validate_inputs
 from rigctl.plan.llamacpp import GgufLayout, choose_layout, llama_server_args, llamacpp_backend
-from rigctl.plan.memory import Device, gib, gpu_devices, host_device, memoryless_gpus
+from rigctl.plan.memory import (
+    DEFAULT_CONTEXT_MAX,
+    Device,
+    gib,
+    gpu_devices,
+    grow_context,
+    host_device,
+    memoryless_gpus,
+)
 from rigctl.plan.ollama import ollama_env, ollama_model_name
 from rigctl.plan.quant import choose_quant
 from rigctl.plan.runtime import (
@@ -47,14 +55,17 @@ MIN_LLAMACPP_COMPUTE_CAPABILITY = (5, 0)
 
 
 def _accelerator(hardware: Hardware) -> tuple[str, list[str]]:
-    """Return the accelerator to plan for and warnings when it falls back to the CPU."""
+    """Return the accelerator to plan for and warnings when it falls back to the CPU; first the
+    detection warnings every plan of the host repeats (GPUs it cannot use, or only in part:
+    ``Hardware.plan_warnings``), so that no GPU is dropped silently."""
     accelerator = hardware.accelerator
     if accelerator not in ACCELERATORS:
         raise BadInput(f"unknown accelerator {accelerator!r}", field="accelerator")
+    detected = [str(warning) for warning in hardware.plan_warnings]
     if accelerator == "cpu":
-        return "cpu", []
+        return "cpu", detected
     blank = memoryless_gpus(hardware, accelerator)
-    said = (
+    said = detected + (
         [f"GPU {', '.join(blank)} reports no memory: left out of the plan (a MIG or vGPU "
          "device, or a driver that cannot read it; check nvidia-smi or rocm-smi)"]
         if blank else []
@@ -159,6 +170,7 @@ def _gguf_plan(
         kv_cache_bytes=sum(r.kv_cache for r in rows),
         overhead_bytes=sum(r.overhead for r in rows),
         kv_cache_type=placement.kv_type,
+        v_cache_type=placement.v_cache_type,
         context_per_slot=context,
         slots=concurrency,
         placement=rows,
@@ -232,16 +244,84 @@ def _vllm_plan(
     return model, args, memory
 
 
+def _context_cap(native: int | None, context_max: int | None) -> tuple[int, str]:
+    """The longest context a grown plan may take, and what sets it."""
+    if context_max is not None:
+        try:
+            check_context(context_max)
+        except ValueError as e:
+            raise BadInput(str(e), field="context_max") from None
+    wanted = context_max or DEFAULT_CONTEXT_MAX
+    limit = context_limit(native)
+    if limit < wanted:
+        return limit, f"the model's trained context, {limit:,}"
+    name = "context_max" if context_max else "context_max's default"
+    return wanted, f"{name}, {wanted:,}"
+
+
+def _grow_context(
+    facts: ModelFacts,
+    hardware: Hardware,
+    gpus: list[Device],
+    layout: GgufLayout,
+    *,
+    cap: int,
+    cap_reason: str,
+    ollama: bool,
+) -> tuple[GgufLayout, int, str]:
+    """The layout with its context grown into the memory left (no context was given): the
+    layout, the context per slot, and the sentence that says how far and why not further."""
+    placement = layout.placement
+    start = placement.context_per_slot
+    grown = grow_context(facts, hardware, gpus, placement, cap=cap)
+    where = "on " + ", ".join(g.name for g in gpus) if gpus else "in RAM"
+    if grown.context_per_slot <= start:
+        if start >= cap:
+            return layout, start, f"context: {start:,} tokens per user (none given; {cap_reason})"
+        return layout, start, (
+            f"context: {start:,} tokens per user (none given): no room for more {where} "
+            "without moving weights off it"
+        )
+    context = grown.context_per_slot
+    again = choose_layout(facts, hardware, gpus, context_per_slot=context,
+                          slots=placement.slots, moe_offload=not ollama,
+                          mixed_kv=False if ollama else None)
+    # the ladder is monotonic in context, so it lands on the same step; keep the grown
+    # placement (with the old sentences) if it ever did not
+    chosen = again if again.placement.shape == grown.shape else GgufLayout(grown, layout.reasons)
+    limit = cap_reason if context >= cap else f"what fits next to the weights {where}"
+    return chosen, context, (
+        f"context: {context:,} tokens per user, grown from {start:,} into the memory the "
+        f"placed weights leave {where} (none given; at most {limit})"
+    )
+
+
 #: The variable each GPU runtime reads to see only some GPUs (their indexes as the vendor's
-#: tool lists them: CUDA's with CUDA_DEVICE_ORDER=PCI_BUS_ID, which every CUDA plan sets).
+#: tool lists them: CUDA's with CUDA_DEVICE_ORDER=PCI_BUS_ID, which every CUDA plan sets; a MIG
+#: device by its ``MIG-<uuid>``, the only name CUDA takes for one).
 VISIBLE_DEVICES_VARIABLE = {"cuda": "CUDA_VISIBLE_DEVICES", "rocm": "HIP_VISIBLE_DEVICES"}
 
 
 def _visible_devices(accelerator: str, gpus: list[Device], hardware: Hardware) -> dict[str, str]:
     """Pin the planned GPUs when the host has others of the same kind the plan left out (one
-    that reports no memory): a split over the planned GPUs must not land on it."""
+    that reports no memory, a card in MIG mode): a split over the planned GPUs must not land on
+    it. A planned MIG slice is pinned by its UUID (without it CUDA sees no MIG device, or
+    another one); detection plans one slice per service."""
     variable = VISIBLE_DEVICES_VARIABLE.get(accelerator)
-    if variable is None or not gpus or not memoryless_gpus(hardware, accelerator):
+    if variable is None or not gpus:
+        return {}
+    planned = {g.name for g in gpus}
+    for gpu in hardware.gpus:
+        if gpu.mig_profile is None or f"{accelerator}:{gpu.index}" not in planned:
+            continue
+        if gpu.mig_uuid is None:
+            raise BadInput(
+                f"GPU {gpu.index} is a MIG device ({gpu.mig_profile}) without a MIG UUID: "
+                f"{str(gpu.uuid)[:60]!r}",
+                field="gpus",
+            )
+        return {variable: gpu.mig_uuid}
+    if not memoryless_gpus(hardware, accelerator):
         return {}
     return {variable: ",".join(g.name.split(":", 1)[1] for g in gpus)}
 
@@ -257,6 +337,7 @@ def make_plan(
     model_dir: str = DEFAULT_MODEL_DIR,
     threads: int | None = None,
     gpu_software: GpuSoftwareWanted | None = None,
+    context_max: int | None = None,
 ) -> Plan:
     """Return the :class:`Plan` for serving ``model`` to ``concurrency`` users on ``hardware``.
 
@@ -268,10 +349,17 @@ def make_plan(
     ``threads`` overrides llama.cpp's CPU threads (default: the physical cores).
     ``gpu_software`` is the host data's say in the driver and toolkits
     (:mod:`rigctl.plan.gpu_software`); their mismatches are errors of the plan.
+    With no ``context``, llama.cpp's and Ollama's context grows from the default into the
+    memory the placed weights leave, up to ``context_max`` (default 32,768) and the model's
+    trained length (:func:`rigctl.plan.memory.grow_context`); vLLM keeps the default.
     """
+    asked_context = context
     context = validate_inputs(
         model, concurrency=concurrency, context=context, runtime=runtime, prefer=prefer
     )
+    context_cap, cap_reason = _context_cap(model.context_length, context_max)
+    if asked_context is None:
+        context = min(context, context_cap)
     accelerator, warnings = _accelerator(hardware)
     gpus: list[Device] = gpu_devices(hardware, accelerator)
     catalog = model if isinstance(model, CatalogModel) else None
@@ -299,7 +387,6 @@ def make_plan(
     facts: ModelFacts | None = None
     layout: GgufLayout | None = None
     gguf_reasons: list[str] = []
-    pinned: str | None = None
     if runtime != "vllm":
         if catalog is not None and catalog.quant is None:
             quant, why = choose_quant(
@@ -309,7 +396,6 @@ def make_plan(
             facts = catalog.facts(quant)
         else:
             facts = catalog.facts() if catalog is not None else base
-            pinned = facts.quant.upper() if facts.quant else "this GGUF file"
         layout = choose_layout(facts, hardware, gpus, context_per_slot=context, slots=concurrency)
         quant_reasons = list(gguf_reasons)
         gguf_reasons += layout.reasons
@@ -342,9 +428,8 @@ def make_plan(
         vllm_blocker=blocker,
         vllm_fits=bool(fit and fit.runs),
         partial_offload=bool(placement and placement.gpus and not placement.full_offload),
-        kv_quantized=bool(layout and layout.kv_quantized and placement and placement.gpus),
+        kv_mixed=bool(placement and placement.kv_type != placement.v_cache_type),
         multi_gpu=bool(placement and placement.gpus_used > 1),
-        pinned_quant=pinned,
         moe_offload=bool(placement and placement.cpu_moe_layers),
     )
     if forced_reason:
@@ -386,18 +471,31 @@ def make_plan(
             )
     else:
         assert facts is not None and layout is not None
-        if chosen == "ollama" and layout.placement.cpu_moe_layers:
-            # Ollama has no expert offload (no --n-cpu-moe, no tensor overrides): a layer split
+        if chosen == "ollama" and (layout.placement.cpu_moe_layers or layout.placement.v_type):
+            # Ollama has no expert offload (no --n-cpu-moe, no tensor overrides) and one cache
+            # type for K and V (OLLAMA_KV_CACHE_TYPE)
+            if layout.placement.cpu_moe_layers:
+                warnings.append(
+                    "Ollama cannot keep a MoE model's experts in RAM and the rest on the GPU "
+                    "(llama.cpp's --n-cpu-moe): it gets a plain layer split; runtime: llamacpp "
+                    "runs the expert offload"
+                )
+            if layout.placement.v_type:
+                warnings.append(
+                    f"Ollama caches K and V in one type (OLLAMA_KV_CACHE_TYPE), not "
+                    f"{layout.placement.kv_label}: runtime: llamacpp runs that cache"
+                )
             layout = choose_layout(
                 facts, hardware, gpus, context_per_slot=context, slots=concurrency,
-                moe_offload=False,
+                moe_offload=False, mixed_kv=False,
             )
             gguf_reasons = [*quant_reasons, *layout.reasons]
-            warnings.append(
-                "Ollama cannot keep a MoE model's experts in RAM and the rest on the GPU "
-                "(llama.cpp's --n-cpu-moe): it gets a plain layer split; runtime: llamacpp "
-                "runs the expert offload"
+        if asked_context is None:
+            layout, context, why = _grow_context(
+                facts, hardware, gpus, layout, cap=context_cap, cap_reason=cap_reason,
+                ollama=chosen == "ollama",
             )
+            gguf_reasons = [*quant_reasons, *layout.reasons, why]
         planned, args, env, memory, flag_reasons = _gguf_plan(
             chosen,
             facts,

@@ -18,8 +18,15 @@ MiB = 1 << 20
 GiB = 1 << 30
 
 # A context the user did not choose: long enough for chat with documents, short enough that
-# its KV cache stays a fraction of the weights. Capped by the model's native context.
+# its KV cache stays a fraction of the weights. Capped by the model's native context. The plan
+# starts there and grows it into the memory the placed weights leave (grow_context), up to
+# DEFAULT_CONTEXT_MAX or the host data's context_max.
 DEFAULT_CONTEXT = 8192
+DEFAULT_CONTEXT_MAX = 32768
+
+# llama.cpp pads a KV cache to 256 cells (llama_kv_cache::get_n_kv: n_pad at least 256); a
+# grown context is a multiple of it.
+CONTEXT_STEP = 256
 
 # llama-server's defaults for -b (logical batch) and -ub (physical micro-batch); the compute
 # buffers are sized by -ub (common/arg.cpp).
@@ -66,19 +73,21 @@ def kv_bytes_per_layer(
     *,
     slots: int = 1,
     kv_type: str = "f16",
+    v_type: str | None = None,
     swa_extra_tokens: int = 0,
     kv_heads: int | None = None,
 ) -> list[int]:
     """Return the K+V cache bytes of each layer for ``slots`` sequences of ``context`` tokens.
 
-    Per layer: 2 (K and V) · kv_heads · head_dim · tokens · bytes_per_element. A
+    Per layer: kv_heads · head_dim · tokens · (bytes per K element + bytes per V element);
+    ``kv_type`` is K's type (llama.cpp's ``-ctk``), ``v_type`` V's (``-ctv``; None: the same). A
     sliding-window layer keeps only ``min(context, window + swa_extra_tokens)`` tokens per
     sequence: llama.cpp sizes its SWA cache as window + n_ubatch (llama-kv-cache-iswa.cpp),
     vLLM as the window. ``kv_heads`` overrides the model's (vLLM's per-GPU share).
     """
-    bytes_per_element = KV_BYTES_PER_ELEMENT[kv_type]
+    bytes_per_element = KV_BYTES_PER_ELEMENT[kv_type] + KV_BYTES_PER_ELEMENT[v_type or kv_type]
     heads = kv_heads if kv_heads is not None else facts.n_kv_heads
-    per_token = 2 * heads * facts.head_dim * bytes_per_element
+    per_token = heads * facts.head_dim * bytes_per_element
     sliding = set(facts.sliding_layers) if facts.sliding_window else set()
     window_tokens = min(context, (facts.sliding_window or 0) + swa_extra_tokens)
     return [
@@ -93,19 +102,61 @@ def kv_cache_bytes(
     *,
     slots: int = 1,
     kv_type: str = "f16",
+    v_type: str | None = None,
     swa_extra_tokens: int = 0,
     kv_heads: int | None = None,
 ) -> int:
     """Return the whole KV cache in bytes (see :func:`kv_bytes_per_layer`)."""
     return sum(
         kv_bytes_per_layer(
-            facts, context, slots=slots, kv_type=kv_type, swa_extra_tokens=swa_extra_tokens,
-            kv_heads=kv_heads,
+            facts, context, slots=slots, kv_type=kv_type, v_type=v_type,
+            swa_extra_tokens=swa_extra_tokens, kv_heads=kv_heads,
         )
     )
 
 
-def llamacpp_compute_bytes(facts: ModelFacts, ubatch: int = LLAMACPP_UBATCH) -> int:
+#: Backends whose flash-attention kernels for a prompt's batch read K and V as f16 only: the
+#: pinned ggml-cuda (which ggml-hip compiles too) converts a quantized cache to f16 for the MMA
+#: and tile kernels, in an extra buffer the FA op allocates with its output
+#: (ggml_cuda_flash_attn_ext_get_alloc_size, fattn.cu), so in the compute buffer. Vulkan, Metal
+#: and the CPU dequantize as they read.
+F16_COPY_BACKENDS = ("cuda", "rocm")
+
+
+def attention_mask_bytes(facts: ModelFacts, context_per_slot: int, ubatch: int,
+                         swa_tokens_per_slot: int = 0) -> int:
+    """The KQ mask of one micro-batch: ``n_kv × n_ubatch`` f16 values (f16 with flash
+    attention, llama-graph.cpp build_attn_inp_kq_mask), for the full cache and, on a model with
+    sliding-window layers, for the SWA cache too (llama.cpp's iSWA keeps a mask per cache).
+    ``n_kv`` is one stream's cells: with ``-np N`` and no ``--kv-unified`` (rigctl never sets
+    it) every slot is a stream of its own, so the mask covers one slot's context
+    (ne = [n_kv, n_tokens/n_stream, 1, n_stream])."""
+    tokens = context_per_slot + (swa_tokens_per_slot if facts.sliding_window else 0)
+    return tokens * ubatch * 2
+
+
+def f16_kv_copy_bytes(facts: ModelFacts, context_total: int, kv_type: str,
+                      v_type: str | None = None) -> int:
+    """The f16 copy of one full-attention layer's K and V that CUDA's flash attention makes of
+    a quantized cache during prompt processing (:data:`F16_COPY_BACKENDS`): n_kv · kv_heads ·
+    head_dim · 2 bytes for K when K is quantized, the same for V. About 1 GiB for Gemma 3 27B
+    at 128k tokens (16 KV heads · 128 · 131,072 · 2 · 2)."""
+    per = context_total * facts.n_kv_heads * facts.head_dim * 2
+    quantized = [t for t in (kv_type, v_type or kv_type) if t not in ("f16", "bf16")]
+    return per * len(quantized)
+
+
+def llamacpp_compute_bytes(
+    facts: ModelFacts,
+    ubatch: int = LLAMACPP_UBATCH,
+    *,
+    context_per_slot: int = 0,
+    slots: int = 1,
+    swa_tokens_per_slot: int = 0,
+    f16_copy: bool = False,
+    kv_type: str = "f16",
+    v_type: str | None = None,
+) -> int:
     """Return the compute buffer llama.cpp reserves per device, with flash attention.
 
     ubatch · 4 bytes · (n_vocab + 4 · n_embd): the f32 logits of a full micro-batch plus a
@@ -113,8 +164,19 @@ def llamacpp_compute_bytes(facts: ModelFacts, ubatch: int = LLAMACPP_UBATCH) -> 
     "CUDA0 compute buffer size = 258.50 MiB" for Llama 3 8B at -ub 512 (this gives 282.5).
     Without flash attention the KQ matrix (ubatch · context · heads · 4) would add to it;
     llama-server's default `-fa auto` turns flash attention on where the backend has it.
+    Plus what grows with the cache: the attention mask of one slot's context
+    (:func:`attention_mask_bytes`) and, with ``f16_copy`` (a CUDA or ROCm device) and a
+    quantized K or V, the f16 copy of one layer's cache for every slot
+    (:func:`f16_kv_copy_bytes`): the worst-case graph llama.cpp reserves holds a token of every
+    sequence (llama_context's graph_reserve with n_seqs = n_seq_max), so its K/V view spans
+    all the streams.
     """
-    return ubatch * 4 * (facts.vocab_size + 4 * facts.embedding_length)
+    base = ubatch * 4 * (facts.vocab_size + 4 * facts.embedding_length)
+    mask = attention_mask_bytes(facts, context_per_slot, ubatch, swa_tokens_per_slot)
+    copy = (
+        f16_kv_copy_bytes(facts, context_per_slot * slots, kv_type, v_type) if f16_copy else 0
+    )
+    return base + mask + copy
 
 
 @dataclass(frozen=True)
@@ -177,7 +239,7 @@ class LayerPlacement:
 
     gpu_layers: int  # the -ngl value: n_layers + 1 puts the output head on a GPU too
     n_layers: int
-    kv_type: str
+    kv_type: str  # K's cache type (-ctk)
     gpus: list[DevicePlacement]
     host: DevicePlacement
     tensor_split: tuple[int, ...] | None
@@ -185,6 +247,31 @@ class LayerPlacement:
     cpu_moe_layers: int = 0
     #: bytes of those experts (in ``host.weights``)
     cpu_moe_bytes: int = 0
+    #: V's cache type (-ctv); None: the same as K's
+    v_type: str | None = None
+    #: tokens of context per slot and slots: what the KV cache holds
+    context_per_slot: int = 0
+    slots: int = 1
+
+    @property
+    def v_cache_type(self) -> str:
+        return self.v_type or self.kv_type
+
+    @property
+    def kv_quantized(self) -> bool:
+        return self.kv_type != "f16" or self.v_cache_type != "f16"
+
+    @property
+    def kv_label(self) -> str:
+        """``q8_0``, or ``K q8_0, V q4_0`` when the two differ."""
+        if self.v_cache_type == self.kv_type:
+            return self.kv_type
+        return f"K {self.kv_type}, V {self.v_cache_type}"
+
+    @property
+    def shape(self) -> tuple[int, int, str, str]:
+        """What a grown context must keep: GPU layers, experts in RAM, cache types."""
+        return (self.gpu_layers, self.cpu_moe_layers, self.kv_type, self.v_cache_type)
 
     @property
     def full_offload(self) -> bool:
@@ -216,6 +303,7 @@ def place_layers(
     context_per_slot: int,
     slots: int,
     kv_type: str,
+    v_type: str | None = None,
     ubatch: int = LLAMACPP_UBATCH,
     cpu_moe_layers: int = 0,
 ) -> LayerPlacement:
@@ -231,9 +319,20 @@ def place_layers(
     n = facts.n_layers
     weights = facts.weight_split
     kv = kv_bytes_per_layer(
-        facts, context_per_slot, slots=slots, kv_type=kv_type, swa_extra_tokens=ubatch
+        facts, context_per_slot, slots=slots, kv_type=kv_type, v_type=v_type,
+        swa_extra_tokens=ubatch,
     )
-    compute = llamacpp_compute_bytes(facts, ubatch)
+    swa_tokens = min(context_per_slot, (facts.sliding_window or 0) + ubatch)
+    backend = gpus[0].name.split(":", 1)[0] if gpus else "cpu"
+    compute = llamacpp_compute_bytes(
+        facts, ubatch, context_per_slot=context_per_slot, slots=slots,
+        swa_tokens_per_slot=swa_tokens, f16_copy=backend in F16_COPY_BACKENDS,
+        kv_type=kv_type, v_type=v_type,
+    )
+    host_compute = llamacpp_compute_bytes(
+        facts, ubatch, context_per_slot=context_per_slot, slots=slots,
+        swa_tokens_per_slot=swa_tokens,
+    )
     split = tensor_split_weights(gpus) if gpus else ()
     total_split = sum(split)
     cumulative = [sum(split[: i + 1]) / total_split for i in range(len(split))]
@@ -271,7 +370,7 @@ def place_layers(
         if row.weights:
             row.overhead = compute
     if active < n + 1 or moved:
-        host_row.overhead = compute  # the CPU runs layers, experts or the output head
+        host_row.overhead = host_compute  # the CPU runs layers, experts or the output head
     for row in rows:
         row.bytes = row.weights + row.kv_cache + row.overhead
     host_row.bytes = host_row.weights + host_row.kv_cache + host_row.overhead
@@ -286,6 +385,9 @@ def place_layers(
         tensor_split=split if len(gpus) > 1 else None,
         cpu_moe_layers=cpu_moe_layers if moved else 0,
         cpu_moe_bytes=moved,
+        v_type=v_type if v_type and v_type != kv_type else None,
+        context_per_slot=context_per_slot,
+        slots=slots,
     )
 
 
@@ -297,6 +399,7 @@ def fit_experts(
     context_per_slot: int,
     slots: int,
     kv_type: str,
+    v_type: str | None = None,
     ubatch: int = LLAMACPP_UBATCH,
 ) -> LayerPlacement | None:
     """Every layer on the GPUs (``-ngl n_layers+1``) with the routed experts of as few layers
@@ -308,8 +411,8 @@ def fit_experts(
     for layers in range(1, facts.n_layers + 1):
         placement = place_layers(
             facts, hardware, gpus, gpu_layers=facts.n_layers + 1,
-            context_per_slot=context_per_slot, slots=slots, kv_type=kv_type, ubatch=ubatch,
-            cpu_moe_layers=layers,
+            context_per_slot=context_per_slot, slots=slots, kv_type=kv_type, v_type=v_type,
+            ubatch=ubatch, cpu_moe_layers=layers,
         )
         if placement.gpus_fit:
             return placement
@@ -324,6 +427,7 @@ def fit_layers(
     context_per_slot: int,
     slots: int,
     kv_type: str,
+    v_type: str | None = None,
     ubatch: int = LLAMACPP_UBATCH,
 ) -> LayerPlacement:
     """Return the placement with the most GPU layers whose every GPU stays within budget.
@@ -333,8 +437,53 @@ def fit_layers(
     for gpu_layers in range(facts.n_layers + 1 if gpus else 0, -1, -1):
         placement = place_layers(
             facts, hardware, gpus, gpu_layers=gpu_layers, context_per_slot=context_per_slot,
-            slots=slots, kv_type=kv_type, ubatch=ubatch,
+            slots=slots, kv_type=kv_type, v_type=v_type, ubatch=ubatch,
         )
         if placement.gpus_fit:
             return placement
     return placement
+
+
+def grow_context(
+    facts: ModelFacts,
+    hardware: Hardware,
+    gpus: Sequence[Device],
+    placement: LayerPlacement,
+    *,
+    cap: int,
+    ubatch: int = LLAMACPP_UBATCH,
+) -> LayerPlacement:
+    """The same placement with the longest context per slot, up to ``cap``, that still fits.
+
+    Only the KV cache and what grows with it (the mask, the f16 copy) get the room: every
+    layer, expert and cache type stays where ``placement`` put it (its :attr:`shape`), so no
+    weight leaves a GPU for context. A multiple of :data:`CONTEXT_STEP` (``cap`` itself when it
+    fits); ``placement`` unchanged when it does not fit to begin with or has no room to grow.
+    """
+    start = placement.context_per_slot
+    if cap <= start or not placement.fits:
+        return placement
+
+    def at(context: int) -> LayerPlacement:
+        return place_layers(
+            facts, hardware, gpus, gpu_layers=placement.gpu_layers, context_per_slot=context,
+            slots=placement.slots, kv_type=placement.kv_type, v_type=placement.v_type,
+            ubatch=ubatch, cpu_moe_layers=placement.cpu_moe_layers,
+        )
+
+    top = at(cap)
+    if top.fits:
+        return top
+    low, high = start // CONTEXT_STEP, cap // CONTEXT_STEP  # low fits (or is start), high fails
+    best = placement
+    while high - low > 1:
+        middle = (low + high) // 2
+        if middle * CONTEXT_STEP <= start:
+            low = middle
+            continue
+        candidate = at(middle * CONTEXT_STEP)
+        if candidate.fits:
+            best, low = candidate, middle
+        else:
+            high = middle
+    return best

@@ -2,7 +2,8 @@
 
 concurrency > 2 on CUDA (compute ≥ 7.0) and vLLM fits  → vLLM
 Apple Silicon (Metal)                                   → llama.cpp (Ollama if prefer=simple)
-partial offload, pinned quant, KV quant, multi-GPU split → llama.cpp
+partial offload, MoE expert offload, K≠V cache types,
+  multi-GPU split (what Ollama does not do)             → llama.cpp
 prefer=simple and a single user                         → Ollama
 CPU only, or anything else                              → llama.cpp
 """
@@ -137,9 +138,8 @@ class Situation:
     vllm_blocker: str | None  # None: vLLM can run this model here
     vllm_fits: bool  # a vLLM layout holds at least one full-length sequence
     partial_offload: bool  # the GGUF does not fit on the GPU(s) whole
-    kv_quantized: bool  # the GGUF fits only with a quantized KV cache
+    kv_mixed: bool  # K and V cached in different types (Ollama has one type for both)
     multi_gpu: bool  # the GGUF is split over several GPUs
-    pinned_quant: str | None  # the quant the user pinned (catalog name:quant or a GGUF file)
     moe_offload: bool = False  # a MoE model's experts partly in RAM (--n-cpu-moe)
 
 
@@ -154,17 +154,18 @@ def _cc_text(cc: tuple[int, int] | None) -> str:
 
 
 def _needs_llamacpp(s: Situation) -> list[str]:
+    """What this plan needs that Ollama does not do. Not on the list, because Ollama does them:
+    a quantized KV cache of one type (OLLAMA_KV_CACHE_TYPE, which the plan sets) and a pinned
+    quant (it pulls ``hf.co/org/repo:QUANT``, or rigctl imports the very file)."""
     needs = []
     if s.partial_offload:
-        needs.append("a partial offload with an exact -ngl layer count")
-    if s.kv_quantized:
-        needs.append("a quantized KV cache (-ctk/-ctv)")
+        needs.append("a partial offload with an exact -ngl layer count (Ollama picks its own)")
+    if s.kv_mixed:
+        needs.append("K and V cached in different types (-ctk/-ctv; Ollama has one type for both)")
     if s.multi_gpu:
-        needs.append("a --tensor-split across GPUs")
+        needs.append("an exact --tensor-split across GPUs (Ollama splits by its own estimate)")
     if s.moe_offload:
-        needs.append("a MoE expert offload (--n-cpu-moe)")
-    if s.pinned_quant:
-        needs.append(f"the exact quant you pinned ({s.pinned_quant})")
+        needs.append("a MoE expert offload (--n-cpu-moe; Ollama has none)")
     return needs
 
 
@@ -184,9 +185,7 @@ def choose_runtime(s: Situation) -> tuple[str, str]:
             not_vllm = "; not vLLM: its bf16 weights leave no room for KV pages on these GPUs"
     slots = f" in {s.concurrency} parallel slots" if s.concurrency > 1 else ""
     needs = _needs_llamacpp(s)
-    # A pinned quant only argues against Ollama; under prefer=control it is no news.
-    shown = needs if s.prefer == "simple" else [n for n in needs if "pinned" not in n]
-    needs_text = f"; this plan needs {', '.join(shown)}" if shown else ""
+    needs_text = f"; this plan needs {', '.join(needs)}" if needs else ""
     if s.accelerator == "metal":
         if s.prefer == "simple" and not needs:
             return "ollama", (

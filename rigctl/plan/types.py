@@ -59,12 +59,13 @@ class MemoryPlan:
     weights_bytes: int
     kv_cache_bytes: int
     overhead_bytes: int
-    kv_cache_type: str  # f16 | q8_0 | q4_0 (GGUF runtimes), auto | fp8 (vLLM)
+    kv_cache_type: str  # K's: f16 | q8_0 | q4_0 (GGUF runtimes), auto | fp8 (vLLM)
     context_per_slot: int
     slots: int
     placement: list[DevicePlacement]
     gpu_layers: int | None = None  # llama.cpp -ngl; None for vLLM
     n_layers: int = 0
+    v_cache_type: str | None = None  # V's type when the runtime sets it apart (llama.cpp -ctv)
 
     @property
     def total_bytes(self) -> int:
