@@ -55,6 +55,7 @@ def plan_for(spec: HostSpec, hardware: Hardware, model: Any) -> Plan:
             runtime=spec.runtime,
             prefer=spec.prefer,
             gpu_software=spec.gpu_software,
+            vllm_rocm_source=spec.vllm_rocm_source,
         )
     except BadInput as e:
         raise BadInput(e.detail, host=spec.host, field=e.field) from None

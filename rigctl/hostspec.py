@@ -33,6 +33,8 @@ class HostSpec:
     listen: str = DEFAULT_LISTEN
     port: int = DEFAULT_PORT
     gpu_software: GpuSoftwareWanted = GpuSoftwareWanted()
+    #: vllm_index_url or vllm_wheelhouse is set: vLLM's ROCm build (not on PyPI) can be had
+    vllm_rocm_source: bool = False
 
     @property
     def loopback_only(self) -> bool:
@@ -88,6 +90,7 @@ def host_spec(host: str, data: dict[str, Any], *, model: str | None = None) -> H
             rocm=_field(host, "rocm", data.get("rocm", "auto")),
             rocm_version=_optional(host, "rocm_version", data),
         ),
+        vllm_rocm_source=bool(data.get("vllm_index_url") or data.get("vllm_wheelhouse")),
     )
 
 

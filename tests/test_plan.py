@@ -709,3 +709,45 @@ def test_a_gpu_reporting_no_memory_is_left_out_and_the_others_pinned() -> None:
     both = make_plan(_linux("cuda", [_rtx(0), _rtx(1)]),
                      get_catalog_model("llama-3.1-8b-instruct:q4_k_m"))
     assert "CUDA_VISIBLE_DEVICES" not in both.env
+
+
+def _mi300x(count: int = 1) -> Hardware:
+    return _linux(
+        "rocm",
+        [Gpu("amd", "AMD Instinct MI300X", i, 192 * GiB, gfx_target="gfx942") for i in range(count)],
+    )
+
+
+def test_vllm_on_rocm_when_the_host_data_names_a_source_for_it() -> None:
+    model = get_catalog_model("llama-3.1-8b-instruct")
+    plan = make_plan(_mi300x(), model, concurrency=10, vllm_rocm_source=True)
+    assert plan.runtime == "vllm" and plan.ok
+    assert plan.reasons[0] == (
+        "vLLM: 10 concurrent users on ROCm; continuous batching and a paged KV cache serve "
+        "them together"
+    )
+    assert any("vLLM on ROCm" in w for w in plan.warnings)
+    assert "CUDA_DEVICE_ORDER" not in plan.env
+    # vLLM's ROCm build is not on PyPI: without an index or a wheelhouse, llama.cpp, saying why
+    without = make_plan(_mi300x(), model, concurrency=10)
+    assert without.runtime == "llamacpp"
+    assert "not vLLM: its ROCm build is not on PyPI (set vllm_index_url or vllm_wheelhouse" in (
+        without.reasons[0]
+    )
+    # a card vLLM's ROCm build does not support never gets it, source or not
+    rdna2 = _linux("rocm", [Gpu("amd", "Radeon RX 6800", 0, 16 * GiB, gfx_target="gfx1030")])
+    plan = make_plan(rdna2, model, concurrency=10, vllm_rocm_source=True)
+    assert plan.runtime == "llamacpp" and "gfx1030" in plan.reasons[0]
+    # and an explicit llama.cpp where vLLM would serve is warned about
+    forced = make_plan(_mi300x(), model, concurrency=10, vllm_rocm_source=True, runtime="llamacpp")
+    assert any("on ROCm: vLLM's continuous batching" in w for w in forced.warnings)
+
+
+def test_the_host_data_that_names_a_rocm_vllm_source() -> None:
+    from rigctl.hostspec import host_spec
+
+    assert not host_spec("h", {"model": "gemma-3-270m"}).vllm_rocm_source
+    assert host_spec("h", {"model": "gemma-3-270m", "vllm_wheelhouse": "/w"}).vllm_rocm_source
+    assert host_spec(
+        "h", {"model": "gemma-3-270m", "vllm_index_url": "https://repo.radeon.com/x"}
+    ).vllm_rocm_source

@@ -338,6 +338,7 @@ def make_plan(
     threads: int | None = None,
     gpu_software: GpuSoftwareWanted | None = None,
     context_max: int | None = None,
+    vllm_rocm_source: bool = False,
 ) -> Plan:
     """Return the :class:`Plan` for serving ``model`` to ``concurrency`` users on ``hardware``.
 
@@ -352,6 +353,8 @@ def make_plan(
     With no ``context``, llama.cpp's and Ollama's context grows from the default into the
     memory the placed weights leave, up to ``context_max`` (default 32,768) and the model's
     trained length (:func:`rigctl.plan.memory.grow_context`); vLLM keeps the default.
+    ``vllm_rocm_source``: the host data names an index or wheelhouse for vLLM's ROCm build (not
+    on PyPI), so ``auto`` may choose vLLM on a supported AMD GPU.
     """
     asked_context = context
     context = validate_inputs(
@@ -403,8 +406,11 @@ def make_plan(
     blocker = vllm_blocker(hardware, accelerator, has_safetensors)
     fit: VllmFit | None = None
     # Also for an explicit llama.cpp/Ollama: whether vLLM would fit decides a warning.
+    # vLLM's ROCm build is not on PyPI: auto considers it only where the host data names an
+    # index or a wheelhouse for it (an explicit runtime: vllm is refused by the role without)
+    vllm_source = accelerator == "cuda" or (accelerator == "rocm" and vllm_rocm_source)
     if blocker is None and (
-        runtime == "vllm" or (accelerator == "cuda" and wants_vllm(concurrency, prefer))
+        runtime == "vllm" or (vllm_source and wants_vllm(concurrency, prefer))
     ):
         if accelerator == "cpu":
             fit = fit_vllm_cpu(
@@ -431,6 +437,7 @@ def make_plan(
         kv_mixed=bool(placement and placement.kv_type != placement.v_cache_type),
         multi_gpu=bool(placement and placement.gpus_used > 1),
         moe_offload=bool(placement and placement.cpu_moe_layers),
+        vllm_source=vllm_source,
     )
     if forced_reason:
         chosen = runtime
@@ -452,6 +459,8 @@ def make_plan(
         env: dict[str, str] = vllm_env(fit)
         reasons.append(vllm_reason(fit, context=context, concurrency=concurrency))
         reasons.append(f"--max-num-seqs {concurrency}: one running sequence per user")
+        if accelerator == "rocm" and runtime == "auto":
+            warnings.append("vLLM on ROCm: memory figures assume CUDA's; check the first start")
         if not fit.runs and fit.device == "cpu":
             errors.append(
                 f"vLLM cannot load {planned.name}: {gib(fit.weights_per_gpu)} of "

@@ -141,6 +141,13 @@ class Situation:
     kv_mixed: bool  # K and V cached in different types (Ollama has one type for both)
     multi_gpu: bool  # the GGUF is split over several GPUs
     moe_offload: bool = False  # a MoE model's experts partly in RAM (--n-cpu-moe)
+    #: a vLLM build can be installed for this GPU without asking: PyPI's CUDA wheels, or for
+    #: ROCm (not on PyPI) a package index or wheelhouse the host data names
+    vllm_source: bool = True
+
+
+#: the GPU platforms vLLM serves on (its CUDA build from PyPI; its ROCm build from AMD's index)
+VLLM_GPU_ACCELERATORS = ("cuda", "rocm")
 
 
 def wants_vllm(concurrency: int, prefer: str) -> bool:
@@ -174,14 +181,23 @@ def choose_runtime(s: Situation) -> tuple[str, str]:
     users = f"{s.concurrency} user{'s' if s.concurrency != 1 else ''}"
     not_vllm = ""
     if wants_vllm(s.concurrency, s.prefer):
-        if s.accelerator == "cuda" and s.vllm_blocker is None and s.vllm_fits:
+        gpu = s.accelerator in VLLM_GPU_ACCELERATORS
+        if gpu and s.vllm_source and s.vllm_blocker is None and s.vllm_fits:
+            where = (
+                f"CUDA {_cc_text(s.compute_capability)}" if s.accelerator == "cuda" else "ROCm"
+            )
             return "vllm", (
-                f"vLLM: {s.concurrency} concurrent users on CUDA {_cc_text(s.compute_capability)}; "
+                f"vLLM: {s.concurrency} concurrent users on {where}; "
                 "continuous batching and a paged KV cache serve them together"
             )
         if s.vllm_blocker:
             not_vllm = f"; not vLLM: {s.vllm_blocker}"
-        elif s.accelerator == "cuda":
+        elif gpu and not s.vllm_source:
+            not_vllm = (
+                "; not vLLM: its ROCm build is not on PyPI (set vllm_index_url or "
+                "vllm_wheelhouse and rigctl plans it)"
+            )
+        elif gpu:
             not_vllm = "; not vLLM: its bf16 weights leave no room for KV pages on these GPUs"
     slots = f" in {s.concurrency} parallel slots" if s.concurrency > 1 else ""
     needs = _needs_llamacpp(s)
@@ -228,13 +244,14 @@ def requested_runtime_warnings(requested: str, s: Situation) -> list[str]:
             )
     elif requested == "llamacpp":
         if (
-            s.accelerator == "cuda"
+            s.accelerator in VLLM_GPU_ACCELERATORS
             and wants_vllm(s.concurrency, s.prefer)
             and (s.vllm_blocker is None and s.vllm_fits)
         ):
             warnings.append(
-                f"llama.cpp for {s.concurrency} concurrent users on CUDA: vLLM's continuous "
-                "batching would give several times the aggregate throughput"
+                f"llama.cpp for {s.concurrency} concurrent users on "
+                f"{'ROCm' if s.accelerator == 'rocm' else 'CUDA'}: "
+                "vLLM's continuous batching would give several times the aggregate throughput"
             )
     elif requested == "vllm":
         if not wants_vllm(s.concurrency, s.prefer):
