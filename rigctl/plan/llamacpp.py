@@ -141,18 +141,17 @@ def choose_layout(
                                  kv_type=k, v_type=v)
             given_up.append(f"{whole.kv_label} would need {gib(sum(g.bytes for g in whole.gpus))}")
             continue
-        if quantized.full_offload:
-            f16_kv = kv_cache_bytes(facts, context_per_slot, slots=slots,
-                                    swa_extra_tokens=LLAMACPP_UBATCH)
-            q_kv = sum(g.kv_cache for g in quantized.gpus)
-            return GgufLayout(quantized, [
-                _full_sentence(quantized, label, total_context, names, usable),
-                f"KV cache {quantized.kv_label}: an f16 cache for {total_context:,} tokens takes "
-                f"{gib(f16_kv)} and does not fit next to the weights on {names}; "
-                f"{quantized.kv_label} takes {gib(q_kv)} and does (needs flash attention: -fa on)"
-                + (f"; given up: {', '.join(given_up)} on {names}" if given_up else "")
-                + _copy_note(quantized),
-            ])
+        f16_kv = kv_cache_bytes(facts, context_per_slot, slots=slots,
+                                swa_extra_tokens=LLAMACPP_UBATCH)
+        q_kv = sum(g.kv_cache for g in quantized.gpus)
+        return GgufLayout(quantized, [
+            _full_sentence(quantized, label, total_context, names, usable),
+            f"KV cache {quantized.kv_label}: an f16 cache for {total_context:,} tokens takes "
+            f"{gib(f16_kv)} and does not fit next to the weights on {names}; "
+            f"{quantized.kv_label} takes {gib(q_kv)} and does (needs flash attention: -fa on)"
+            + (f"; given up: {', '.join(given_up)} on {names}" if given_up else "")
+            + _copy_note(quantized),
+        ])
     on_gpu = sum(g.layers for g in f16.gpus)
     everything = place_layers(facts, hardware, gpus, gpu_layers=facts.n_layers + 1,
                               context_per_slot=context_per_slot, slots=slots, kv_type="f16")

@@ -434,7 +434,7 @@ def make_plan(
         vllm_blocker=blocker,
         vllm_fits=bool(fit and fit.runs),
         partial_offload=bool(placement and placement.gpus and not placement.full_offload),
-        kv_mixed=bool(placement and placement.kv_type != placement.v_cache_type),
+        kv_mixed=bool(placement and placement.kv_mixed),
         multi_gpu=bool(placement and placement.gpus_used > 1),
         moe_offload=bool(placement and placement.cpu_moe_layers),
         vllm_source=vllm_source,
@@ -480,7 +480,7 @@ def make_plan(
             )
     else:
         assert facts is not None and layout is not None
-        if chosen == "ollama" and (layout.placement.cpu_moe_layers or layout.placement.v_type):
+        if chosen == "ollama" and (layout.placement.cpu_moe_layers or layout.placement.kv_mixed):
             # Ollama has no expert offload (no --n-cpu-moe, no tensor overrides) and one cache
             # type for K and V (OLLAMA_KV_CACHE_TYPE)
             if layout.placement.cpu_moe_layers:
@@ -489,7 +489,7 @@ def make_plan(
                     "(llama.cpp's --n-cpu-moe): it gets a plain layer split; runtime: llamacpp "
                     "runs the expert offload"
                 )
-            if layout.placement.v_type:
+            if layout.placement.kv_mixed:
                 warnings.append(
                     f"Ollama caches K and V in one type (OLLAMA_KV_CACHE_TYPE), not "
                     f"{layout.placement.kv_label}: runtime: llamacpp runs that cache"

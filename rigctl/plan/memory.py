@@ -262,9 +262,14 @@ class LayerPlacement:
         return self.kv_type != "f16" or self.v_cache_type != "f16"
 
     @property
+    def kv_mixed(self) -> bool:
+        """K and V cached in different types (-ctk ≠ -ctv)."""
+        return self.v_cache_type != self.kv_type
+
+    @property
     def kv_label(self) -> str:
         """``q8_0``, or ``K q8_0, V q4_0`` when the two differ."""
-        if self.v_cache_type == self.kv_type:
+        if not self.kv_mixed:
             return self.kv_type
         return f"K {self.kv_type}, V {self.v_cache_type}"
 
