@@ -50,13 +50,18 @@ def list_models(as_json: bool) -> None:
                 f"{entry.context_length:,}",
                 quants,
                 entry.hf_repo,
+                ", ".join(
+                    "FP8" if c.floating or c.method == "fp8" else f"{c.method.split('-')[0].upper()} {c.bits}-bit"
+                    for c in entry.vllm_checkpoints
+                ),
             )
         )
     table(
         "catalog (use as NAME or NAME:QUANT; ~ marks a listed, not exact, size)",
         [
             "name", "arch", "type", "params", "active", "layers", "heads/kv", "context",
-            "gguf quants", "safetensors (vLLM)",
+            "gguf quants", "safetensors (vLLM)", "quantized (--json: repos)",
         ],
         rows,
+        whole=(0, 2),
     )

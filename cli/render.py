@@ -88,11 +88,22 @@ def emit_json(document: Any) -> None:
     sys.stdout.flush()
 
 
-def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """A Rich table; every title, column and cell is data (escaped) unless it is :class:`Markup`."""
+def table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    whole: Sequence[int] = (),
+) -> None:
+    """A Rich table; every title, column and cell is data (escaped) unless it is :class:`Markup`.
+
+    The columns numbered in ``whole`` (names people type) are never cut short: the others wrap.
+    """
     grid = Table(title=None if title is None else _markup(title), title_justify="left", show_lines=False)
-    for column in columns:
-        grid.add_column(_markup(column))
+    rows = [list(row) for row in rows]
+    for i, column in enumerate(columns):
+        width = max((len(str(row[i])) for row in rows), default=0) if i in whole else None
+        grid.add_column(_markup(column), min_width=width, no_wrap=i in whole)
     for row in rows:
         grid.add_row(*("" if cell is None else _markup(cell) for cell in row))
     console.print(grid)

@@ -182,10 +182,15 @@ def test_ten_users_on_cuda_get_vllm_with_tensor_parallel() -> None:
     )
     assert plan.runtime == "vllm" and plan.ok and plan.env == {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
     # Budget per GPU = floor(0.90 · 25,769,803,776) = 23,192,823,398.
-    # TP 1: KV pool = 23,192,823,398 − 16,060,522,496 bf16 − 2 GiB overhead = 4,984,817,254,
-    #   short of 10 users · 8,192 tokens · 131,072 = 10,737,418,240.
-    # TP 2: weights 8,030,261,248 per GPU → pool 13,015,078,502 ≥ 10 · 8,192 · 65,536
-    #   (4 of 8 KV heads per GPU) = 5,368,709,120 → TP 2; 13,015,078,502 // 536,870,912 = 24.
+    # Reservation (vllm.reservation): a 24 GiB card batches 2,048 tokens; the forward pass
+    #   2,048 · 2 · (3 · 14,336 / TP + 6 · 4,096) beats the sampler's 38.5 · 10 · 128,256 =
+    #   49,378,560; plus non-torch (150 MiB at TP 1, 600 MiB at TP 2) and 662 MiB of graphs.
+    # TP 1: 276,824,064 + 157,286,400 + 694,157,312 = 1,128,267,776 → KV pool =
+    #   23,192,823,398 − 16,060,522,496 bf16 − 1,128,267,776 = 6,004,033,126, short of
+    #   10 users · 8,192 tokens · 131,072 = 10,737,418,240.
+    # TP 2: 188,743,680 + 629,145,600 + 694,157,312 = 1,512,046,592; weights 8,030,261,248 per
+    #   GPU → pool 13,650,515,558 ≥ 10 · 8,192 · 65,536 (4 of 8 KV heads per GPU) =
+    #   5,368,709,120 → TP 2; 13,650,515,558 // 536,870,912 = 25.
     assert (
         _flag(plan.args, "--model")
         == "/var/lib/rigctl/models/meta-llama--Llama-3.1-8B-Instruct@main"
@@ -198,9 +203,10 @@ def test_ten_users_on_cuda_get_vllm_with_tensor_parallel() -> None:
     assert _flag(plan.args, "--max-model-len") == "8192"
     assert _flag(plan.args, "--gpu-memory-utilization") == "0.90"
     assert "--kv-cache-dtype" not in plan.args
-    assert [p.kv_cache for p in plan.memory.placement] == [13_015_078_502] * 2
+    assert [p.kv_cache for p in plan.memory.placement] == [13_650_515_558] * 2
+    assert [p.overhead for p in plan.memory.placement] == [1_512_046_592] * 2
     assert plan.reasons[0].startswith("vLLM: 10 concurrent users on CUDA compute 8.9")
-    assert "room for 24 sequences" in plan.reasons[1]
+    assert "room for 25 sequences" in plan.reasons[1]
     assert plan.model.format == "safetensors" and plan.model.size_bytes == 16_060_522_496
 
 

@@ -22,6 +22,7 @@ SWA_PATTERN_BY_ARCH: dict[str, int] = {
     "gemma3": 6,
     "cohere2": 4,
     "gpt-oss": 2,
+    "llama4": 4,  # chunked attention (LLAMA_SWA_TYPE_CHUNKED), sized like a window
 }
 
 # Bits per weight of the token embedding and of the output head that `llama-quantize`
@@ -156,11 +157,17 @@ class ModelFacts:
     hf_revision: str | None = None  # safetensors: the revision (a commit once resolved)
     hf_dir: str | None = None  # safetensors: a model directory on the controller
     hf_dtype: str | None = None  # safetensors: the stored dtype (config torch_dtype)
+    # safetensors: a quantized checkpoint's quantization_config (quant_method, weight bits):
+    # its weights load as stored, hf_weights_bytes of them
+    hf_quant: str | None = None
+    hf_quant_bits: int | None = None
+    hf_quant_float: bool = False  # floating-point weights (FP8), not integers
     # Mixture of experts ({arch}.expert_count, .expert_used_count, .expert_feed_forward_length,
     # .expert_shared_count): 0 experts for a dense model
     expert_count: int = 0
     expert_used_count: int = 0
     expert_ffn_length: int | None = None
+    feed_forward_length: int | None = None  # a dense layer's FFN width ({arch}.feed_forward_length)
     expert_shared_count: int = 0
     # parameters, from the tensor table (or the catalog's source); active: what one token uses
     # (the dense part, plus expert_used_count of expert_count routed experts)

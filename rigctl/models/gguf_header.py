@@ -326,6 +326,7 @@ def _facts(
         expert_count=experts,
         expert_used_count=used,
         expert_ffn_length=_int(_value(reader, f"{arch}.expert_feed_forward_length")),
+        feed_forward_length=_int(_value(reader, f"{arch}.feed_forward_length")),
         expert_shared_count=_int(_value(reader, f"{arch}.expert_shared_count")) or 0,
         parameters=parameters,
         active_parameters=active,

@@ -57,6 +57,54 @@ def _int(config: dict[str, Any], *keys: str) -> int:
     return 0
 
 
+#: ``quantization_config.quant_method`` values vLLM loads (vllm/model_executor/layers/
+#: quantization/__init__.py's QUANTIZATION_METHODS, the ones a checkpoint names itself).
+QUANT_METHODS = frozenset({
+    "awq", "awq_marlin", "gptq", "gptq_marlin", "fp8", "compressed-tensors", "bitsandbytes",
+    "mxfp4", "modelopt", "modelopt_fp4", "fbgemm_fp8", "experts_int8", "gguf", "torchao",
+})
+
+
+def quantization_of(
+    config: dict[str, Any], source: str
+) -> tuple[str | None, int | None, bool]:
+    """(quant_method, weight bits, floating-point weights) of a checkpoint's
+    ``quantization_config``, (None, None, False) for an unquantized one; BadInput for a method
+    vLLM does not load (the config is untrusted)."""
+    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
+    assert isinstance(text, dict)
+    qc = config.get("quantization_config") or text.get("quantization_config")
+    if qc is None:
+        return None, None, False
+    if not isinstance(qc, dict):
+        raise BadInput(f"config.json of {source}: quantization_config is not an object",
+                       field="model")
+    method = qc.get("quant_method")
+    if not isinstance(method, str) or method.lower() not in QUANT_METHODS:
+        raise BadInput(
+            f"config.json of {source}: quantization_config.quant_method "
+            f"{redact(repr(method))[:40]} is not one vLLM loads "
+            f"({', '.join(sorted(QUANT_METHODS))})",
+            field="model",
+        )
+    method = method.lower()
+    bits = _int(qc, "bits", "w_bit", "num_bits")
+    floating = method in ("fp8", "fbgemm_fp8", "mxfp4")
+    groups = qc.get("config_groups")
+    if not bits and isinstance(groups, dict):
+        # compressed-tensors: config_groups.<group>.weights.{num_bits,type}
+        for group in groups.values():
+            weights = group.get("weights") if isinstance(group, dict) else None
+            if isinstance(weights, dict) and (bits := _int(weights, "num_bits")):
+                floating = weights.get("type") == "float"
+                break
+    if not bits and method in ("fp8", "fbgemm_fp8"):
+        bits = 8
+    if not bits and method == "mxfp4":
+        bits = 4
+    return method, (bits if bits and bits <= 16 else None), floating
+
+
 def facts_from_config(
     config: dict[str, Any],
     *,
@@ -91,6 +139,9 @@ def facts_from_config(
         or "bfloat16"
     )
     window = _int(text, "sliding_window") or None
+    quant_method, quant_bits, quant_float = quantization_of(config, source)
+    ffn = _int(text, "intermediate_size", "n_inner", "ffn_dim")
+    experts = _int(text, "num_local_experts", "num_experts", "n_routed_experts")
     return ModelFacts(
         architecture=str(config.get("model_type") or text.get("model_type") or "unknown"),
         n_layers=layers,
@@ -113,6 +164,15 @@ def facts_from_config(
         hf_revision=revision,
         hf_dir=local_dir,
         hf_dtype=dtype if dtype in DTYPE_BYTES else "bfloat16",
+        hf_quant=quant_method,
+        hf_quant_bits=quant_bits,
+        hf_quant_float=quant_float,
+        feed_forward_length=ffn or None,
+        expert_count=experts,
+        expert_used_count=_int(text, "num_experts_per_tok", "experts_per_token"),
+        # Mixtral and gpt-oss name an expert's width intermediate_size
+        expert_ffn_length=(_int(text, "moe_intermediate_size") or ffn or None) if experts > 1
+        else None,
     )
 
 

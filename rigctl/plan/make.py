@@ -38,9 +38,11 @@ from rigctl.plan.runtime import (
 )
 from rigctl.plan.types import DevicePlacement, MemoryPlan, Plan, PlannedModel
 from rigctl.plan.vllm import (
+    CheckpointChoice,
     VllmFit,
+    checkpoint_label,
+    choose_checkpoint,
     cpu_dtype,
-    fit_vllm,
     fit_vllm_cpu,
     vllm_args,
     vllm_env,
@@ -213,6 +215,8 @@ def _vllm_plan(
     source, host_path, served = vllm_host_path(base, model_dir)
     if fit.device == "cpu":
         quant = _QUANT_OF_DTYPE[fit.dtype]
+    elif base.hf_quant:
+        quant = checkpoint_label(base).split()[0].upper()
     else:
         quant = "F16" if base.hf_dtype == "float16" else "BF16"
     model = PlannedModel(
@@ -405,6 +409,8 @@ def make_plan(
 
     blocker = vllm_blocker(hardware, accelerator, has_safetensors)
     fit: VllmFit | None = None
+    choice: CheckpointChoice | None = None
+    vllm_base = base
     # Also for an explicit llama.cpp/Ollama: whether vLLM would fit decides a warning.
     # vLLM's ROCm build is not on PyPI: auto considers it only where the host data names an
     # index or a wheelhouse for it (an explicit runtime: vllm is refused by the role without)
@@ -421,9 +427,11 @@ def make_plan(
                 dtype=cpu_dtype(hardware.cpu.flags),
             )
         else:
-            fit = fit_vllm(
-                base, gpus, context=context, concurrency=concurrency, compute_capability=cc
+            choice = choose_checkpoint(
+                catalog.vllm_facts(base) if catalog else [base], gpus, context=context,
+                concurrency=concurrency, compute_capability=cc,
             )
+            fit, vllm_base = choice.fit, choice.facts
 
     placement = layout.placement if layout else None
     situation = Situation(
@@ -432,7 +440,7 @@ def make_plan(
         prefer=prefer,
         compute_capability=cc,
         vllm_blocker=blocker,
-        vllm_fits=bool(fit and fit.runs),
+        vllm_fits=bool(fit and fit.runs and not (choice and choice.blocked)),
         partial_offload=bool(placement and placement.gpus and not placement.full_offload),
         kv_mixed=bool(placement and placement.kv_mixed),
         multi_gpu=bool(placement and placement.gpus_used > 1),
@@ -452,12 +460,22 @@ def make_plan(
 
     if chosen == "vllm":
         assert fit is not None
-        exact = catalog.hf_weights_exact if catalog else True
+        exact = catalog.vllm_size_exact(vllm_base.hf_repo) if catalog else True
         planned, args, memory = _vllm_plan(
-            base, fit, context=context, concurrency=concurrency, exact=exact, model_dir=model_dir
+            vllm_base, fit, context=context, concurrency=concurrency, exact=exact,
+            model_dir=model_dir,
         )
         env: dict[str, str] = vllm_env(fit)
-        reasons.append(vllm_reason(fit, context=context, concurrency=concurrency))
+        label = checkpoint_label(vllm_base)
+        if choice is not None and choice.passed_over:
+            reasons.append(
+                f"checkpoint {vllm_base.hf_repo} ({label}, {vllm_base.hf_weights_bytes or 0:,} "
+                f"bytes), the best quality that serves {concurrency} × {context:,} tokens here; "
+                f"not {'; not '.join(choice.passed_over)}"
+            )
+        if choice is not None and choice.blocked:
+            errors.append(choice.blocked)
+        reasons.append(vllm_reason(fit, context=context, concurrency=concurrency, label=label))
         reasons.append(f"--max-num-seqs {concurrency}: one running sequence per user")
         if accelerator == "rocm" and runtime == "auto":
             warnings.append("vLLM on ROCm: memory figures assume CUDA's; check the first start")
@@ -469,7 +487,7 @@ def make_plan(
             )
         elif not fit.runs:
             errors.append(
-                f"vLLM cannot load {planned.name}: {gib(fit.weights_per_gpu)} of bf16 "
+                f"vLLM cannot load {planned.name}: {gib(fit.weights_per_gpu)} of {label} "
                 f"weights per GPU at tensor parallel {fit.tensor_parallel} leave no room for "
                 f"one {context:,}-token sequence"
             )

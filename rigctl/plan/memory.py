@@ -186,6 +186,7 @@ class Device:
     name: str  # cuda:0 | rocm:0 | vulkan:0 | metal:0 | cpu
     capacity: int
     reserved: int  # not for the model: runtime context and margin (GPU) or the OS (host)
+    model: str = ""  # the GPU's product name, as detection read it
 
     @property
     def usable(self) -> int:
@@ -200,7 +201,7 @@ def gpu_devices(hardware: Hardware, accelerator: str) -> list[Device]:
     vendor = _VENDOR_BY_ACCELERATOR.get(accelerator)
     reserve = GPU_RUNTIME_RESERVE.get(accelerator, 512 * MiB) + GPU_MARGIN
     return [
-        Device(f"{accelerator}:{gpu.index}", gpu.memory_bytes, reserve)
+        Device(f"{accelerator}:{gpu.index}", gpu.memory_bytes, reserve, gpu.name)
         for gpu in hardware.gpus
         if (vendor is None or gpu.vendor == vendor) and (gpu.memory_bytes or 0) > 0
     ]

