@@ -1,0 +1,127 @@
+"""Does the planner count what llama-server allocates? Planned ÷ measured, side by side.
+
+On a provisioned llama.cpp host (``make demo`` leaves one), for each context × slot count:
+plan the deployed model on the host's detected hardware (``rigctl.plan.make_plan``, llama.cpp),
+start the host's own ``llama-server`` with exactly the plan's arguments on a spare loopback
+port, wait until it answers ``/health``, and read what it allocated from its own buffer report
+(``model buffer size``, ``KV buffer size``, ``compute buffer size`` and ``output buffer size``
+per device, in MiB) and its resident memory (``VmRSS``); then print planned ÷ measured for the
+weights, the KV cache and the compute buffers. The planner's goal is each within 0.9–1.1.
+
+The model's facts come from its real header: the GGUF is copied from the host to a temporary
+file on the controller first.
+
+Usage: python benchmarks/plan_accuracy.py [INVENTORY] [--host NAME] [--contexts 2048,8192]
+       [--slots 1,4] [--port 18181]
+"""
+
+from __future__ import annotations
+
+from rigctl import _gevent
+
+_gevent.patch()  # before ssl/requests load (pyinfra runs on gevent)
+
+# ruff: noqa: E402
+import argparse
+import re
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+from rigctl.detect_host import detect_host
+from rigctl.manifest import read_deployment
+from rigctl.models.gguf_header import read_local_header
+from rigctl.plan import make_plan
+from rigctl.pyinfra_api import Session, fetch_file, load_inventory, run_command
+
+SERVER = "/opt/rigctl/llamacpp/current/bin/llama-server"
+MiB = 1 << 20
+#: llama.cpp's buffer report lines (src/llama-model.cpp, llama-kv-cache.cpp, llama-context.cpp)
+BUFFER = re.compile(
+    r"(?P<device>[A-Za-z0-9_]+) (?P<kind>model|KV|compute|output) buffer size =\s+"
+    r"(?P<mib>[0-9.]+) MiB"
+)
+
+
+def measured(log: str) -> dict[str, int]:
+    """Bytes per kind (model, KV, compute: compute and output buffers) from a server's log."""
+    totals = {"model": 0, "KV": 0, "compute": 0}
+    for match in BUFFER.finditer(log):
+        kind = "compute" if match["kind"] == "output" else match["kind"]
+        totals[kind] += round(float(match["mib"]) * MiB)
+    return totals
+
+
+def serve_once(host: object, args: list[str], port: int) -> tuple[str, int]:
+    """Start llama-server with ``args``, wait for /health, return (its log, VmRSS bytes)."""
+    log = f"/tmp/rigctl-plan-accuracy-{port}.log"
+    argv = shlex.join([SERVER, *args, "--host", "127.0.0.1", "--port", str(port)])
+    script = (
+        f"{argv} > {log} 2>&1 & pid=$!; "
+        f"for i in $(seq 1 240); do "
+        f"curl -fs http://127.0.0.1:{port}/health >/dev/null && break; sleep 0.5; done; "
+        "rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status); "
+        f"kill $pid; wait $pid 2>/dev/null; echo RSS_KB=$rss; cat {log}; rm -f {log}"
+    )
+    ok, out, err = run_command(host, script)  # type: ignore[arg-type]
+    if not ok:
+        raise RuntimeError(f"llama-server did not run: {err[-400:]}")
+    rss = re.search(r"RSS_KB=(\d+)", out)
+    return out, int(rss[1]) * 1024 if rss else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("inventory", nargs="?", default="inventories/lab.py")
+    parser.add_argument("--host")
+    parser.add_argument("--contexts", default="2048,8192")
+    parser.add_argument("--slots", default="1,4")
+    parser.add_argument("--port", type=int, default=18181)
+    options = parser.parse_args()
+    contexts = [int(c) for c in options.contexts.split(",")]
+    slot_counts = [int(s) for s in options.slots.split(",")]
+
+    inventory = load_inventory(options.inventory)
+    worst = 0.0
+    with Session(inventory) as session, tempfile.TemporaryDirectory() as tmp:
+        target = session.host(options.host) if options.host else session.active_hosts[0]
+        deployment = read_deployment(target)
+        if deployment.runtime != "llamacpp":
+            print(f"{target.name} serves {deployment.runtime}, not llama.cpp", file=sys.stderr)
+            return 2
+        local = Path(tmp) / Path(deployment.model_path).name
+        fetch_file(target, deployment.model_path, local)
+        facts = read_local_header(local)
+        hardware = detect_host(target)
+        print(f"{target.name}: {facts.display_name} on {hardware.accelerator}")
+        print(f"{'context':>8} {'slots':>5}  {'part':<8} {'planned MiB':>12} {'measured MiB':>13} "
+              f"{'ratio':>6}")
+        for context in contexts:
+            for slots in slot_counts:
+                plan = make_plan(hardware, facts, concurrency=slots, context=context,
+                                 runtime="llamacpp")
+                args = list(plan.args)
+                args[args.index("-m") + 1] = deployment.model_path
+                log, rss = serve_once(target, args, options.port)
+                got = measured(log)
+                rows = plan.memory.placement
+                planned = {
+                    "model": sum(r.weights for r in rows),
+                    "KV": sum(r.kv_cache for r in rows),
+                    "compute": sum(r.overhead for r in rows),
+                }
+                for part in ("model", "KV", "compute"):
+                    ratio = planned[part] / got[part] if got[part] else float("nan")
+                    worst = max(worst, abs(1 - ratio)) if got[part] else worst
+                    print(f"{context:>8} {slots:>5}  {part:<8} {planned[part] / MiB:>12.1f} "
+                          f"{got[part] / MiB:>13.1f} {ratio:>6.3f}")
+                total = sum(planned.values())
+                print(f"{context:>8} {slots:>5}  {'RSS':<8} {total / MiB:>12.1f} "
+                      f"{rss / MiB:>13.1f} {total / rss if rss else float('nan'):>6.3f}")
+    print(f"largest deviation of a part from 1.0: {worst:.3f} (goal: within 0.1)")
+    return 0 if worst <= 0.1 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
