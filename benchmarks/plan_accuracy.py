@@ -27,7 +27,9 @@ import re
 import shlex
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rigctl.detect_host import detect_host
 from rigctl.manifest import read_deployment
@@ -53,22 +55,68 @@ def measured(log: str) -> dict[str, int]:
     return totals
 
 
-def serve_once(host: object, args: list[str], port: int) -> tuple[str, int]:
+def serve_once(host: Any, args: list[str], port: int) -> tuple[str, int]:
     """Start llama-server with ``args``, wait for /health, return (its log, VmRSS bytes)."""
     log = f"/tmp/rigctl-plan-accuracy-{port}.log"
     argv = shlex.join([SERVER, *args, "--host", "127.0.0.1", "--port", str(port)])
     script = (
         f"{argv} > {log} 2>&1 & pid=$!; "
-        f"for i in $(seq 1 240); do "
-        f"curl -fs http://127.0.0.1:{port}/health >/dev/null && break; sleep 0.5; done; "
-        "rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status); "
-        f"kill $pid; wait $pid 2>/dev/null; echo RSS_KB=$rss; cat {log}; rm -f {log}"
+        "up=0; for i in $(seq 1 240); do "
+        f"curl -fs http://127.0.0.1:{port}/health >/dev/null && {{ up=1; break; }}; sleep 0.5; "
+        "done; rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status); "
+        f"kill $pid; wait $pid 2>/dev/null; echo UP=$up RSS_KB=$rss; cat {log}; rm -f {log}"
     )
-    ok, out, err = run_command(host, script)  # type: ignore[arg-type]
-    if not ok:
-        raise RuntimeError(f"llama-server did not run: {err[-400:]}")
+    ok, out, err = run_command(host, script)
+    if not ok or "UP=1" not in out:
+        raise RuntimeError(f"llama-server did not come up: {(out + err)[-600:]}")
     rss = re.search(r"RSS_KB=(\d+)", out)
     return out, int(rss[1]) * 1024 if rss else 0
+
+
+@dataclass(frozen=True)
+class Row:
+    """One part of one configuration: what the plan counted and what the server allocated."""
+
+    context: int
+    slots: int
+    part: str  # model | KV | compute | RSS (the whole plan against the server's resident set)
+    planned: int
+    measured: int
+
+    @property
+    def ratio(self) -> float:
+        return self.planned / self.measured if self.measured else float("nan")
+
+
+def measure(target: Any, contexts: list[int], slot_counts: list[int], port: int) -> list[Row]:
+    """Plan the host's deployed model for each context × slot count, run its llama-server with
+    exactly those arguments and return planned and measured bytes per part."""
+    deployment = read_deployment(target)
+    if deployment.runtime != "llamacpp":
+        raise RuntimeError(f"{target.name} serves {deployment.runtime}, not llama.cpp")
+    hardware = detect_host(target)
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / Path(deployment.model_path).name
+        fetch_file(target, deployment.model_path, local)
+        facts = read_local_header(local)
+    for context in contexts:
+        for slots in slot_counts:
+            plan = make_plan(hardware, facts, concurrency=slots, context=context,
+                             runtime="llamacpp")
+            args = list(plan.args)
+            args[args.index("-m") + 1] = deployment.model_path
+            log, rss = serve_once(target, args, port)
+            got = measured(log)
+            placed = plan.memory.placement
+            planned = {
+                "model": sum(r.weights for r in placed),
+                "KV": sum(r.kv_cache for r in placed),
+                "compute": sum(r.overhead for r in placed),
+            }
+            rows += [Row(context, slots, part, planned[part], got[part]) for part in planned]
+            rows.append(Row(context, slots, "RSS", sum(planned.values()), rss))
+    return rows
 
 
 def main() -> int:
@@ -81,44 +129,20 @@ def main() -> int:
     options = parser.parse_args()
     contexts = [int(c) for c in options.contexts.split(",")]
     slot_counts = [int(s) for s in options.slots.split(",")]
-
-    inventory = load_inventory(options.inventory)
-    worst = 0.0
-    with Session(inventory) as session, tempfile.TemporaryDirectory() as tmp:
+    with Session(load_inventory(options.inventory)) as session:
         target = session.host(options.host) if options.host else session.active_hosts[0]
-        deployment = read_deployment(target)
-        if deployment.runtime != "llamacpp":
-            print(f"{target.name} serves {deployment.runtime}, not llama.cpp", file=sys.stderr)
+        try:
+            rows = measure(target, contexts, slot_counts, options.port)
+        except RuntimeError as e:
+            print(e, file=sys.stderr)
             return 2
-        local = Path(tmp) / Path(deployment.model_path).name
-        fetch_file(target, deployment.model_path, local)
-        facts = read_local_header(local)
-        hardware = detect_host(target)
-        print(f"{target.name}: {facts.display_name} on {hardware.accelerator}")
-        print(f"{'context':>8} {'slots':>5}  {'part':<8} {'planned MiB':>12} {'measured MiB':>13} "
-              f"{'ratio':>6}")
-        for context in contexts:
-            for slots in slot_counts:
-                plan = make_plan(hardware, facts, concurrency=slots, context=context,
-                                 runtime="llamacpp")
-                args = list(plan.args)
-                args[args.index("-m") + 1] = deployment.model_path
-                log, rss = serve_once(target, args, options.port)
-                got = measured(log)
-                rows = plan.memory.placement
-                planned = {
-                    "model": sum(r.weights for r in rows),
-                    "KV": sum(r.kv_cache for r in rows),
-                    "compute": sum(r.overhead for r in rows),
-                }
-                for part in ("model", "KV", "compute"):
-                    ratio = planned[part] / got[part] if got[part] else float("nan")
-                    worst = max(worst, abs(1 - ratio)) if got[part] else worst
-                    print(f"{context:>8} {slots:>5}  {part:<8} {planned[part] / MiB:>12.1f} "
-                          f"{got[part] / MiB:>13.1f} {ratio:>6.3f}")
-                total = sum(planned.values())
-                print(f"{context:>8} {slots:>5}  {'RSS':<8} {total / MiB:>12.1f} "
-                      f"{rss / MiB:>13.1f} {total / rss if rss else float('nan'):>6.3f}")
+    print(f"{'context':>8} {'slots':>5}  {'part':<8} {'planned MiB':>12} {'measured MiB':>13} "
+          f"{'ratio':>6}")
+    for row in rows:
+        print(f"{row.context:>8} {row.slots:>5}  {row.part:<8} {row.planned / MiB:>12.1f} "
+              f"{row.measured / MiB:>13.1f} {row.ratio:>6.3f}")
+    parts = [r for r in rows if r.part != "RSS" and r.measured]
+    worst = max((abs(1 - r.ratio) for r in parts), default=float("nan"))
     print(f"largest deviation of a part from 1.0: {worst:.3f} (goal: within 0.1)")
     return 0 if worst <= 0.1 else 1
 

@@ -237,3 +237,29 @@ def test_models_list_shows_moe_and_active_parameters() -> None:
     qwen = listed["models"]["qwen2.5-32b-instruct"]
     assert qwen["vllm_checkpoints"][0]["repo"] == "Qwen/Qwen2.5-32B-Instruct-AWQ"
     assert listed["models"]["gpt-oss-120b"]["expert_count"] == 128
+
+
+def test_vllm_grows_max_model_len_while_every_user_still_fits() -> None:
+    """With no context, --max-model-len grows as far as the KV pool holds every user at that
+    length (a multiple of 256), up to context_max; a given context is kept as it is."""
+    h200 = _linux(
+        "cuda", [Gpu("nvidia", "NVIDIA H200", 0, 143_771 * (1 << 20), compute_capability="9.0")]
+    )
+    model = get_catalog_model("llama-3.1-70b-instruct")
+    grown = make_plan(h200, model, concurrency=10)
+    pool = grown.memory.placement[0].kv_cache
+    per_token = 80 * 2 * 8 * 128 * 2  # layers · K and V · KV heads · head_dim · bf16: 320 KiB
+    expected = pool // (10 * per_token) // 256 * 256  # 55.8 GiB of pages → 18,176 tokens
+    assert _flag(grown.args, "--max-model-len") == str(expected) and grown.context == expected
+    assert 8192 < expected < 32768
+    assert any(r.startswith(f"context: --max-model-len {expected:,}, grown from 8,192") and
+               "what the KV pool holds for every user" in r for r in grown.reasons)
+    # the 8B's pool on the same GPU holds far more: context_max (default 32,768) stops it
+    small = make_plan(h200, get_catalog_model("llama-3.1-8b-instruct"), concurrency=10)
+    assert _flag(small.args, "--max-model-len") == "32768"
+    assert any("context_max's default, 32,768" in r for r in small.reasons)
+    wider = make_plan(h200, get_catalog_model("llama-3.1-8b-instruct"), concurrency=10,
+                      context_max=131072)
+    assert int(_flag(wider.args, "--max-model-len")) > 32768
+    kept = make_plan(h200, model, concurrency=10, context=8192)
+    assert _flag(kept.args, "--max-model-len") == "8192"

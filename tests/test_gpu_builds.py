@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from rigctl.pyinfra_api import Session, load_inventory, run_command
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.gpu_build]
 
 UNIT = "rigctl-llama-server"
+SERVER = "/opt/rigctl/llamacpp/current/bin/llama-server"
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +103,71 @@ def test_vulkan_host_benches_and_verifies(vulkan_host: dict) -> None:
     assert bench.returncode == 0, bench.stderr[-3000:]
     verify = rigctl("verify", inventory, "--json", env=env, timeout=900)
     assert verify.returncode == 0, verify.stderr[-3000:] + verify.stdout[-3000:]
+
+
+def test_a_moe_model_keeps_the_planned_experts_on_the_cpu_and_the_rest_on_vulkan(
+    vulkan_host: dict, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The tiny real MoE (tests/tiny_moe.py) planned for a Vulkan GPU too small for all its
+    experts: llama-server on lavapipe, run with exactly the plan's arguments, must put the routed
+    experts of the first N layers (the plan's --n-cpu-moe N) in host memory and everything else
+    on Vulkan0, as its own loader reports (``-v``: "tensor ... buffer type overridden to CPU"),
+    with the Vulkan0 model buffer the size the plan put there."""
+    import dataclasses
+
+    from tiny_moe import write_tiny_moe
+
+    from rigctl.detect_host import detect_host
+    from rigctl.models.gguf_header import read_local_header
+    from rigctl.plan import make_plan
+    from rigctl.plan.memory import GPU_MARGIN, GPU_RUNTIME_RESERVE
+    from rigctl.pyinfra_api import files
+
+    (model,) = write_tiny_moe(tmp_path_factory.mktemp("vulkan-moe") / "tiny-qwen3moe.gguf")
+    facts = read_local_header(model)
+    split = facts.weight_split
+    remote = "/var/lib/rigctl/models/tiny-qwen3moe.gguf"
+    name = vulkan_host["host"].name
+    with Session(load_inventory(str(vulkan_host["inventory"]))) as session:
+        session.prepare(lambda: files.put(src=str(model), dest=remote, mode="0644"))
+        session.run()
+        assert session.summary().exit_code == 0
+        hardware = detect_host(session.host(name))
+    assert hardware.accelerator == "vulkan"
+    roomy = make_plan(hardware, facts, context=2048, runtime="llamacpp")
+    assert "--n-cpu-moe" not in roomy.args  # lavapipe's memory is the host's: everything fits
+    # a GPU 2.5 layers' experts short of the whole model
+    whole = roomy.memory.placement[0].bytes
+    reserve = GPU_RUNTIME_RESERVE["vulkan"] + GPU_MARGIN
+    small = whole + reserve - int(2.5 * split.expert_bytes[0])
+    gpu = dataclasses.replace(hardware.gpus[0], memory_bytes=small)
+    plan = make_plan(dataclasses.replace(hardware, gpus=[gpu]), facts, context=2048,
+                     runtime="llamacpp")
+    n = int(plan.args[plan.args.index("--n-cpu-moe") + 1])
+    assert n == 3, plan.reasons
+    args = list(plan.args)
+    args[args.index("-m") + 1] = remote
+    argv = " ".join(shlex.quote(a) for a in [SERVER, *args, "-v", "--host", "127.0.0.1",
+                                              "--port", "18182"])
+    script = (
+        f"{argv} > /tmp/moe.log 2>&1 & pid=$!; up=0; for i in $(seq 1 600); do "
+        "curl -fs http://127.0.0.1:18182/health >/dev/null && { up=1; break; }; sleep 0.5; done; "
+        "kill $pid; wait $pid 2>/dev/null; echo UP=$up; cat /tmp/moe.log"
+    )
+    with Session(load_inventory(str(vulkan_host["inventory"]))) as session:
+        ok, out, err = run_command(session.host(name), script)
+    assert ok and "UP=1" in out, (out + err)[-3000:]
+    on_cpu = {
+        (int(m[1]), m[2])
+        for m in re.finditer(r"tensor blk\.(\d+)\.(ffn_\w+_exps)\.weight .*buffer type overridden "
+                             r"to CPU", out)
+    }
+    assert on_cpu == {(layer, t) for layer in range(n)
+                      for t in ("ffn_gate_exps", "ffn_up_exps", "ffn_down_exps")}, out[-3000:]
+    vulkan = re.search(r"Vulkan0 model buffer size =\s+([0-9.]+) MiB", out)
+    assert vulkan, out[-3000:]
+    planned = plan.memory.placement[0].weights
+    assert abs(float(vulkan[1]) * (1 << 20) - planned) / planned < 0.1, (vulkan[1], planned)
 
 
 # --------------------------------------------------------------------------- CUDA

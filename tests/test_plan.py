@@ -190,7 +190,8 @@ def test_ten_users_on_cuda_get_vllm_with_tensor_parallel() -> None:
     #   10 users · 8,192 tokens · 131,072 = 10,737,418,240.
     # TP 2: 188,743,680 + 629,145,600 + 694,157,312 = 1,512,046,592; weights 8,030,261,248 per
     #   GPU → pool 13,650,515,558 ≥ 10 · 8,192 · 65,536 (4 of 8 KV heads per GPU) =
-    #   5,368,709,120 → TP 2; 13,650,515,558 // 536,870,912 = 25.
+    #   5,368,709,120 → TP 2. No context given: --max-model-len grows while 10 users still fit,
+    #   13,650,515,558 // (10 · 65,536) = 20,829 → 20,736 (a multiple of 256).
     assert (
         _flag(plan.args, "--model")
         == "/var/lib/rigctl/models/meta-llama--Llama-3.1-8B-Instruct@main"
@@ -200,13 +201,14 @@ def test_ten_users_on_cuda_get_vllm_with_tensor_parallel() -> None:
     assert plan.executable == "python -m vllm.entrypoints.openai.api_server"
     assert _flag(plan.args, "--tensor-parallel-size") == "2"
     assert _flag(plan.args, "--max-num-seqs") == "10"
-    assert _flag(plan.args, "--max-model-len") == "8192"
+    assert _flag(plan.args, "--max-model-len") == "20736" and plan.context == 20736
     assert _flag(plan.args, "--gpu-memory-utilization") == "0.90"
     assert "--kv-cache-dtype" not in plan.args
     assert [p.kv_cache for p in plan.memory.placement] == [13_650_515_558] * 2
     assert [p.overhead for p in plan.memory.placement] == [1_512_046_592] * 2
     assert plan.reasons[0].startswith("vLLM: 10 concurrent users on CUDA compute 8.9")
-    assert "room for 25 sequences" in plan.reasons[1]
+    assert plan.reasons[1].startswith("context: --max-model-len 20,736, grown from 8,192")
+    assert "room for 10 sequences of 20,736 tokens" in plan.reasons[2]
     assert plan.model.format == "safetensors" and plan.model.size_bytes == 16_060_522_496
 
 

@@ -44,6 +44,7 @@ from rigctl.plan.vllm import (
     choose_checkpoint,
     cpu_dtype,
     fit_vllm_cpu,
+    grow_vllm_context,
     vllm_args,
     vllm_env,
     vllm_reason,
@@ -356,7 +357,8 @@ def make_plan(
     (:mod:`rigctl.plan.gpu_software`); their mismatches are errors of the plan.
     With no ``context``, llama.cpp's and Ollama's context grows from the default into the
     memory the placed weights leave, up to ``context_max`` (default 32,768) and the model's
-    trained length (:func:`rigctl.plan.memory.grow_context`); vLLM keeps the default.
+    trained length (:func:`rigctl.plan.memory.grow_context`); vLLM's --max-model-len grows as
+    far as its KV pool holds every user at that length (:func:`rigctl.plan.vllm.grow_vllm_context`).
     ``vllm_rocm_source``: the host data names an index or wheelhouse for vLLM's ROCm build (not
     on PyPI), so ``auto`` may choose vLLM on a supported AMD GPU.
     """
@@ -460,6 +462,18 @@ def make_plan(
 
     if chosen == "vllm":
         assert fit is not None
+        if asked_context is None and fit.device == "gpu":
+            grown = grow_vllm_context(vllm_base, gpus, fit, start=context, cap=context_cap,
+                                      concurrency=concurrency)
+            if grown is not fit:
+                limit = cap_reason if grown.context >= context_cap else (
+                    "what the KV pool holds for every user")
+                reasons.append(
+                    f"context: --max-model-len {grown.context:,}, grown from {context:,} "
+                    f"(none given) so that the KV pool still holds {concurrency} × the full "
+                    f"length (at most {limit})"
+                )
+                fit, context = grown, grown.context
         exact = catalog.vllm_size_exact(vllm_base.hf_repo) if catalog else True
         planned, args, memory = _vllm_plan(
             vllm_base, fit, context=context, concurrency=concurrency, exact=exact,

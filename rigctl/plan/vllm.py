@@ -87,6 +87,7 @@ class VllmFit:
     dtype: str = "auto"  # --dtype: auto on GPUs; float32 or bfloat16 on CPUs
     kv_space_gib: int = 0  # CPU: VLLM_CPU_KVCACHE_SPACE
     reserved: Reservation | None = None  # GPU: the non-weight reservation per GPU
+    context: int = 0  # the --max-model-len it was laid out for
 
     @property
     def sequences(self) -> int:
@@ -201,7 +202,42 @@ def _layout(
     if pool < 0:
         for row in rows:
             row.bytes = weights + overhead  # over budget: fits is False
-    return VllmFit(size, kv_dtype, rows, weights, pool, per_sequence, target, reserved=reserved)
+    return VllmFit(size, kv_dtype, rows, weights, pool, per_sequence, target, reserved=reserved,
+                   context=context)
+
+
+def grow_vllm_context(
+    facts: ModelFacts,
+    gpus: Sequence[Device],
+    fit: VllmFit,
+    *,
+    start: int,
+    cap: int,
+    concurrency: int,
+) -> VllmFit:
+    """The same layout (tensor parallel size, KV dtype, checkpoint) with the longest
+    --max-model-len up to ``cap`` (a multiple of 256, or ``cap``) for which the KV pool still
+    holds every user at full length: vLLM sizes its pool from the memory left, so what grows is
+    only the promise each request may use it. ``fit`` itself when it does not hold them at
+    ``start``."""
+    if not fit.meets_target or cap <= start or fit.device != "gpu":
+        return fit
+
+    def at(context: int) -> VllmFit:
+        return _layout(facts, gpus, fit.tensor_parallel, fit.kv_dtype, context=context,
+                       concurrency=concurrency)
+
+    top = at(cap)
+    if top.meets_target:
+        return top
+    low, high = start // 256, cap // 256  # low holds them (or is start), high does not
+    while high - low > 1:
+        middle = (low + high) // 2
+        if at(middle * 256).meets_target:
+            low = middle
+        else:
+            high = middle
+    return at(low * 256) if low * 256 > start else fit
 
 
 def fit_vllm(
