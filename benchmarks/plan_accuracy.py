@@ -58,7 +58,8 @@ def measured(log: str) -> dict[str, int]:
 def serve_once(host: Any, args: list[str], port: int) -> tuple[str, int]:
     """Start llama-server with ``args``, wait for /health, return (its log, VmRSS bytes)."""
     log = f"/tmp/rigctl-plan-accuracy-{port}.log"
-    argv = shlex.join([SERVER, *args, "--host", "127.0.0.1", "--port", str(port)])
+    # the buffer report is llama.cpp's INFO level, below llama-server's default threshold (3)
+    argv = shlex.join([SERVER, *args, "-lv", "4", "--host", "127.0.0.1", "--port", str(port)])
     script = (
         f"{argv} > {log} 2>&1 & pid=$!; "
         "up=0; for i in $(seq 1 240); do "
@@ -82,6 +83,7 @@ class Row:
     part: str  # model | KV | compute | RSS (the whole plan against the server's resident set)
     planned: int
     measured: int
+    report: str = ""  # the server's buffer lines behind ``measured``
 
     @property
     def ratio(self) -> float:
@@ -108,13 +110,17 @@ def measure(target: Any, contexts: list[int], slot_counts: list[int], port: int)
             args[args.index("-m") + 1] = deployment.model_path
             log, rss = serve_once(target, args, port)
             got = measured(log)
+            if not any(got.values()):
+                raise RuntimeError(f"no buffer report in llama-server's log: {log[-1500:]}")
             placed = plan.memory.placement
             planned = {
                 "model": sum(r.weights for r in placed),
                 "KV": sum(r.kv_cache for r in placed),
                 "compute": sum(r.overhead for r in placed),
             }
-            rows += [Row(context, slots, part, planned[part], got[part]) for part in planned]
+            report = "; ".join(m[0] for m in BUFFER.finditer(log))
+            rows += [Row(context, slots, part, planned[part], got[part], report)
+                     for part in planned]
             rows.append(Row(context, slots, "RSS", sum(planned.values()), rss))
     return rows
 

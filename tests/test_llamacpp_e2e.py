@@ -349,16 +349,22 @@ def test_the_plan_counts_what_llama_server_allocates(provisioned: dict) -> None:
     compute buffers against llama-server's own buffer report at two contexts × two slot counts
     (Gemma 3 270M: sliding-window layers, a tied embedding), each within 0.9-1.1."""
     import importlib.util
+    import sys
 
     spec = importlib.util.spec_from_file_location(
         "plan_accuracy", Path(__file__).parent.parent / "benchmarks" / "plan_accuracy.py"
     )
     assert spec and spec.loader
     accuracy = importlib.util.module_from_spec(spec)
+    sys.modules["plan_accuracy"] = accuracy  # its dataclasses look their module up
     spec.loader.exec_module(accuracy)
     with Session(load_inventory(str(provisioned["inventory"]))) as session:
         rows = accuracy.measure(session.host(provisioned["host"].name), [2048, 8192], [1, 4], 18181)
-    table = "\n".join(f"{r.context} {r.slots} {r.part} {r.planned} {r.measured} {r.ratio:.3f}" for r in rows)
+    table = "\n".join(
+        f"{r.context} {r.slots} {r.part} {r.planned} {r.measured} {r.ratio:.3f} [{r.report}]" for r in rows
+    )
+    print(table)  # shown with -s: the figures the README quotes
     parts = [r for r in rows if r.part != "RSS"]
     assert len(parts) == 12 and all(r.measured > 0 for r in parts), table
     assert all(0.9 <= r.ratio <= 1.1 for r in parts), table
+

@@ -10,7 +10,7 @@ Shared numbers (bytes) used below:
   bits) = 295,501,824 stays on the CPU; output head (Q6_K, 6.5625 bits) = 430,940,160;
   blocks = 4,920,000,000 − 295,501,824 − 430,940,160 = 4,193,558,016 (131,048,688 each).
   KV f16 per token = 2 · 32 layers · 8 heads · 128 · 2 bytes = 131,072.
-  Compute buffer = -ub 512 · 4 · (128,256 + 4 · 4,096) = 296,222,720.
+  Compute buffer = -ub 512 · 4 · (3 · 14,336 + 4 · 4,096) = 121,634,816 (the FFN phase).
 - Llama 3.1 70B Q4_K_M (42,520,000,000 bytes, 80 layers, hidden 8,192): token_embd
   1,050,673,152 · 4.5/8 = 591,003,648; head · 6.5625/8 = 861,880,320; blocks
   (42,520,000,000 − 591,003,648 − 861,880,320) / 80 = 513,338,950.4 → 513,338,951 each.
@@ -99,9 +99,11 @@ def test_8b_q4_k_m_on_one_24gib_gpu_is_a_full_offload() -> None:
     # No context given: it grows from 8,192 into what the weights leave, up to context_max's
     # default 32,768 (the model's trained length is 131,072).
     # GPU = blocks 4,193,558,016 + head 430,940,160 + KV 32,768 · 131,072 = 4,294,967,296
-    #       + compute 296,222,720 + mask 32,768 · 512 · 2 = 33,554,432
-    #       = 9,249,242,624 ≤ 24,159,191,040 usable → all 32 + head.
-    assert gpu.bytes == 9_249_242_624 and gpu.usable == USABLE_24GIB
+    #       + compute 512 · 4 · (3 · 14,336 + 4 · 4,096) = 121,634,816 (the FFN phase; the
+    #       output phase, one row of logits and a micro-batch of hidden states, is 8,901,632)
+    #       + mask 32,768 · 512 · 2 = 33,554,432
+    #       = 9,074,654,720 ≤ 24,159,191,040 usable → all 32 + head.
+    assert gpu.bytes == 9_074_654_720 and gpu.usable == USABLE_24GIB
     assert _flag(plan.args, "-ngl") == "33"
     assert _flag(plan.args, "-c") == "32768" and _flag(plan.args, "-np") == "1"
     assert _flag(plan.args, "-t") == "16"  # physical cores, not the 32 threads
@@ -139,18 +141,18 @@ def test_70b_q4_k_m_on_one_24gib_gpu_is_a_partial_offload() -> None:
     )
     assert plan.runtime == "llamacpp" and plan.ok
     # Each GPU layer costs 513,338,951 weights + 33,554,432 KV = 546,893,383.
-    # Compute = 329,777,152 + the mask 8,192 · 512 · 2 = 338,165,760.
-    # (24,159,191,040 usable − 338,165,760) / 546,893,383 = 43.56 → 43 layers;
-    # 43 · 546,893,383 + 338,165,760 = 23,854,581,229 fits, 44 layers would be 24,401,474,612.
+    # Compute = 512 · 4 · (3 · 28,672 + 4 · 8,192) = 243,269,632 + the mask 8,192 · 512 · 2
+    # = 251,658,240. (24,159,191,040 usable − 251,658,240) / 546,893,383 = 43.71 → 43 layers;
+    # 43 · 546,893,383 + 251,658,240 = 23,768,073,709 fits, 44 layers would be 24,314,967,092.
     # The output head stays on the CPU, so -ngl is 43, not 81 (and never 999).
     assert _flag(plan.args, "-ngl") == "43"
     assert int(_flag(plan.args, "-ngl")) < 80
     assert "999" not in plan.args
     gpu, host = plan.memory.placement
-    assert gpu.layers == 43 and gpu.bytes == 23_854_581_229
+    assert gpu.layers == 43 and gpu.bytes == 23_768_073_709
     # CPU: 37 layers · 546,893,383 + token_embd 591,003,648 + head 861,880,320 + compute.
     assert host.layers == 37
-    assert host.bytes == 37 * 546_893_383 + 591_003_648 + 861_880_320 + 338_165_760
+    assert host.bytes == 37 * 546_893_383 + 591_003_648 + 861_880_320 + 251_658_240
     assert any("partial offload" in r and "43 of 80 layers" in r for r in plan.reasons)
 
 
@@ -166,10 +168,10 @@ def test_70b_q4_k_m_on_two_24gib_gpus_fits_with_a_tensor_split() -> None:
     gpu0, gpu1, host = plan.memory.placement
     # llama.cpp assigns layer il to GPU upper_bound([0.5, 1.0], il/81): il 0..40 → GPU 0
     # (41 layers), il 41..79 and the head (il 80) → GPU 1 (39 layers).
-    # GPU 0: 41 · 546,893,383 + 338,165,760 (compute and mask) = 22,760,794,463 ≤ 24,159,191,040.
-    # GPU 1: 39 · 546,893,383 + 861,880,320 + 338,165,760 = 22,528,888,017.
+    # GPU 0: 41 · 546,893,383 + 251,658,240 (compute and mask) = 22,674,286,943 ≤ 24,159,191,040.
+    # GPU 1: 39 · 546,893,383 + 861,880,320 + 251,658,240 = 22,442,380,497.
     assert (gpu0.layers, gpu1.layers) == (41, 39)
-    assert gpu0.bytes == 22_760_794_463 and gpu1.bytes == 22_528_888_017
+    assert gpu0.bytes == 22_674_286_943 and gpu1.bytes == 22_442_380_497
     assert host.weights == 591_003_648  # only token_embd stays on the CPU
     assert any("--tensor-split" in r for r in plan.reasons)
 
@@ -218,13 +220,14 @@ def test_ten_users_on_an_m2_max_get_llamacpp_slots_not_vllm() -> None:
     )
     assert plan.runtime == "llamacpp" and plan.ok
     # -c is the total: 10 slots · 8,192 = 81,920. KV = 81,920 · 131,072 = 10,737,418,240.
-    # Compute = 296,222,720 + the mask of one slot's 8,192 cells · 512 · 2 = 304,611,328.
-    # GPU = 4,193,558,016 + 430,940,160 + 10,737,418,240 + 304,611,328 = 15,666,527,744
+    # Compute = 121,634,816 (the FFN phase beats 10 rows of logits) + the mask of one slot's
+    # 8,192 cells · 512 · 2 = 130,023,424.
+    # GPU = 4,193,558,016 + 430,940,160 + 10,737,418,240 + 130,023,424 = 15,491,939,840
     # ≤ 48 GiB − 1 GiB margin (Metal has no CUDA context) = 50,465,865,728.
     assert _flag(plan.args, "-np") == "10" and _flag(plan.args, "-c") == "81920"
     assert _flag(plan.args, "-ngl") == "33" and _flag(plan.args, "-t") == "12"
     gpu = plan.memory.placement[0]
-    assert gpu.device == "metal:0" and gpu.bytes == 15_666_527_744
+    assert gpu.device == "metal:0" and gpu.bytes == 15_491_939_840
     assert gpu.usable == 50_465_865_728
     assert "vllm" not in " ".join(plan.args)
     assert "not vLLM" in plan.reasons[0]
@@ -237,9 +240,9 @@ def test_cpu_only_runs_llamacpp_on_physical_cores() -> None:
     assert plan.runtime == "llamacpp" and plan.ok
     assert _flag(plan.args, "-ngl") == "0" and _flag(plan.args, "-t") == "16"
     (host,) = plan.memory.placement
-    # RAM = file 4,920,000,000 + KV 1,073,741,824 + compute 296,222,720 + mask 8,388,608
-    # = 6,298,353,152 ≤ 64 GiB − 6.4 GiB reserve = 61,847,529,063.
-    assert host.bytes == 6_298_353_152 and host.usable == 61_847_529_063
+    # RAM = file 4,920,000,000 + KV 1,073,741,824 + compute 121,634,816 + mask 8,388,608
+    # = 6,123,765,248 ≤ 64 GiB − 6.4 GiB reserve = 61,847,529,063.
+    assert host.bytes == 6_123_765_248 and host.usable == 61_847_529_063
 
 
 def test_context_that_only_fits_with_a_quantized_kv_cache() -> None:
@@ -250,16 +253,16 @@ def test_context_that_only_fits_with_a_quantized_kv_cache() -> None:
     )
     assert plan.runtime == "llamacpp" and plan.ok
     # Usable 12 GiB − 1.5 GiB = 11,274,289,152; weights + head = 4,624,498,176, compute
-    # 296,222,720 + mask 65,536 · 512 · 2 = 67,108,864.
-    # f16 KV: 65,536 · 131,072 = 8,589,934,592 → 13,577,764,352 total: too much.
+    # 121,634,816 + mask 65,536 · 512 · 2 = 67,108,864.
+    # f16 KV: 65,536 · 131,072 = 8,589,934,592 → 13,403,176,448 total: too much.
     # q8_0 KV: 8,589,934,592 · 1.0625 / 2 = 4,563,402,752, and CUDA's flash attention copies
     # one layer's quantized K and V to f16 for a prompt: 65,536 · 8 · 128 · 2 · 2 = 268,435,456
-    # → 4,624,498,176 + 4,563,402,752 + 631,767,040 = 9,819,667,968: fits, all layers.
+    # → 4,624,498,176 + 4,563,402,752 + 457,179,136 = 9,645,080,064: fits, all layers.
     assert _flag(plan.args, "-ctk") == "q8_0" and _flag(plan.args, "-ctv") == "q8_0"
     assert _flag(plan.args, "-fa") == "on"
     assert _flag(plan.args, "-ngl") == "33"
     assert plan.memory.kv_cache_type == "q8_0"
-    assert plan.memory.placement[0].bytes == 9_819_667_968
+    assert plan.memory.placement[0].bytes == 9_645_080_064
     assert any(r.startswith("KV cache q8_0") and "does not fit" in r for r in plan.reasons)
 
 
@@ -268,11 +271,11 @@ def test_cpu_only_quantizes_the_kv_cache_before_running_out_of_ram() -> None:
     plan = make_plan(box, get_catalog_model("llama-3.1-8b-instruct:q4_k_m"), context=131_072)
     # Usable RAM = 17,179,869,184 − 1,717,986,918 (10%) = 15,461,882,266.
     # f16 KV: 131,072 · 131,072 = 17,179,869,184 alone exceeds it.
-    # q8_0 KV: · 1.0625 / 2 = 9,126,805,504; + 4,920,000,000 + compute 296,222,720 + mask
-    # 131,072 · 512 · 2 = 134,217,728 → 14,477,245,952 (the CPU reads q8_0 as it is: no copy).
+    # q8_0 KV: · 1.0625 / 2 = 9,126,805,504; + 4,920,000,000 + compute 121,634,816 + mask
+    # 131,072 · 512 · 2 = 134,217,728 → 14,302,658,048 (the CPU reads q8_0 as it is: no copy).
     assert plan.ok and _flag(plan.args, "-ctk") == "q8_0" and _flag(plan.args, "-ngl") == "0"
     (host,) = plan.memory.placement
-    assert host.bytes == 14_477_245_952 and host.usable == 15_461_882_266
+    assert host.bytes == 14_302_658_048 and host.usable == 15_461_882_266
     assert any(r.startswith("KV cache q8_0") for r in plan.reasons)
 
 
@@ -295,12 +298,13 @@ def test_gemma_3_270m_on_this_two_core_cpu_box() -> None:
     # KV per token per layer = 2 · 1 KV head · 256 · 2 bytes = 1,024. Globals (5, 11, 17):
     # 3 · 32,768 · 1,024 = 100,663,296; 15 sliding layers keep window 512 + -ub 512 tokens:
     # 15 · 1,024 · 1,024 = 15,728,640; KV = 116,391,936.
-    # Compute = 512 · 4 · (262,144 + 4 · 640) = 542,113,792, + the masks of both caches
-    # (32,768 + 1,024) · 512 · 2 = 34,603,008 → 576,716,800.
-    # RAM = 253,113,024 + 116,391,936 + 576,716,800 = 946,221,760.
+    # Compute = 512 · 4 · (3 · 2,240 + 4 · 640) = 19,005,440 (the catalog has no FFN width:
+    # 3.5 · n_embd; the output phase, one row of 262,144 logits and the hidden states, is
+    # 2,359,296), + the masks of both caches (32,768 + 1,024) · 512 · 2 = 34,603,008
+    # → 53,608,448. RAM = 253,113,024 + 116,391,936 + 53,608,448 = 423,113,408.
     (host,) = plan.memory.placement
     assert plan.memory.kv_cache_bytes == 116_391_936
-    assert host.bytes == 946_221_760
+    assert host.bytes == 423_113_408
     assert plan.model.size_exact and plan.model.sha256 is not None
 
 
@@ -344,18 +348,18 @@ def test_prefer_simple_still_needs_llamacpp_for_a_partial_offload() -> None:
 def test_quant_choice_is_the_best_that_fits_the_gpu() -> None:
     # 8 GiB card: usable 8,589,934,592 − 1,610,612,736 = 6,979,321,856.
     # Q6_K: 6,600,000,000 − token_embd 430,940,160 (Q6_K) + KV 1 GiB + compute > usable.
-    # Q5_K_M: 5,730,000,000 − 361,168,896 (Q5_K) + 1,073,741,824 + compute 296,222,720
-    #         + mask 8,388,608 = 6,747,184,256 ≤ usable → Q5_K_M, at 8,192 tokens.
+    # Q5_K_M: 5,730,000,000 − 361,168,896 (Q5_K) + 1,073,741,824 + compute 121,634,816
+    #         + mask 8,388,608 = 6,572,596,352 ≤ usable → Q5_K_M, at 8,192 tokens.
     # Then the context grows into what is left, in steps of 256 tokens (32 MiB of KV and
-    # 256 KiB of mask each): 9,728 tokens → KV 1,275,068,416 + compute 306,184,192,
-    # 6,950,083,712 in all; 9,984 would be 6,983,900,288 > usable.
+    # 256 KiB of mask each: 33,816,576): 406,725,504 left → 12 steps, 11,264 tokens,
+    # 6,978,395,264 in all; 11,520 would be 7,012,211,840 > usable.
     plan = make_plan(
         _linux("cuda", [_rtx(0, gib=8, cc="8.6")]), get_catalog_model("llama-3.1-8b-instruct")
     )
     assert plan.model.quant == "Q5_K_M"
-    assert plan.memory.placement[0].bytes == 6_950_083_712 and plan.context == 9728
+    assert plan.memory.placement[0].bytes == 6_978_395_264 and plan.context == 11264
     assert (
-        "context: 9,728 tokens per user, grown from 8,192 into the memory the placed weights "
+        "context: 11,264 tokens per user, grown from 8,192 into the memory the placed weights "
         "leave on cuda:0 (none given; at most what fits next to the weights on cuda:0)"
     ) in plan.reasons
     assert any(r.startswith("quant Q5_K_M") and "Q6_K does not" in r for r in plan.reasons)

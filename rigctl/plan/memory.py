@@ -146,6 +146,14 @@ def f16_kv_copy_bytes(facts: ModelFacts, context_total: int, kv_type: str,
     return per * len(quantized)
 
 
+def ffn_width(facts: ModelFacts) -> int:
+    """The feed-forward width one token's activations span: a MoE layer's used experts, a dense
+    layer's FFN, or Llama's 3.5 · n_embd when the model does not say."""
+    if facts.is_moe and facts.expert_ffn_length:
+        return max(1, facts.expert_used_count) * facts.expert_ffn_length
+    return facts.feed_forward_length or math.ceil(3.5 * facts.embedding_length)
+
+
 def llamacpp_compute_bytes(
     facts: ModelFacts,
     ubatch: int = LLAMACPP_UBATCH,
@@ -159,11 +167,18 @@ def llamacpp_compute_bytes(
 ) -> int:
     """Return the compute buffer llama.cpp reserves per device, with flash attention.
 
-    ubatch · 4 bytes · (n_vocab + 4 · n_embd): the f32 logits of a full micro-batch plus a
-    few hidden-state-sized activations. Checked against llama.cpp's log line
-    "CUDA0 compute buffer size = 258.50 MiB" for Llama 3 8B at -ub 512 (this gives 282.5).
-    Without flash attention the KQ matrix (ubatch · context · heads · 4) would add to it;
-    llama-server's default `-fa auto` turns flash attention on where the backend has it.
+    The worst-case graph's peak (llama_context's sched_reserve) is the larger of two phases:
+    the feed-forward one, ubatch · 4 bytes · (3 · the FFN width a token uses + 4 · n_embd) (gate,
+    up and their product beside the hidden states), and the output one, the f32 logits of
+    ``slots`` rows (the pinned llama-server reserves one output per sequence:
+    server_output_limits → n_outputs_max = n_parallel, not a whole micro-batch) plus a
+    micro-batch of hidden states. Measured on the pinned build's CPU backend (``-ub 512``,
+    "CPU compute buffer size"): 58.01 MiB for n_embd 1024 / FFN 8192 and 54.01 for 512 / 8192
+    (this gives both exactly), 22.01 for 2048 / 2048 and 18.01 for 1024 / 2048 (this gives 30
+    and 22: over, the safe side), Gemma 3 270M 20.77 (this gives 20.0). The FFN width is the
+    header's ``feed_forward_length``, a MoE model's experts used × expert width, or 3.5 · n_embd
+    when unknown. Without flash attention the KQ matrix (ubatch · context · heads · 4) would add
+    to it; llama-server's default `-fa auto` turns flash attention on where the backend has it.
     Plus what grows with the cache: the attention mask of one slot's context
     (:func:`attention_mask_bytes`) and, with ``f16_copy`` (a CUDA or ROCm device) and a
     quantized K or V, the f16 copy of one layer's cache for every slot
@@ -171,7 +186,9 @@ def llamacpp_compute_bytes(
     sequence (llama_context's graph_reserve with n_seqs = n_seq_max), so its K/V view spans
     all the streams.
     """
-    base = ubatch * 4 * (facts.vocab_size + 4 * facts.embedding_length)
+    feed_forward = ubatch * 4 * (3 * ffn_width(facts) + 4 * facts.embedding_length)
+    output = 4 * (max(1, slots) * facts.vocab_size + ubatch * facts.embedding_length)
+    base = max(feed_forward, output)
     mask = attention_mask_bytes(facts, context_per_slot, ubatch, swa_tokens_per_slot)
     copy = (
         f16_kv_copy_bytes(facts, context_per_slot * slots, kv_type, v_type) if f16_copy else 0
