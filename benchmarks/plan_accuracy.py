@@ -55,11 +55,16 @@ def measured(log: str) -> dict[str, int]:
     return totals
 
 
-def serve_once(host: Any, args: list[str], port: int) -> tuple[str, int]:
-    """Start llama-server with ``args``, wait for /health, return (its log, VmRSS bytes)."""
+def serve_once(
+    host: Any, args: list[str], port: int, env: dict[str, str] | None = None
+) -> tuple[str, int]:
+    """Start llama-server with ``args`` in the plan's ``env``, wait for /health, return (its
+    log, VmRSS bytes)."""
     log = f"/tmp/rigctl-plan-accuracy-{port}.log"
+    variables = [f"{k}={v}" for k, v in (env or {}).items()]
     # the buffer report is llama.cpp's INFO level, below llama-server's default threshold (3)
-    argv = shlex.join([SERVER, *args, "-lv", "4", "--host", "127.0.0.1", "--port", str(port)])
+    argv = shlex.join(["env", *variables, SERVER, *args, "-lv", "4", "--host", "127.0.0.1",
+                       "--port", str(port)])
     script = (
         f"{argv} > {log} 2>&1 & pid=$!; "
         "up=0; for i in $(seq 1 240); do "
@@ -108,7 +113,7 @@ def measure(target: Any, contexts: list[int], slot_counts: list[int], port: int)
                              runtime="llamacpp")
             args = list(plan.args)
             args[args.index("-m") + 1] = deployment.model_path
-            log, rss = serve_once(target, args, port)
+            log, rss = serve_once(target, args, port, plan.env)
             got = measured(log)
             if not any(got.values()):
                 raise RuntimeError(f"no buffer report in llama-server's log: {log[-1500:]}")

@@ -147,8 +147,10 @@ def test_a_moe_model_keeps_the_planned_experts_on_the_cpu_and_the_rest_on_vulkan
     assert n == 3, plan.reasons
     args = list(plan.args)
     args[args.index("-m") + 1] = remote
-    argv = " ".join(shlex.quote(a) for a in [SERVER, *args, "-v", "--host", "127.0.0.1",
-                                              "--port", "18182"])
+    # the plan's environment too: it is what lets llama.cpp use lavapipe, a CPU-type device
+    env = [f"{k}={v}" for k, v in plan.env.items()]
+    argv = " ".join(shlex.quote(a) for a in ["env", *env, SERVER, *args, "-v", "--host",
+                                              "127.0.0.1", "--port", "18182"])
     script = (
         f"{argv} > /tmp/moe.log 2>&1 & pid=$!; up=0; for i in $(seq 1 600); do "
         "curl -fs http://127.0.0.1:18182/health >/dev/null && { up=1; break; }; sleep 0.5; done; "
@@ -157,17 +159,23 @@ def test_a_moe_model_keeps_the_planned_experts_on_the_cpu_and_the_rest_on_vulkan
     with Session(load_inventory(str(vulkan_host["inventory"]))) as session:
         ok, out, err = run_command(session.host(name), script)
     assert ok and "UP=1" in out, (out + err)[-3000:]
-    on_cpu = {
-        (int(m[1]), m[2])
-        for m in re.finditer(r"tensor blk\.(\d+)\.(ffn_\w+_exps)\.weight .*buffer type overridden "
-                             r"to CPU", out)
-    }
-    assert on_cpu == {(layer, t) for layer in range(n)
-                      for t in ("ffn_gate_exps", "ffn_up_exps", "ffn_down_exps")}, out[-3000:]
+    buffers = "\n".join(line for line in out.splitlines()
+                        if "buffer size" in line or "overridden" in line)
+    # host memory: the CPU's buffer types, or Vulkan's pinned host buffer (Vulkan_Host), which
+    # the loader prefers for a CPU override when a Vulkan device is up
+    overridden = [
+        (int(m[1]), m[2], m[3])
+        for m in re.finditer(r"tensor blk\.(\d+)\.(ffn_\w+_exps)\.weight \([^)]*\) buffer type "
+                             r"overridden to (\S+)", out)
+    ]
+    assert all(buft.startswith("CPU") or buft.endswith("_Host") for _, _, buft in overridden), buffers
+    assert {(layer, t) for layer, t, _ in overridden} == {
+        (layer, t) for layer in range(n) for t in ("ffn_gate_exps", "ffn_up_exps", "ffn_down_exps")
+    }, buffers
     vulkan = re.search(r"Vulkan0 model buffer size =\s+([0-9.]+) MiB", out)
-    assert vulkan, out[-3000:]
+    assert vulkan, buffers
     planned = plan.memory.placement[0].weights
-    assert abs(float(vulkan[1]) * (1 << 20) - planned) / planned < 0.1, (vulkan[1], planned)
+    assert abs(float(vulkan[1]) * (1 << 20) - planned) / planned < 0.1, (buffers, planned)
 
 
 # --------------------------------------------------------------------------- CUDA
