@@ -18,7 +18,13 @@ from rigctl.errors import BadInput
 from rigctl.hardware import Gpu
 from rigctl.models.catalog import CATALOG, get_catalog_model
 from rigctl.models.hf_model import facts_from_config, quantization_of
-from rigctl.models.shapes import FfnShape, Shapes, safetensors_bytes, weight_split_from_shapes
+from rigctl.models.shapes import (
+    FfnShape,
+    Shapes,
+    parameters_of,
+    safetensors_bytes,
+    weight_split_from_shapes,
+)
 from rigctl.plan import make_plan
 from rigctl.plan.vllm import checkpoint_label, quant_blocker
 
@@ -90,6 +96,9 @@ def test_parameter_counts_match_the_publishers() -> None:
     assert round(CATALOG["qwen3-8b"].parameters / 1e8) == 82
     for entry in CATALOG.values():
         facts = entry.facts(entry.quants[0])
+        if entry.shapes is not None:  # the catalog's counts are the shapes' own
+            assert parameters_of(entry.shapes, entry.expert_used_count) == (
+                entry.parameters, entry.active_parameters or entry.parameters), entry.name
         if entry.is_moe:
             split = facts.weight_split
             # the experts are most of a MoE file, and the layers hold them

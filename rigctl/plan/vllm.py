@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from rigctl.models.facts import ModelFacts
 from rigctl.models.hf_model import DTYPE_BYTES
-from rigctl.plan.memory import Device, GiB, MiB, gib, kv_cache_bytes
+from rigctl.plan.memory import Device, GiB, MiB, ffn_width, gib, kv_cache_bytes
 from rigctl.plan.types import DevicePlacement
 
 # vLLM's default --gpu-memory-utilization: the share of each GPU's memory vLLM claims.
@@ -133,17 +133,13 @@ def reservation(facts: ModelFacts, gpu: Device, *, tensor_parallel: int,
     The profiling run's peak is the larger of the sampler's warm-up (``min(max_num_seqs,
     max_num_batched_tokens)`` requests × the vocabulary, :data:`SAMPLER_BYTES_PER_LOGIT`) and the
     forward pass (batched tokens × 2 bytes × (3 × the FFN width one token uses ÷ TP + 6 ×
-    hidden)); an unknown FFN width is taken as 3.5 × hidden (Llama's ratio).
+    hidden)), the width as llama.cpp's compute buffer reads it (:func:`rigctl.plan.memory.ffn_width`).
     """
     tokens = batched_tokens(gpu)
     requests = min(concurrency, tokens)
     vocab = -(-max(facts.vocab_size, 32_000) // 64) * 64
     sampler = math.ceil(SAMPLER_BYTES_PER_LOGIT * requests * vocab)
-    if facts.is_moe and facts.expert_ffn_length:
-        width = facts.expert_ffn_length * max(1, facts.expert_used_count)
-    else:
-        width = facts.feed_forward_length or math.ceil(3.5 * facts.embedding_length)
-    forward = tokens * 2 * (3 * width // tensor_parallel + 6 * facts.embedding_length)
+    forward = tokens * 2 * (3 * ffn_width(facts) // tensor_parallel + 6 * facts.embedding_length)
     return Reservation(
         activation=max(sampler, forward),
         non_torch=NON_TORCH[min(2, tensor_parallel)],
