@@ -9,7 +9,7 @@ from rigctl.cli.render import Markup, emit_json, error_line, esc, line, table
 
 from rigctl.errors import BadInput
 from rigctl.host_plans import HostPlan, plan_inventory, plan_offline
-from rigctl.plan.types import PREFER_CHOICES, RUNTIME_CHOICES
+from rigctl.plan.types import PREFER_CHOICES, RUNTIME_CHOICES, Plan
 
 GiB = 1024**3
 
@@ -19,11 +19,46 @@ def _gib(value: int) -> str:
 
 
 def print_plan(name: str, host_plan: HostPlan) -> None:
-    plan = host_plan.plan
+    joint = host_plan.models
+    if joint is None:
+        _print_one(esc(name), host_plan.plan)
+        return
+    line(
+        Markup(
+            f"[bold]{esc(name)}[/]: {len(joint.plans)} models, {esc(joint.mode)}, at most "
+            f"{joint.models_max} loaded at once"
+        ),
+        soft_wrap=False,
+    )
+    table(
+        None,
+        ["alias", "runtime", "model", "loaded", "gpu", "ram"],
+        (
+            (
+                alias,
+                plan.runtime,
+                f"{plan.model.name} {plan.model.quant}",
+                "always" if joint.mode == "resident" or alias in joint.keep_loaded
+                or plan.runtime == "vllm" else ("first" if alias in joint.loaded else "on demand"),
+                _gib(sum(r.bytes for r in plan.memory.placement if r.device != "cpu")),
+                _gib(sum(r.bytes for r in plan.memory.placement if r.device == "cpu")),
+            )
+            for alias, plan in joint.plans.items()
+        ),
+    )
+    for reason in joint.reasons:
+        line(f"  - {reason}")
+    for error in joint.errors:
+        line(Markup(f"  [red]error:[/] {esc(error)}"))
+    for alias, plan in joint.plans.items():
+        _print_one(f"{esc(name)} / {esc(alias)}", plan)
+
+
+def _print_one(title: str, plan: Plan) -> None:
     model = plan.model
     line(
         Markup(
-            f"[bold]{esc(name)}[/]: {esc(plan.runtime)} serving {esc(model.name)} "
+            f"[bold]{title}[/]: {esc(plan.runtime)} serving {esc(model.name)} "
             f"{esc(model.quant)} ({_gib(model.size_bytes)})"
         ),
         soft_wrap=False,
@@ -68,8 +103,12 @@ def print_plan(name: str, host_plan: HostPlan) -> None:
 )
 @click.option(
     "--model",
-    help="Catalog name (name:quant), hf://org/repo/file.gguf, https:// URL, or GGUF path.",
+    "models",
+    multiple=True,
+    help="Catalog name (name:quant), hf://org/repo/file.gguf, https:// URL, or GGUF path; "
+    "give it more than once to plan several models together (each served by its default alias).",
 )
+@click.option("--models-max", type=int, help="With several --model: how many may be loaded at once.")
 @click.option("--concurrency", type=int, help="Concurrent users to serve.")
 @click.option("--context", type=int, help="Context length per user, in tokens.")
 @click.option(
@@ -85,7 +124,8 @@ def print_plan(name: str, host_plan: HostPlan) -> None:
 def plan(
     target: str | None,
     hardware_file: str | None,
-    model: str | None,
+    models: tuple[str, ...],
+    models_max: int | None,
     concurrency: int | None,
     context: int | None,
     context_max: int | None,
@@ -98,6 +138,8 @@ def plan(
     \b
     rigctl plan INVENTORY                      detect each host, plan from its host data
     rigctl plan --hardware H.json --model M    plan offline from `detect --json` output
+    rigctl plan --hardware H.json --model A --model B [--models-max 1]
+                                               several models on one host, planned together
     """
     overrides: dict[str, Any] = {
         key: value
@@ -107,15 +149,19 @@ def plan(
             "context_max": context_max,
             "runtime": runtime,
             "prefer": prefer,
+            "models_max": models_max,
         }.items()
         if value is not None
     }
+    model = models[0] if len(models) == 1 else None
+    if len(models) > 1:
+        overrides["models"] = [{"model": m} for m in models]
     if hardware_file:
         if target:
             raise BadInput("give either TARGET or --hardware, not both", field="target")
-        if not model:
+        if not models:
             raise BadInput("--hardware needs --model", field="model")
-        result = plan_offline(hardware_file, {"model": model, **overrides})
+        result = plan_offline(hardware_file, {"model": model, **overrides} if model else overrides)
     elif target:
         result = plan_inventory(target, model=model, overrides=overrides)
     else:

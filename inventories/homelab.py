@@ -35,6 +35,15 @@ What to serve
                                  machine; for vLLM also a Hugging Face repository
                                  hf://org/repo@<commit> or a model directory on this machine
                                  (default: none (required))
+    models                       several models on one host: [{"model": ..., "alias": ...,
+                                 "context": ..., "concurrency": ..., "runtime": ...,
+                                 "keep_loaded": true}, ...]; each is served by its alias
+                                 (default: the catalog name, or the file's stem), planned
+                                 together (all resident, or a swap set of at most models_max);
+                                 `model` is the one-entry case (default: none)
+    models_max                   how many of `models` may be loaded at once (the rest load on
+                                 demand, the least recently used unloaded) (default: as many as
+                                 fit together)
     concurrency                  users served at once (decides the runtime: vLLM for many on
                                  CUDA) (default: 1)
     context                      tokens of context per user (at most the model's trained

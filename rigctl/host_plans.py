@@ -9,20 +9,30 @@ from typing import Any
 
 from rigctl.errors import BadInput
 from rigctl.hardware import Hardware
-from rigctl.hostspec import HostSpec, host_spec
+from rigctl.hostspec import HostSpec, ModelSpec, host_spec
 from rigctl.models import resolve_model
 from rigctl.plan import Plan, make_plan, validate_inputs
+from rigctl.plan.multi import ModelEntry, ModelsPlan, plan_models
 
 
 @dataclass
 class HostPlan:
     spec: HostSpec
     hardware: Hardware
-    plan: Plan
+    plan: Plan  # the first model's (the only one's, unless the host lists several `models`)
+    #: the joint plan when the host serves several models
+    models: ModelsPlan | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.models.ok if self.models is not None else self.plan.ok
 
     def to_json(self) -> dict[str, Any]:
         data = self.plan.to_json()
         data["endpoint"] = self.spec.endpoint
+        if self.models is not None:
+            data["models"] = self.models.to_json()
+            data["ok"] = self.ok
         return data
 
 
@@ -33,7 +43,7 @@ class Planning:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed or any(not p.plan.ok for p in self.plans.values()) else 0
+        return 1 if self.failed or any(not p.ok for p in self.plans.values()) else 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,22 +71,63 @@ def plan_for(spec: HostSpec, hardware: Hardware, model: Any) -> Plan:
         raise BadInput(e.detail, host=spec.host, field=e.field) from None
 
 
-def resolve_for(spec: HostSpec) -> Any:
-    """The model's facts for a host's spec, checked against what the spec asks of it (a context
-    beyond the model's trained length, an impossible runtime) before any host is contacted;
-    BadInput names the host."""
+def resolve_for(
+    spec: HostSpec, entry: ModelSpec | None = None, cache: dict[tuple[str, str | None], Any] | None = None
+) -> Any:
+    """The model's facts for a host's spec (or one of its ``models``), checked against what it
+    asks of it (a context beyond the model's trained length, an impossible runtime) before any
+    host is contacted; BadInput names the host (and the entry's alias)."""
+    if entry is None and spec.models:
+        entry = spec.models[0]
+    key = (entry.model, entry.model_sha256) if entry else (spec.model, spec.model_sha256)
+    cache = {} if cache is None else cache
     try:
-        model = resolve_model(spec.model, sha256=spec.model_sha256)
+        if key not in cache:  # a model named by several hosts is resolved (maybe fetched) once
+            cache[key] = resolve_model(key[0], sha256=key[1])
+        model = cache[key]
         validate_inputs(
             model,
-            concurrency=spec.concurrency,
-            context=spec.context,
-            runtime=spec.runtime,
+            concurrency=entry.concurrency if entry else spec.concurrency,
+            context=entry.context if entry else spec.context,
+            runtime=entry.runtime if entry else spec.runtime,
             prefer=spec.prefer,
         )
     except BadInput as e:
-        raise BadInput(e.detail, host=spec.host, field=e.field) from None
+        where = f"{entry.alias}: " if entry and spec.multi_model else ""
+        field = "models" if spec.multi_model else e.field
+        raise BadInput(where + e.detail, host=spec.host, field=field) from None
     return model
+
+
+def resolve_models(
+    spec: HostSpec, cache: dict[tuple[str, str | None], Any] | None = None
+) -> dict[str, Any]:
+    """Every model of the host's spec resolved and checked: alias -> facts (``cache`` shared
+    between hosts)."""
+    return {entry.alias: resolve_for(spec, entry, cache) for entry in spec.models}
+
+
+def host_plan_for(spec: HostSpec, hardware: Hardware, models: dict[str, Any]) -> HostPlan:
+    """The host's plan: its one model's, or the joint plan of its ``models``."""
+    if not spec.multi_model:
+        return HostPlan(spec, hardware, plan_for(spec, hardware, next(iter(models.values()))))
+    try:
+        joint = plan_models(
+            hardware,
+            [
+                ModelEntry(e.alias, models[e.alias], concurrency=e.concurrency,
+                           context=e.context, runtime=e.runtime, keep_loaded=e.keep_loaded)
+                for e in spec.models
+            ],
+            models_max=spec.models_max,
+            prefer=spec.prefer,
+            threads=spec.threads,
+            gpu_software=spec.gpu_software,
+            vllm_rocm_source=spec.vllm_rocm_source,
+        )
+    except BadInput as e:
+        raise BadInput(e.detail, host=spec.host, field=e.field) from None
+    return HostPlan(spec, hardware, joint.plans[spec.models[0].alias], joint)
 
 
 def load_hardware_file(path: str) -> tuple[str, Hardware]:
@@ -103,9 +154,9 @@ def load_hardware_file(path: str) -> tuple[str, Hardware]:
 def plan_offline(hardware_file: str, data: dict[str, Any]) -> Planning:
     name, hardware = load_hardware_file(hardware_file)
     spec = host_spec(name, data)
-    model = resolve_for(spec)
+    models = resolve_models(spec)
     planning = Planning()
-    planning.plans[name] = HostPlan(spec, hardware, plan_for(spec, hardware, model))
+    planning.plans[name] = host_plan_for(spec, hardware, models)
     return planning
 
 
@@ -117,19 +168,20 @@ def plan_inventory(
     from rigctl.pyinfra_api import load_inventory
 
     inventory = load_inventory(target)
-    specs = {
-        host.name: host_spec(host.name, {**host.data.dict(), **(overrides or {})}, model=model)
-        for host in inventory
-    }
-    models = {spec.model: resolve_for(spec) for spec in specs.values()}
+    def data_of(host: Any) -> dict[str, Any]:
+        data = {**host.data.dict(), **(overrides or {})}
+        if "models" in (overrides or {}):  # several --model: they replace the host's own
+            data.pop("model", None)
+        return data
+
+    specs = {host.name: host_spec(host.name, data_of(host), model=model) for host in inventory}
+    cache: dict[tuple[str, str | None], Any] = {}
+    models = {name: resolve_models(spec, cache) for name, spec in specs.items()}
     detection = detect_inventory(inventory)
     planning = Planning()
     for name, result in detection.summary.hosts.items():
         if result.failed:
             planning.failed[name] = {"status": result.status, "error": result.error}
     for name, hardware in detection.hardware.items():
-        spec = specs[name]
-        planning.plans[name] = HostPlan(
-            spec, hardware, plan_for(spec, hardware, models[spec.model])
-        )
+        planning.plans[name] = host_plan_for(specs[name], hardware, models[name])
     return planning

@@ -131,6 +131,14 @@ def provision(
             h.name, HostResult(h.name), spec=host_spec(h.name, h.data.dict(), model=model)
         )
     specs = {name: _spec(outcome) for name, outcome in result.hosts.items()}
+    for name, spec in specs.items():
+        if spec.multi_model:
+            raise BadInput(
+                f"lists {len(spec.models)} models: `rigctl plan` shows their joint plan, but "
+                "this version deploys one model per host (serving several, through llama-server's "
+                "router mode, is not built yet): list one",
+                host=name, field="models",
+            )
     models = {spec.model: resolve_for(spec) for spec in specs.values()}
 
     # 2. Detect, plan, check. Impossible requests are bad input (exit 2): nothing changed yet.

@@ -93,6 +93,20 @@ def trixie_host(lab: Lab) -> LabHost:
     return host
 
 
+def plan_accuracy_module():  # type: ignore[no-untyped-def]
+    """benchmarks/plan_accuracy.py, imported as a module (it is a script, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "plan_accuracy", Path(__file__).parent.parent / "benchmarks" / "plan_accuracy.py"
+    )
+    assert spec and spec.loader
+    accuracy = importlib.util.module_from_spec(spec)
+    sys.modules["plan_accuracy"] = accuracy  # its dataclasses look their module up
+    spec.loader.exec_module(accuracy)
+    return accuracy
+
+
 def forget_known_hosts() -> None:
     """pyinfra reads each known_hosts file once per process (``get_host_keys`` is memoized by
     file name): a host pinned after this process's first SSH session would be refused as

@@ -348,16 +348,9 @@ def test_the_plan_counts_what_llama_server_allocates(provisioned: dict) -> None:
     """benchmarks/plan_accuracy.py on the provisioned host: the plan's weights, KV cache and
     compute buffers against llama-server's own buffer report at two contexts × two slot counts
     (Gemma 3 270M: sliding-window layers, a tied embedding), each within 0.9-1.1."""
-    import importlib.util
-    import sys
+    from conftest import plan_accuracy_module
 
-    spec = importlib.util.spec_from_file_location(
-        "plan_accuracy", Path(__file__).parent.parent / "benchmarks" / "plan_accuracy.py"
-    )
-    assert spec and spec.loader
-    accuracy = importlib.util.module_from_spec(spec)
-    sys.modules["plan_accuracy"] = accuracy  # its dataclasses look their module up
-    spec.loader.exec_module(accuracy)
+    accuracy = plan_accuracy_module()
     with Session(load_inventory(str(provisioned["inventory"]))) as session:
         rows = accuracy.measure(session.host(provisioned["host"].name), [2048, 8192], [1, 4], 18181)
     table = "\n".join(

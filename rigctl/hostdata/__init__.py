@@ -53,13 +53,16 @@ from rigctl.hostdata.checks import (
     optional,
     pattern,
     planner_input,
+    record,
     secret,
     sha256,
     ssh_hostname,
     strict_integer,
     text,
+    unique_by,
     url,
 )
+from rigctl.hostdata.checks import ALIAS as _ALIAS
 from rigctl.plan import limits
 from rigctl.plan.gpu_software import CUDA_TOOLKIT_SOURCES, NVIDIA_DRIVER_MODES, ROCM_SOURCES
 from rigctl.plan.types import PREFER_CHOICES, RUNTIME_CHOICES
@@ -105,6 +108,22 @@ def _keys() -> list[Key]:
             "hf://org/repo/file.gguf, an https:// URL or a path on this machine; for vLLM also "
             "a Hugging Face repository hf://org/repo@<commit> or a model directory on this "
             "machine", "none (required)", "core", what),
+        Key("models", unique_by(record({
+                "model": text(2048),
+                "alias": pattern(_ALIAS, "a name of letters, digits and . _ ~ - (URL-safe, at most 64)"),
+                "model_sha256": sha256,
+                "context": planner_input(limits.check_context),
+                "concurrency": planner_input(limits.check_concurrency),
+                "runtime": choice(*RUNTIME_CHOICES),
+                "keep_loaded": boolean,
+            }, required=("model",)), "alias"),
+            "several models on one host: [{\"model\": ..., \"alias\": ..., \"context\": ..., "
+            "\"concurrency\": ..., \"runtime\": ..., \"keep_loaded\": true}, ...]; each is "
+            "served by its alias (default: the catalog name, or the file's stem), planned "
+            "together (all resident, or a swap set of at most models_max); `model` is the "
+            "one-entry case", "none", "core", what),
+        Key("models_max", integer(1, 64), "how many of `models` may be loaded at once (the "
+            "rest load on demand, the least recently used unloaded)", "as many as fit together", "core", what),
         Key("concurrency", planner_input(limits.check_concurrency), "users served at once (decides the runtime: vLLM for many on CUDA)", "1", "core", what),
         Key("context", planner_input(limits.check_context), "tokens of context per user (at most the model's trained length)", "the planner's", "core", what),
         Key("context_max", planner_input(limits.check_context), "with no `context`, the plan grows the context into the memory the placed weights leave, up to this many tokens per user (and the model's trained length)", "32768", "core", what),

@@ -267,3 +267,58 @@ def llamacpp_source(value: Any, _field: str) -> Any:
     except BadInput as e:
         raise ValueError(e.detail) from None
     return value
+
+
+def record(fields: dict[str, Check], *, required: tuple[str, ...] = ()) -> Check:
+    """A mapping with known fields only, each checked by its own check (``alias: must be ...``);
+    ``required`` fields must be there. Returns the checked fields."""
+
+    def check(value: Any, field: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise ValueError(f"must be a mapping of {', '.join(fields)}, got {_shown(value)}")
+        out: dict[str, Any] = {}
+        for name, entry in value.items():
+            if name not in fields:
+                raise ValueError(
+                    f"unknown field {_shown(name)} (known: {', '.join(fields)})"
+                )
+            if entry is None:
+                continue
+            try:
+                out[name] = fields[name](entry, f"{field}.{name}")
+            except ValueError as e:
+                raise ValueError(f"{name}: {e}") from None
+        missing = [name for name in required if name not in out]
+        if missing:
+            raise ValueError(f"{missing[0]}: required")
+        return out
+
+    return check
+
+
+#: a model's name on its endpoint (the OpenAI ``model`` field, the router's presets section, a
+#: file name on the host): URL-safe, RFC 3986's unreserved characters
+ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$")
+
+
+def unique_by(item: Check, key: str) -> Check:
+    """A list of records (:func:`record`) whose ``key`` fields differ."""
+
+    def check(value: Any, field: str) -> list[dict[str, Any]]:
+        entries = list_of(item, max_items=64)(value, field)
+        if not entries:
+            raise ValueError("must list at least one entry")
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(entries):
+            name = entry.get(key)
+            if name is None:
+                continue
+            if name.lower() in seen:
+                raise ValueError(
+                    f"entry {index}: {key} {name!r} is already entry {seen[name.lower()]}'s"
+                    " (aliases must differ, ignoring case)"
+                )
+            seen[name.lower()] = index
+        return entries
+
+    return check
