@@ -523,9 +523,25 @@ def _vulkan_gpus(facts: _Facts, cpu_devices_memory: int | None = None) -> list[G
                 memory_bytes=memory,
                 driver=_str_or_none(device.get("driver")),
                 device_type=kind,
+                max_tensor_bytes=_vulkan_max_tensor(facts, device["index"]),
             )
         )
     return gpus
+
+
+def _vulkan_max_tensor(facts: _Facts, index: int) -> int | None:
+    """The largest tensor ggml-vulkan takes on device ``index`` (its ``supports_op``: nothing
+    over the allocation limit, nor over maxStorageBufferRange without 64-bit indexing), or None
+    when vulkaninfo reported no limit."""
+    entries = facts.records("VulkanLimits", {"index": int}) or []
+    entry = next((e for e in entries if e["index"] == index), None)
+    if entry is None:
+        return None
+    limits = [entry.get("max_memory_allocation_size")]
+    if entry.get("shader_64bit_indexing") is not True:
+        limits.append(entry.get("max_storage_buffer_range"))
+    known = [v for v in limits if isinstance(v, int) and not isinstance(v, bool) and v > 0]
+    return min(known) if known else None
 
 
 def _intel_vram(facts: _Facts) -> dict[str, dict[str, Any]]:

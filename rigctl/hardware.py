@@ -37,6 +37,10 @@ class Gpu:
     #: of the card ``index`` names; then ``uuid`` is the slice's (``MIG-...``), the only name
     #: CUDA_VISIBLE_DEVICES takes for it, and ``memory_bytes`` the slice's own memory
     mig_profile: str | None = None
+    #: Vulkan: the largest tensor (a weight, or its product over a 512-token batch) the
+    #: backend takes on this device, from vulkaninfo's maxStorageBufferRange and
+    #: maxMemoryAllocationSize; a larger one stays in host memory. None: no such limit known
+    max_tensor_bytes: int | None = None
 
     @property
     def mig_uuid(self) -> str | None:

@@ -349,3 +349,32 @@ def test_malformed_mig_and_intel_values_never_crash(values: dict[str, Any]) -> N
     assert hardware.warnings
     assert Hardware.from_json(hardware.to_json()) == hardware
     plan_8b(hardware)
+
+
+def test_lavapipes_tensor_limit_is_read_and_keeps_a_large_head_in_host_memory() -> None:
+    """Lavapipe's maxStorageBufferRange (128 MiB, a real trixie host's vulkaninfo): ggml-vulkan
+    refuses a larger weight, so a 170 MiB tied head stays in host memory although -ngl
+    offloads its layer; a device with 64-bit indexing has only its allocation limit."""
+    import dataclasses
+
+    from rigctl.models.catalog import get_catalog_model
+    from rigctl.plan.memory import Device, head_too_large
+
+    values = linux_host(
+        VulkanSummary=fixture("pci.VulkanSummary", "llvmpipe_only"),
+        VulkanLimits=fixture("pci.VulkanLimits", "llvmpipe_trixie"),
+    )
+    hardware = build_hardware(values, vulkan_cpu_devices=True)
+    assert hardware.accelerator == "vulkan"
+    assert hardware.gpus[0].max_tensor_bytes == 128 << 20
+    wide = [dict(fixture("pci.VulkanLimits", "llvmpipe_trixie")[0], shader_64bit_indexing=True)]
+    assert build_hardware(dict(values, VulkanLimits=wide), vulkan_cpu_devices=True
+                          ).gpus[0].max_tensor_bytes == 2 << 30
+    assert build_hardware(dict(values, VulkanLimits=None), vulkan_cpu_devices=True
+                          ).gpus[0].max_tensor_bytes is None
+
+    gemma = get_catalog_model("gemma-3-270m-it").facts("q8_0")  # a 262,144 × 640 tied head
+    lavapipe = Device("vulkan:0", 16 << 30, 0, "llvmpipe", 128 << 20)
+    assert head_too_large(gemma, lavapipe)
+    assert not head_too_large(gemma, dataclasses.replace(lavapipe, max_tensor_bytes=4 << 30))
+    assert not head_too_large(gemma, dataclasses.replace(lavapipe, max_tensor_bytes=None))

@@ -178,6 +178,27 @@ def test_a_moe_model_keeps_the_planned_experts_on_the_cpu_and_the_rest_on_vulkan
     assert abs(float(vulkan[1]) * (1 << 20) - planned) / planned < 0.1, (buffers, planned)
 
 
+def test_the_plan_counts_what_llama_server_allocates_on_vulkan(vulkan_host: dict) -> None:
+    """benchmarks/plan_accuracy.py on the Vulkan host: the plan's weights, KV cache and compute
+    buffers (on Vulkan0 and in host memory) against llama-server's own buffer report, each
+    within 0.9-1.1. Lavapipe refuses tensors over its 128 MiB maxStorageBufferRange, so Gemma 3
+    270M's tied 170 MiB head stays in host memory although -ngl offloads its layer: detection
+    reads the limit (VulkanLimits) and the plan keeps the head there (memory.head_too_large)."""
+    from conftest import plan_accuracy_module
+
+    accuracy = plan_accuracy_module()
+    with Session(load_inventory(str(vulkan_host["inventory"]))) as session:
+        target = session.host(vulkan_host["host"].name)
+        rows = accuracy.measure(target, [2048], [1, 4], 18184)
+    table = "\n".join(
+        f"{r.context} {r.slots} {r.part} {r.planned} {r.measured} {r.ratio:.3f} [{r.report}]" for r in rows
+    )
+    print(table)
+    parts = [r for r in rows if r.part != "RSS"]
+    assert len(parts) == 6 and all(r.measured > 0 for r in parts), table
+    assert all(0.9 <= r.ratio <= 1.1 for r in parts), table
+
+
 # --------------------------------------------------------------------------- CUDA
 
 #: Two trixie hosts that detect as an RTX 4090 (the nvidia-smi TEST DOUBLE): the first compiles,

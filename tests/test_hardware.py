@@ -44,6 +44,7 @@ def linux_host(**facts: Any) -> dict[str, Any]:
         "AppleSysctl": None,
         "AppleSystemProfiler": None,
         "VulkanSummary": None,
+        "VulkanLimits": None,
         "IntelVram": [],
     }
     values.update(facts)

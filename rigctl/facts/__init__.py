@@ -20,7 +20,7 @@ from rigctl.facts.nvidia import (
     NvidiaGpus,
     NvidiaMig,
 )
-from rigctl.facts.pci import IntelVram, PciDevices, VulkanSummary
+from rigctl.facts.pci import IntelVram, PciDevices, VulkanLimits, VulkanSummary
 from rigctl.facts.system import DiskFreeBytes, InitSystem, MemoryBytes, OsRelease
 from rigctl.pyinfra_api import FactBase
 
@@ -44,5 +44,6 @@ DETECTION_FACTS: list[type[FactBase[Any]]] = [
     AppleSysctl,
     AppleSystemProfiler,
     VulkanSummary,
+    VulkanLimits,
     IntelVram,
 ]

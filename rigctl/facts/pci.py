@@ -264,6 +264,70 @@ class VulkanSummary(FactBase[list[VulkanDevice] | None]):
         return devices
 
 
+class VulkanLimit(TypedDict):
+    index: int
+    max_storage_buffer_range: int | None
+    max_memory_allocation_size: int | None
+    shader_64bit_indexing: bool
+
+
+class VulkanLimits(FactBase[list[VulkanLimit] | None]):
+    """
+    Returns, per ``GPUn`` of ``vulkaninfo``'s full report, the limits that decide which tensors
+    llama.cpp's Vulkan backend takes: ``maxStorageBufferRange`` (a weight, or the result of its
+    matrix product over a 512-token batch, larger than this stays in host memory unless the
+    device has ``VK_EXT_shader_64bit_indexing``: ggml-vulkan's ``supports_op``) and
+    ``maxMemoryAllocationSize``; ``None`` when vulkaninfo is not installed.
+
+    .. code:: python
+
+        [{"index": 0, "max_storage_buffer_range": 134217728,
+          "max_memory_allocation_size": 2147483648, "shader_64bit_indexing": False}]
+    """
+
+    def requires_command(self) -> str:
+        return "vulkaninfo"
+
+    def command(self) -> str:
+        return (
+            "vulkaninfo 2>/dev/null | grep -E '^GPU[0-9]+:|maxStorageBufferRange|"
+            "maxMemoryAllocationSize|VK_EXT_shader_64bit_indexing' || true"
+        )
+
+    def process(self, output: list[str]) -> list[VulkanLimit] | None:
+        devices: list[VulkanLimit] = []
+        for line in output:
+            header = re.fullmatch(r"GPU(\d+):", line.strip())
+            if header:
+                devices.append(VulkanLimit(index=int(header.group(1)),
+                                           max_storage_buffer_range=None,
+                                           max_memory_allocation_size=None,
+                                           shader_64bit_indexing=False))
+                continue
+            if not devices:
+                continue
+            if "VK_EXT_shader_64bit_indexing" in line:
+                devices[-1]["shader_64bit_indexing"] = True
+                continue
+            key, _, value = line.partition("=")
+            number = _number(value)
+            if key.strip() == "maxStorageBufferRange" and devices[-1]["max_storage_buffer_range"] is None:
+                devices[-1]["max_storage_buffer_range"] = number
+            elif key.strip() == "maxMemoryAllocationSize" and devices[-1]["max_memory_allocation_size"] is None:
+                devices[-1]["max_memory_allocation_size"] = number
+        return devices
+
+
+def _number(value: str) -> int | None:
+    """``134217728`` or ``0x80000000`` (vulkaninfo prints both forms), else None."""
+    text = value.strip().split(" ", 1)[0]
+    if re.fullmatch(r"[0-9]{1,20}", text):
+        return int(text)
+    if re.fullmatch(r"0x[0-9a-fA-F]{1,16}", text):
+        return int(text, 16)
+    return None
+
+
 def _hex_id(value: str | None) -> str | None:
     if value and re.fullmatch(r"0x[0-9a-fA-F]+", value):
         return value.lower()

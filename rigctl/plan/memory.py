@@ -204,6 +204,8 @@ class Device:
     capacity: int
     reserved: int  # not for the model: runtime context and margin (GPU) or the OS (host)
     model: str = ""  # the GPU's product name, as detection read it
+    #: Vulkan: the largest tensor the backend takes here (Gpu.max_tensor_bytes); None: no limit
+    max_tensor_bytes: int | None = None
 
     @property
     def usable(self) -> int:
@@ -218,7 +220,8 @@ def gpu_devices(hardware: Hardware, accelerator: str) -> list[Device]:
     vendor = _VENDOR_BY_ACCELERATOR.get(accelerator)
     reserve = GPU_RUNTIME_RESERVE.get(accelerator, 512 * MiB) + GPU_MARGIN
     return [
-        Device(f"{accelerator}:{gpu.index}", gpu.memory_bytes, reserve, gpu.name)
+        Device(f"{accelerator}:{gpu.index}", gpu.memory_bytes, reserve, gpu.name,
+               gpu.max_tensor_bytes)
         for gpu in hardware.gpus
         if (vendor is None or gpu.vendor == vendor) and (gpu.memory_bytes or 0) > 0
     ]
@@ -317,6 +320,24 @@ class LayerPlacement:
         return [*self.gpus, self.host]
 
 
+#: the batch ggml-vulkan's support check multiplies a weight by (llama-model-loader.cpp's
+#: weight_buft_supported: a 512-token f32 batch)
+_SUPPORT_CHECK_TOKENS = 512
+
+
+def head_too_large(facts: ModelFacts, device: Device) -> bool:
+    """Whether the output head stays in host memory although its layer is offloaded: a device
+    with a tensor limit (Vulkan's maxStorageBufferRange, lavapipe's 128 MiB) refuses a weight,
+    or its product over the 512-token check batch, larger than that (ggml-vulkan supports_op),
+    so llama.cpp's loader falls back to the CPU's buffer (Gemma 3 270M's 170 MiB tied head, whose
+    product is 262,144 × 512 × 4 bytes = 512 MiB, on lavapipe)."""
+    limit = device.max_tensor_bytes
+    if not limit:
+        return False
+    result = facts.vocab_size * _SUPPORT_CHECK_TOKENS * 4
+    return facts.weight_split.output_bytes > limit or result > limit
+
+
 def place_layers(
     facts: ModelFacts,
     hardware: Hardware,
@@ -366,13 +387,19 @@ def place_layers(
     host_row = DevicePlacement("cpu", 0, hardware.memory_bytes, 0,
                                weights=weights.token_embd_bytes)
     moved = 0
+    layers_on_host = head_on_host = False
     for layer in range(n + 1):
         on_gpu = active > 0 and start <= layer < start + active
         if on_gpu:
             index = min(bisect_right(cumulative, (layer - start) / active), len(rows) - 1)
             row = rows[index]
+            if layer == n and head_too_large(facts, gpus[index]):
+                row = host_row
         else:
             row = host_row
+        if row is host_row:
+            layers_on_host = layers_on_host or layer < n
+            head_on_host = head_on_host or layer == n
         if layer < n:
             experts = (
                 weights.expert_bytes[layer]
@@ -392,8 +419,18 @@ def place_layers(
     for row in rows:
         if row.weights:
             row.overhead = compute
-    if active < n + 1 or moved:
-        host_row.overhead = host_compute  # the CPU runs layers, experts or the output head
+    if layers_on_host or moved:
+        host_row.overhead = host_compute  # the CPU runs layers or experts
+    elif gpus:
+        # the graph's inputs live in host memory (ggml's scheduler puts them on the CPU): the
+        # token embeddings the CPU gathers (and a scaled copy) and the attention masks; with the
+        # output head there, the CPU also runs it: one row of logits beside a micro-batch of
+        # hidden states (measured: Gemma 3 270M on lavapipe, head in host memory, "Vulkan_Host
+        # compute buffer size = 5.52 MiB" at 2,048 tokens with 1 slot and with 4; this gives 5.50)
+        mask = attention_mask_bytes(facts, context_per_slot, ubatch, swa_tokens)
+        inputs = 2 * ubatch * facts.embedding_length * 4
+        head = 4 * (facts.vocab_size + ubatch * facts.embedding_length)
+        host_row.overhead = mask + (max(inputs, head) if head_on_host else inputs)
     for row in rows:
         row.bytes = row.weights + row.kv_cache + row.overhead
     host_row.bytes = host_row.weights + host_row.kv_cache + host_row.overhead
