@@ -77,9 +77,8 @@ def resolve_for(
     """The model's facts for a host's spec (or one of its ``models``), checked against what it
     asks of it (a context beyond the model's trained length, an impossible runtime) before any
     host is contacted; BadInput names the host (and the entry's alias)."""
-    if entry is None and spec.models:
-        entry = spec.models[0]
-    key = (entry.model, entry.model_sha256) if entry else (spec.model, spec.model_sha256)
+    entry = entry or spec.models[0]
+    key = (entry.model, entry.model_sha256)
     cache = {} if cache is None else cache
     try:
         if key not in cache:  # a model named by several hosts is resolved (maybe fetched) once
@@ -87,13 +86,13 @@ def resolve_for(
         model = cache[key]
         validate_inputs(
             model,
-            concurrency=entry.concurrency if entry else spec.concurrency,
-            context=entry.context if entry else spec.context,
-            runtime=entry.runtime if entry else spec.runtime,
+            concurrency=entry.concurrency,
+            context=entry.context,
+            runtime=entry.runtime,
             prefer=spec.prefer,
         )
     except BadInput as e:
-        where = f"{entry.alias}: " if entry and spec.multi_model else ""
+        where = f"{entry.alias}: " if spec.multi_model else ""
         field = "models" if spec.multi_model else e.field
         raise BadInput(where + e.detail, host=spec.host, field=field) from None
     return model

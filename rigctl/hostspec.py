@@ -112,11 +112,6 @@ def _model_specs(host: str, data: dict[str, Any], model: str | None) -> tuple[Mo
             context=None if context is None else _field(host, "context", context),
             runtime=_field(host, "runtime", data.get("runtime", "auto")),
         ),)
-    if data.get("model") is not None:
-        raise BadInput(
-            "both `model` and `models` are set: list the model in `models` instead",
-            host=host, field="model",
-        )
     checked = _field(host, "models", entries)
     # the host's own concurrency, context and runtime are each entry's defaults
     concurrency = _field(host, "concurrency", data.get("concurrency", 1))
@@ -148,6 +143,11 @@ def _model_specs(host: str, data: dict[str, Any], model: str | None) -> tuple[Mo
             runtime=entry.get("runtime", runtime),
             keep_loaded=entry.get("keep_loaded", False),
         ))
+    if data.get("model") is not None:
+        raise BadInput(
+            "both `model` and `models` are set: list the model in `models` instead",
+            host=host, field="model",
+        )
     return tuple(specs)
 
 

@@ -59,7 +59,6 @@ from rigctl.hostdata.checks import (
     ssh_hostname,
     strict_integer,
     text,
-    unique_by,
     url,
 )
 from rigctl.hostdata.checks import ALIAS as _ALIAS
@@ -108,7 +107,7 @@ def _keys() -> list[Key]:
             "hf://org/repo/file.gguf, an https:// URL or a path on this machine; for vLLM also "
             "a Hugging Face repository hf://org/repo@<commit> or a model directory on this "
             "machine", "none (required)", "core", what),
-        Key("models", unique_by(record({
+        Key("models", list_of(record({
                 "model": text(2048),
                 "alias": pattern(_ALIAS, "a name of letters, digits and . _ ~ - (URL-safe, at most 64)"),
                 "model_sha256": sha256,
@@ -116,7 +115,7 @@ def _keys() -> list[Key]:
                 "concurrency": planner_input(limits.check_concurrency),
                 "runtime": choice(*RUNTIME_CHOICES),
                 "keep_loaded": boolean,
-            }, required=("model",)), "alias"),
+            }, required=("model",)), max_items=64, min_items=1),
             "several models on one host: [{\"model\": ..., \"alias\": ..., \"context\": ..., "
             "\"concurrency\": ..., \"runtime\": ..., \"keep_loaded\": true}, ...]; each is "
             "served by its alias (default: the catalog name, or the file's stem), planned "

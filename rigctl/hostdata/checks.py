@@ -185,10 +185,13 @@ def mirror(value: Any, field: str) -> str:
         raise ValueError(e.detail) from None
 
 
-def list_of(item: Check, *, max_items: int = 256) -> Check:
+def list_of(item: Check, *, max_items: int = 256, min_items: int = 0) -> Check:
     def check(value: Any, field: str) -> list[Any]:
         if not isinstance(value, list | tuple):
             raise ValueError(f"must be a list, got {_shown(value)}")
+        if len(value) < min_items:
+            least = "one entry" if min_items == 1 else f"{min_items} entries"
+            raise ValueError(f"must list at least {least}")
         if len(value) > max_items:
             raise ValueError(f"must have at most {max_items} entries")
         out = []
@@ -299,26 +302,3 @@ def record(fields: dict[str, Check], *, required: tuple[str, ...] = ()) -> Check
 #: a model's name on its endpoint (the OpenAI ``model`` field, the router's presets section, a
 #: file name on the host): URL-safe, RFC 3986's unreserved characters
 ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$")
-
-
-def unique_by(item: Check, key: str) -> Check:
-    """A list of records (:func:`record`) whose ``key`` fields differ."""
-
-    def check(value: Any, field: str) -> list[dict[str, Any]]:
-        entries = list_of(item, max_items=64)(value, field)
-        if not entries:
-            raise ValueError("must list at least one entry")
-        seen: dict[str, int] = {}
-        for index, entry in enumerate(entries):
-            name = entry.get(key)
-            if name is None:
-                continue
-            if name.lower() in seen:
-                raise ValueError(
-                    f"entry {index}: {key} {name!r} is already entry {seen[name.lower()]}'s"
-                    " (aliases must differ, ignoring case)"
-                )
-            seen[name.lower()] = index
-        return entries
-
-    return check

@@ -121,6 +121,15 @@ def _add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     return {k: a.get(k, 0) + b.get(k, 0) for k in {*a, *b}}
 
 
+def _largest(footprints: list[dict[str, int]], count: int) -> dict[str, int]:
+    """Per device, the sum of the ``count`` largest footprints there (an upper bound for any
+    ``count`` of them loaded together)."""
+    return {
+        device: sum(sorted((f.get(device, 0) for f in footprints), reverse=True)[:count])
+        for device in {d for f in footprints for d in f}
+    }
+
+
 def _shape(plan: Plan) -> tuple[Any, ...]:
     """What sharing must not change: runtime, GPU layers, expert offload, KV types, the
     checkpoint, the GPUs used."""
@@ -233,11 +242,7 @@ def plan_models(
     def peak_of(chosen: dict[str, Plan], count: int) -> dict[str, int] | None:
         """The pinned models and the ``count`` largest on-demand ones, per device; None when
         that is more than a device holds."""
-        footprints = [_footprint(p, hardware) for p in chosen.values()]
-        peak = dict(base)
-        for device in {d for f in footprints for d in f}:
-            largest = sorted((f.get(device, 0) for f in footprints), reverse=True)
-            peak[device] = peak.get(device, 0) + sum(largest[:count])
+        peak = _add(base, _largest([_footprint(p, hardware) for p in chosen.values()], count))
         return peak if all(b <= _usable(hardware, d) for d, b in peak.items()) else None
 
     def budgeted(count: int) -> dict[str, Plan] | None:
@@ -251,11 +256,7 @@ def plan_models(
             footprints = {a: _footprint(p, hardware) for a, p in chosen.items()}
             largest = max(chosen, key=lambda a: sum(v for d, v in footprints[a].items() if d != "cpu")
                           or footprints[a].get("cpu", 0))
-            others = [f for a, f in footprints.items() if a != largest]
-            beside: dict[str, int] = {}
-            for device in {d for f in others for d in f}:
-                ranked = sorted((f.get(device, 0) for f in others), reverse=True)
-                beside[device] = sum(ranked[: count - 1])
+            beside = _largest([f for a, f in footprints.items() if a != largest], count - 1)
             entry = next(e for e in swappable if e.alias == largest)
             again = plan(entry, _without(left, beside))
             if not again.ok or _footprint(again, hardware) == footprints[largest]:
