@@ -28,8 +28,8 @@ def print_result(result: BenchResult) -> None:
         deployment = host.deployment
         line(
             Markup(
-                f"[bold]{esc(name)}[/]: {esc(deployment.runtime)} {esc(deployment.model_name)} "
-                f"{esc(deployment.model_quant)}, build {esc(deployment.build)}, "
+                f"[bold]{esc(name)}[/]: {esc(deployment.runtime)} {esc(host.to_json()['model'])}, "
+                f"build {esc(deployment.build)}, "
                 f"prompt {host.prompt_tokens} tokens"
             )
         )
@@ -68,6 +68,8 @@ def print_result(result: BenchResult) -> None:
 @click.option("--max-tokens", type=int, default=128, show_default=True, help="Tokens generated per request.")
 @click.option("--duration", type=float, default=10.0, show_default=True, help="Seconds per level (at least one request per user).")
 @click.option("--save-baseline", is_flag=True, help="Make this run the baseline later runs compare with.")
+@click.option("--alias", default=None, metavar="ALIAS",
+              help="Of a host's several models, bench this one (default: each in turn).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def bench(
     target: str,
@@ -77,12 +79,14 @@ def bench(
     max_tokens: int,
     duration: float,
     save_baseline: bool,
+    alias: str | None,
     as_json: bool,
 ) -> None:
     """Smoke-benchmark each endpoint: TTFT, tok/s per user, aggregate tok/s under load.
 
     Hosts are measured one after another; the first run of a host becomes its baseline and
-    later runs show the change against it.
+    later runs show the change against it. A host serving several models is measured per
+    model (``host/alias``), each loaded first.
     """
     result = run_bench(
         target,
@@ -92,6 +96,7 @@ def bench(
         duration_s=duration,
         save_baseline=save_baseline,
         limit=limit,
+        alias=alias,
     )
     if as_json:
         emit_json(result.to_json())

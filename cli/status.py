@@ -30,6 +30,18 @@ def _metric(status: HostStatus, names: tuple[str, ...]) -> str:
     return "-"
 
 
+def _model(status: HostStatus) -> str:
+    """The model served (its sha256's start), or each alias with the router's state of it."""
+    d = status.deployment
+    if d is None:
+        return "-"
+    if d.models:
+        return ", ".join(
+            f"{entry['alias']} ({status.models.get(entry['alias'], 'unknown')})" for entry in d.models
+        )
+    return f"{d.model_name} {d.model_quant} ({d.model_sha256[:12]})"
+
+
 def _last_bench(status: HostStatus) -> str:
     levels = (status.last_bench or {}).get("levels") or []
     if not levels:
@@ -57,7 +69,7 @@ def status(target: str, limit: list[str] | None, as_json: bool) -> None:
                     name,
                     d.runtime if d else "-",
                     d.build if d else "-",
-                    f"{d.model_name} {d.model_quant} ({d.model_sha256[:12]})" if d else "-",
+                    _model(s),
                     s.unit_state or "-",
                     "healthy" if s.healthy else (s.health_detail or "-"),
                     *[_metric(s, names) for names in METRICS.values()],

@@ -31,6 +31,7 @@ from rigctl.health import Offload
 from rigctl.hostspec import HostSpec
 from rigctl.manifest import MANIFEST, Deployment
 from rigctl.plan import DEFAULT_MODEL_DIR, Plan
+from rigctl.plan.multi import ModelsPlan
 from rigctl.progress import Reporter
 
 if TYPE_CHECKING:
@@ -80,7 +81,16 @@ class HostInputs:
     data: Any
     spec: HostSpec
     hardware: Hardware
-    plan: Plan
+    plan: Plan  # the first model's (the only one's, unless the host lists several `models`)
+    #: the joint plan, when the host serves several models (a runtime that ``SERVES_SEVERAL``)
+    models: ModelsPlan | None = None
+
+    @property
+    def plans(self) -> dict[str, Plan]:
+        """Every model this deploy serves, by alias (one, unless the host lists several)."""
+        if self.models is not None:
+            return dict(self.models.plans)
+        return {self.spec.models[0].alias if self.spec.models else "default": self.plan}
 
     @property
     def allow_http(self) -> bool:
@@ -114,6 +124,8 @@ class Served:
     offload: Offload | None = None
     #: seconds the smoke check waits for it (vLLM loads and compiles for minutes)
     ready_timeout: float = 180.0
+    #: several models behind the endpoint: each alias is smoke-checked (loaded, then asked)
+    aliases: tuple[str, ...] = ()
 
 
 def record(
@@ -141,6 +153,7 @@ def record(
         health_path=manifest.health_path,
         ready_timeout=ready_timeout,
         offload=offload,
+        aliases=tuple(entry["alias"] for entry in manifest.models) if len(manifest.models) > 1 else (),
     )
 
 
@@ -149,6 +162,8 @@ class Deploy:
 
     #: the service this runtime runs (systemd unit name, without ``.service``)
     UNIT: ClassVar[str]
+    #: whether one deploy serves several models of a host (``models``) behind its endpoint
+    SERVES_SEVERAL: ClassVar[bool] = False
 
     def __init__(self, inputs: HostInputs) -> None:
         """Check the runtime's own settings from host data (``BadInput``, nothing changed)."""
@@ -175,3 +190,8 @@ class Deploy:
     def lock(self) -> tuple[str, int]:
         """The model's sha256 and size, as served, for the inventory's lockfile."""
         return self.inputs.plan.model.sha256 or "", self.inputs.plan.model.size_bytes
+
+    def lock_models(self) -> dict[str, tuple[str, int]]:
+        """Each served model's sha256 and size by alias (a runtime that ``SERVES_SEVERAL``
+        overrides it)."""
+        return {alias: self.lock() for alias in self.inputs.plans}

@@ -21,11 +21,13 @@ from rigctl.deploys import (
     host_gpu_groups,
     record,
 )
+from rigctl.deploys import llamacpp_router as router
 from rigctl.roles import llamacpp, service, toolchain
 from rigctl.roles.llamacpp.backends import cuda_architecture
 from rigctl.roles.service import api_key_path
 from rigctl.templates import render
 
+from rigctl.errors import BadInput
 from rigctl.fetch.builds import cached_build, keep_build
 from rigctl.fetch.http import Verified
 from rigctl.fetch.llamacpp_source import LlamaCppSource, PackedSource
@@ -36,6 +38,7 @@ from rigctl.manifest import Deployment
 from rigctl.operations.files import verified_file
 from rigctl.plan import Plan
 from rigctl.plan.llamacpp import llamacpp_backend
+from rigctl.plan.multi import ModelsPlan
 from rigctl.progress import Reporter
 from rigctl.pyinfra_api import Host, files, host
 
@@ -111,24 +114,49 @@ def render_unit(
     build: llamacpp.BuildSpec,
     prefix: str = llamacpp.defaults.LLAMACPP_PREFIX,
     groups: list[str] | None = None,
+    models: ModelsPlan | None = None,
 ) -> str:
     """The systemd unit for this host's llama-server (Linux); ``prefix``: where builds live;
-    ``groups``: the GPU groups the host has (default: all the backend's)."""
+    ``groups``: the GPU groups the host has (default: all the backend's); ``models``: the joint
+    plan of several models, served by the router (:mod:`rigctl.deploys.llamacpp_router`)."""
+    if models is not None:
+        model_name = ", ".join(models.plans)
+        argv = router.router_argv(spec, models, presets_path(), prefix)
+        environment = router.router_environment(list(models.plans.values()), spec.host)
+        environment_files = [router_key_path()]
+        summary = router.summary(models)
+    else:
+        model_name = f"{plan.model.name} {plan.model.quant}"
+        argv = server_argv(plan, spec, api_key_path(UNIT), prefix)
+        environment = dict(plan.env)
+        environment_files = []
+        summary = f"{plan.runtime}, {plan.concurrency} user(s), {plan.context} tokens each"
     return render(
         "llama-server.service.j2",
         unit=UNIT,
-        model_name=f"{plan.model.name} {plan.model.quant}",
+        model_name=model_name,
         build_name=build.name,
-        plan_summary=f"{plan.runtime}, {plan.concurrency} user(s), {plan.context} tokens each",
+        plan_summary=summary,
         user=USER,
         group=USER,
         supplementary_groups=GPU_GROUPS.get(build.backend, []) if groups is None else groups,
-        argv=server_argv(plan, spec, api_key_path(UNIT), prefix),
-        environment=dict(plan.env),
+        argv=argv,
+        environment=environment,
+        environment_files=environment_files,
         state_directory=UNIT,
         read_only_paths=[MODEL_DIR, prefix, f"/etc/rigctl/{UNIT}"],
         gpu_devices=GPU_DEVICES.get(build.backend, []),
     )
+
+
+def presets_path() -> str:
+    """Where the router's presets file lives (the unit's configuration directory)."""
+    return f"{api_key_path(UNIT).rsplit('/', 1)[0]}/{router.PRESETS_NAME}"
+
+
+def router_key_path() -> str:
+    """The router's key file: ``LLAMA_API_KEY=key``, read by the router and every child."""
+    return api_key_path(UNIT, variable=router.KEY_VARIABLE)
 
 
 def render_plist(
@@ -154,9 +182,11 @@ def render_plist(
 
 class LlamaCppDeploy(Deploy):
     """llama.cpp: the toolchain, a build from source for the host's backend (or the kept build of
-    another host with the same build key), the model, a dedicated user and the unit."""
+    another host with the same build key), the model(s), a dedicated user and the unit: one
+    llama-server, or for several models its router with a presets file."""
 
     UNIT = UNIT
+    SERVES_SEVERAL = True
 
     def __init__(self, inputs: HostInputs) -> None:
         super().__init__(inputs)
@@ -164,17 +194,26 @@ class LlamaCppDeploy(Deploy):
             inputs.data.get("llamacpp_source"), inputs.name, allow_http=inputs.allow_http
         )
         self.cmake_args = list(inputs.data.get("llamacpp_cmake_args", []) or [])
-        self.build = build_spec_for(
-            inputs.hardware, inputs.plan, self.source.version, self.cmake_args
-        )
+        self.plans = inputs.plans
+        self.models = inputs.models if len(self.plans) > 1 else None
+        # one build serves every model: the backend of the one that offloads most
+        widest = max(self.plans.values(), key=lambda plan: plan.memory.gpu_layers or 0)
+        self.build = build_spec_for(inputs.hardware, widest, self.source.version, self.cmake_args)
+        self.paths = _model_paths(self.plans, inputs.name)
         self.packed: PackedSource | None = None
-        self.model: Verified | None = None
+        self.files: dict[str, Verified] = {}  # alias -> the verified model file
+
+    @property
+    def model(self) -> Verified | None:
+        """The first model's file (the only one's, unless the host serves several)."""
+        return self.files.get(next(iter(self.plans)))
 
     def prepare(self, fetches: SharedFetches) -> None:
-        name, plan = self.inputs.name, self.inputs.plan
-        self.model = fetches.model(
-            name, plan.model, self.inputs.mirrors, allow_http=self.inputs.allow_http
-        )
+        name = self.inputs.name
+        for alias, plan in self.plans.items():
+            self.files[alias] = fetches.model(
+                name, plan.model, self.inputs.mirrors, allow_http=self.inputs.allow_http
+            )
         self.packed = fetches.llamacpp_source(name, self.source)
 
     @property
@@ -196,6 +235,10 @@ class LlamaCppDeploy(Deploy):
         assert self.model is not None, "prepare() first"
         return self.model.sha256, self.model.size
 
+    def lock_models(self) -> dict[str, tuple[str, int]]:
+        assert len(self.files) == len(self.plans), "prepare() first"
+        return {alias: (file.sha256, file.size) for alias, file in self.files.items()}
+
     def serve(self) -> Served:
         assert self.packed is not None and self.model is not None, "prepare() first"
         spec, hardware, plan, build = (
@@ -214,21 +257,38 @@ class LlamaCppDeploy(Deploy):
             prebuilt=str(prebuilt) if prebuilt else None,
         )
 
-        model_path = plan.model.runtime_ref
         files.directory(name="model: directory", path=MODEL_DIR, mode="0755")
-        model_op = verified_file(
-            name=f"model: {model_path.rsplit('/', 1)[-1]}",
-            src=str(self.model.path),
-            dest=model_path,
-            sha256=self.model.sha256,
-            mode="0644",
-        )
+        model_ops = []
+        for path, alias in self.paths.items():
+            model_ops.append(verified_file(
+                name=f"model: {path.rsplit('/', 1)[-1]}",
+                src=str(self.files[alias].path),
+                dest=path,
+                sha256=self.files[alias].sha256,
+                mode="0644",
+            ))
 
         groups = host_gpu_groups(build.backend)
         service.user(user_name=USER, groups=groups)
-        key_file = api_key_path(UNIT)
         prefix = llamacpp.install_prefix(host)
+        if self.models is not None:
+            key_file = router_key_path()
+            argv = router.router_argv(spec, self.models, presets_path(), prefix)
+            config = {
+                router.PRESETS_NAME: router.render_presets(
+                    UNIT, self.models, spec.models_idle_seconds
+                )
+            }
+        else:
+            key_file = api_key_path(UNIT)
+            argv = server_argv(plan, spec, key_file, prefix)
+            config = {}
         if hardware.os.init == "launchd":
+            if self.models is not None:
+                raise BadInput(
+                    "several models on macOS (llama-server's router under launchd) is not "
+                    "built yet: list one", host=self.inputs.name, field="models",
+                )
             unit_text = render_plist(spec, plan, build, prefix)
             unit_file = f"/Library/LaunchDaemons/{LAUNCHD_LABEL}.plist"
             service.install_launchd(
@@ -237,22 +297,22 @@ class LlamaCppDeploy(Deploy):
                 plist_text=unit_text,
                 user_name=USER,
                 directories=[f"/var/lib/{UNIT}", "/var/log/rigctl"],
-                changed_inputs=[model_op, current_build],
+                changed_inputs=[*model_ops, current_build],
             )
         else:
-            unit_text = render_unit(spec, plan, build, prefix, groups)
+            unit_text = render_unit(spec, plan, build, prefix, groups, self.models)
             unit_file = service.unit_path(UNIT)
             service.install(
                 unit=UNIT,
                 unit_text=unit_text,
                 user_name=USER,
-                changed_inputs=[model_op, current_build],
-                input_paths=[
-                    model_path,
-                    f"{prefix}/current",
-                    server_argv(plan, spec, key_file, prefix)[0],
-                ],
+                changed_inputs=[*model_ops, current_build],
+                key_variable=router.KEY_VARIABLE if self.models is not None else None,
+                input_paths=[*self.paths, f"{prefix}/current", argv[0]],
+                config_texts=config,
             )
+        rendered = {unit_file: unit_text}
+        rendered.update({presets_path(): text for text in config.values()})
         manifest = Deployment(
             runtime="llamacpp",
             unit=UNIT,
@@ -263,11 +323,42 @@ class LlamaCppDeploy(Deploy):
             build=build.name,
             model_name=plan.model.name,
             model_quant=plan.model.quant,
-            model_path=model_path,
+            model_path=plan.model.runtime_ref,
             model_sha256=self.model.sha256,
-            args=server_argv(plan, spec, key_file, prefix),
-            config_files=[unit_file],
+            args=argv,
+            served_model=next(iter(self.plans)) if self.models is not None else "default",
+            config_files=[unit_file, *([presets_path()] if config else [])],
+            models=[
+                {
+                    "alias": alias,
+                    "model_name": model_plan.model.name,
+                    "model_quant": model_plan.model.quant,
+                    "model_path": model_plan.model.runtime_ref,
+                    "model_sha256": self.files[alias].sha256,
+                }
+                for alias, model_plan in self.plans.items()
+            ] if self.models is not None else [],
         )
         device = GGML_DEVICES.get(build.backend)
-        offload = Offload(device, plan.memory.gpu_layers or 0) if device and plan.memory.gpu_layers else None
-        return record(manifest, spec, {unit_file: unit_text}, offload=offload)
+        # the router's children log through it, each line under its port: the check of where
+        # the layers went reads one server's log, so it is made for a single model only
+        offload = (
+            Offload(device, plan.memory.gpu_layers or 0)
+            if device and plan.memory.gpu_layers and self.models is None else None
+        )
+        return record(manifest, spec, rendered, offload=offload)
+
+
+def _model_paths(plans: dict[str, Plan], host_name: str) -> dict[str, str]:
+    """Each model file's path on the host -> the first alias serving it; two different models
+    that would land on one path are refused (BadInput)."""
+    paths: dict[str, str] = {}
+    for alias, plan in plans.items():
+        path = plan.model.runtime_ref
+        first = paths.setdefault(path, alias)
+        if plans[first].model.source != plan.model.source:
+            raise BadInput(
+                f"{first} and {alias} are different files with one name on the host ({path}): "
+                "rename one of them", host=host_name, field="models",
+            )
+    return paths

@@ -44,6 +44,10 @@ What to serve
     models_max                   how many of `models` may be loaded at once (the rest load on
                                  demand, the least recently used unloaded) (default: as many as
                                  fit together)
+    models_idle_seconds          a loaded model of `models` that is not keep_loaded is unloaded
+                                 after this many seconds without a request (llama.cpp's
+                                 --sleep-idle-seconds; it loads again on the next) (default:
+                                 never)
     concurrency                  users served at once (decides the runtime: vLLM for many on
                                  CUDA) (default: 1)
     context                      tokens of context per user (at most the model's trained

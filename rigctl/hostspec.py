@@ -55,6 +55,8 @@ class HostSpec:
     models: tuple[ModelSpec, ...] = ()
     #: ``models_max``: how many may be loaded at once (None: as many as fit together)
     models_max: int | None = None
+    #: ``models_idle_seconds``: an idle model not kept loaded is unloaded after it (None: never)
+    models_idle_seconds: int | None = None
 
     @property
     def multi_model(self) -> bool:
@@ -158,6 +160,7 @@ def host_spec(host: str, data: dict[str, Any], *, model: str | None = None) -> H
     context_max = data.get("context_max")
     threads = data.get("threads")
     models_max = data.get("models_max")
+    idle = data.get("models_idle_seconds")
     port = _field(host, "port", data.get("port", DEFAULT_PORT))
     ssh_port = data.get("ssh_port") or 22
     if port == ssh_port:
@@ -186,6 +189,7 @@ def host_spec(host: str, data: dict[str, Any], *, model: str | None = None) -> H
         vllm_rocm_source=bool(data.get("vllm_index_url") or data.get("vllm_wheelhouse")),
         models=models,
         models_max=None if models_max is None else _field(host, "models_max", models_max),
+        models_idle_seconds=None if idle is None else _field(host, "models_idle_seconds", idle),
     )
 
 

@@ -38,6 +38,10 @@ class Deployment:
     health_path: str = "/health"
     #: the files rigctl wrote that define the service (a rollout snapshots and restores them)
     config_files: list[str] = field(default_factory=list)
+    #: every model behind the endpoint, when there are several (llama-server's router):
+    #: ``{alias, model_name, model_quant, model_path, model_sha256}`` each, the first being the
+    #: one the ``model_*`` fields above name
+    models: list[dict[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,6 +112,9 @@ CONFIG_DIRS = ("/etc/systemd/system/", "/etc/rigctl/", "/Library/LaunchDaemons/"
 #: An absolute path on a host, as rigctl writes them (``rigctl.hostdata.host_path``'s set).
 HOST_PATH = re.compile(r"/[A-Za-z0-9/._+@-]{0,1023}")
 SHA256 = re.compile(r"[0-9a-f]{64}")
+#: A model's alias (host data ``models``: URL-safe, at most 64).
+ALIAS = re.compile(r"[A-Za-z0-9._~-]{1,64}")
+MODEL_KEYS = ("alias", "model_name", "model_quant", "model_path", "model_sha256")
 RUNTIMES = ("llamacpp", "ollama", "vllm")
 
 
@@ -170,6 +177,12 @@ def check_deployment(d: Deployment) -> None:
             raise ValueError(f"{name}: not an HTTP path: {value!r}")
     if not isinstance(d.args, list) or not all(isinstance(arg, str) for arg in d.args):
         raise ValueError("args: not a list of strings")
+    if not isinstance(d.models, list) or len(d.models) > 64:
+        raise ValueError("models: not a list of at most 64 models")
+    for entry in d.models:
+        _check_model(entry)
+    if len({entry["alias"].lower() for entry in d.models}) != len(d.models):
+        raise ValueError("models: two models with one alias")
     if not isinstance(d.config_files, list):
         raise ValueError("config_files: not a list")
     for path in d.config_files:
@@ -178,3 +191,18 @@ def check_deployment(d: Deployment) -> None:
             raise ValueError(
                 f"config_files: {path!r} is not under {', '.join(CONFIG_DIRS)}"
             )
+
+
+def _check_model(entry: object) -> None:
+    """One entry of a manifest's ``models``."""
+    if not isinstance(entry, dict) or set(entry) != set(MODEL_KEYS):
+        raise ValueError(f"models: an entry is not {{{', '.join(MODEL_KEYS)}}}: {entry!r}")
+    if not isinstance(entry["alias"], str) or not ALIAS.fullmatch(entry["alias"]):
+        raise ValueError(f"models: not an alias: {entry['alias']!r}")
+    _abs_path(entry["model_path"], "models.model_path")
+    if not isinstance(entry["model_sha256"], str) or not (
+        entry["model_sha256"] == "" or SHA256.fullmatch(entry["model_sha256"])
+    ):
+        raise ValueError(f"models.model_sha256: not a sha256: {entry['model_sha256']!r}")
+    for name in ("model_name", "model_quant"):
+        _text(entry[name], f"models.{name}")

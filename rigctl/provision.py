@@ -26,9 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import requests
+
+from rigctl.bench.router import load_model
 from rigctl.bench.smoke import SmokeResult, chat_once, wait_ready
 from rigctl.deploys import Deploy, HostInputs, Served, gpu
-from rigctl.deploys.runtimes import OWN_UNITS, RUNTIMES
+from rigctl.deploys.runtimes import OWN_UNITS, deploy_for
 from rigctl.detect_host import detect_host
 from rigctl.errors import BadInput, RigctlError
 from rigctl.facts.system import ListeningSockets
@@ -37,11 +40,12 @@ from rigctl.fetch.shared import SharedFetches
 from rigctl.fleet import FleetResult
 from rigctl.hardware import Hardware
 from rigctl.health import crash_watch, invocation_journal, journal, offload_problem
-from rigctl.host_plans import plan_for, resolve_for
+from rigctl.host_plans import host_plan_for, resolve_models
 from rigctl.hostspec import HostSpec, host_spec
 from rigctl.lockfile import update_lockfile
 from rigctl.manifest import read_api_key
 from rigctl.plan import Plan
+from rigctl.plan.multi import ModelsPlan
 from rigctl.plan.preflight import port_conflict
 from rigctl.progress import Reporter, quiet
 from rigctl.pyinfra_api import (
@@ -67,13 +71,15 @@ class HostProvision:
     result: HostResult
     spec: HostSpec | None = None
     hardware: Hardware | None = None
-    plan: Plan | None = None
+    plan: Plan | None = None  # the first model's (the only one's, unless it serves several)
+    models: ModelsPlan | None = None  # the joint plan of several models
     deploy: Deploy | None = None  # the runtime's deploy, once the host is planned and checked
     served: Served | None = None
     endpoint: str | None = None
     api_key_file: str | None = None
     build: str | None = None
     smoke: SmokeResult | None = None
+    smokes: dict[str, SmokeResult] = field(default_factory=dict)  # several models: by alias
     journal: list[str] = field(default_factory=list)
     diffs: dict[str, str] = field(default_factory=dict)  # --dry: path -> unified diff
 
@@ -91,10 +97,12 @@ class HostProvision:
             ],
             "runtime": self.plan.runtime if self.plan else None,
             "plan": self.plan.to_json() if self.plan else None,
+            "models": self.models.to_json() if self.models else None,
             "endpoint": self.endpoint,
             "api_key_file": self.api_key_file,
             "build": self.build,
             "smoke": self.smoke.to_json() if self.smoke else None,
+            "smokes": {alias: smoke.to_json() for alias, smoke in self.smokes.items()},
             "journal": self.journal,
             "diffs": self.diffs,
         }
@@ -131,15 +139,8 @@ def provision(
             h.name, HostResult(h.name), spec=host_spec(h.name, h.data.dict(), model=model)
         )
     specs = {name: _spec(outcome) for name, outcome in result.hosts.items()}
-    for name, spec in specs.items():
-        if spec.multi_model:
-            raise BadInput(
-                f"lists {len(spec.models)} models: `rigctl plan` shows their joint plan, but "
-                "this version deploys one model per host (serving several, through llama-server's "
-                "router mode, is not built yet): list one",
-                host=name, field="models",
-            )
-    models = {spec.model: resolve_for(spec) for spec in specs.values()}
+    cache: dict[tuple[str, str | None], Any] = {}
+    models = {name: resolve_models(spec, cache) for name, spec in specs.items()}
 
     # 2. Detect, plan, check. Impossible requests are bad input (exit 2): nothing changed yet.
     with Session(inventory, limit=hosts) as session:
@@ -149,18 +150,27 @@ def provision(
         for name, hw in hardware.items():
             outcome, spec = result.hosts[name], specs[name]
             outcome.hardware = hw
-            outcome.plan = plan = plan_for(spec, hw, models[spec.model])
-            report(name, "plan", f"{plan.runtime}: {' '.join(plan.args)}")
+            host_plan = host_plan_for(spec, hw, models[name])
+            outcome.plan = plan = host_plan.plan
+            outcome.models = joint = host_plan.models
+            for alias, each in (joint.plans if joint else {"": plan}).items():
+                where = f"{alias}: " if alias else ""
+                report(name, "plan", f"{where}{each.runtime}: {' '.join(each.args)}")
             busy = port_conflict(spec.listen, spec.port, listening.get(name, []), OWN_UNITS)
             if busy:
                 raise BadInput(busy, host=name, field="port")
-            runtime = RUNTIMES.get(plan.runtime)
+            runtime, not_deployable = deploy_for(plan, joint)
             if runtime is not None:
-                outcome.deploy = runtime(HostInputs(name, by_name[name].data, spec, hw, plan))
-            if not plan.ok:
-                session.fail_host(name, "plan: " + "; ".join(plan.errors))
-            elif runtime is None:
-                session.fail_host(name, f"runtime {plan.runtime} is not deployable")
+                outcome.deploy = runtime(
+                    HostInputs(name, by_name[name].data, spec, hw, plan, models=joint)
+                )
+            if not host_plan.ok:
+                errors = joint.errors + [
+                    f"{alias}: {error}" for alias, each in joint.plans.items() for error in each.errors
+                ] if joint else plan.errors
+                session.fail_host(name, "plan: " + "; ".join(errors))
+            elif not_deployable:
+                session.fail_host(name, not_deployable)
         for name, host_result in session.results.items():
             if host_result.failed:
                 result.hosts[name].result = host_result
@@ -212,6 +222,22 @@ def _write_lockfile(target: str, result: ProvisionResult) -> Path:
             "size_bytes": size,
             "build": outcome.served.build,
         }
+        if outcome.models is not None:  # several: one entry per model, by alias
+            entries[name]["models"] = {
+                alias: {
+                    "runtime": plan.runtime,
+                    "model": plan.model.name,
+                    "quant": plan.model.quant,
+                    "source": plan.model.source,
+                    "sha256": locked[0],
+                    "size_bytes": locked[1],
+                    "endpoint": outcome.served.endpoint,
+                }
+                for (alias, plan), locked in zip(
+                    outcome.models.plans.items(), _deploy(outcome).lock_models().values(),
+                    strict=True,
+                )
+            }
     return update_lockfile(target, entries)
 
 
@@ -288,6 +314,22 @@ def _smoke(host_obj: Host, outcome: HostProvision, served: Served, report: Repor
             outcome.result.fail(f"{served.unit} never became ready: {e}")
             return
         key = read_api_key(host_obj, served.api_key_file)
+        for alias in served.aliases:  # several models: each loaded (in turn), then asked
+            try:
+                loaded = load_model(endpoint, key, alias, timeout=served.ready_timeout,
+                                    give_up=crash_watch(host_obj, served.unit))
+            except (TimeoutError, requests.RequestException, ValueError) as e:
+                outcome.journal = journal(host_obj, served.unit)
+                outcome.result.fail(f"{alias} never loaded: {e}")
+                return
+            outcome.smokes[alias] = each = chat_once(endpoint, key, model=alias)
+            each.ready_seconds = round(loaded, 2)
+            if not each.ok:
+                outcome.journal = journal(host_obj, served.unit)
+                outcome.result.fail(f"smoke check of {alias} failed: {each.error}")
+                return
+            report(host_obj.name, "smoke",
+                   f"{alias}: TTFT {each.ttft_ms} ms, {each.tokens_per_second} tok/s")
         smoke = chat_once(endpoint, key, model=served.served_model)
     smoke.ready_seconds = round(ready, 2)
     outcome.smoke = smoke

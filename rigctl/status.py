@@ -8,6 +8,7 @@ from typing import Any
 
 import requests
 
+from rigctl.bench.router import router_models
 from rigctl.bench.run import load_last
 from rigctl.fleet import FleetResult
 from rigctl.manifest import Deployment, read_api_key, read_deployment
@@ -35,6 +36,8 @@ class HostStatus:
     #: when the rollback snapshot of a change not yet proven was taken (a rollout was killed,
     #: or lost the host, before judging it): ``rigctl rollback`` goes back to that version
     unproven_since: str | None = None
+    #: several models behind the endpoint: alias -> the router's state (loaded, unloaded, ...)
+    models: dict[str, str] = field(default_factory=dict)
     error: str | None = None
 
     @property
@@ -60,6 +63,14 @@ class HostStatus:
             "metrics": self.metrics,
             "last_bench": self.last_bench,
             "unproven_change_since": self.unproven_since,
+            "models": {
+                entry["alias"]: {
+                    "model": f"{entry['model_name']} {entry['model_quant']}",
+                    "model_sha256": entry["model_sha256"],
+                    "state": self.models.get(entry["alias"], "unknown"),
+                }
+                for entry in (self.deployment.models if self.deployment else [])
+            },
             "error": self.error,
             "ok": self.ok,
         }
@@ -107,15 +118,45 @@ def _one_host(host: Host, deployment: Deployment) -> HostStatus:
             health = requests.get(f"{endpoint}{deployment.health_path}", timeout=5)
             status.healthy = health.status_code == 200
             status.health_detail = f"HTTP {health.status_code}"
-            if deployment.metrics_path:
+            if deployment.models:
+                _models(status, endpoint, key)
+            elif deployment.metrics_path:
                 metrics = requests.get(
                     f"{endpoint}{deployment.metrics_path}", headers={"Authorization": f"Bearer {key}"}, timeout=5
                 )
                 if metrics.status_code == 200:
                     status.metrics = parse_prometheus(metrics.text)
-        except requests.RequestException as e:
+        except (requests.RequestException, ValueError) as e:
             status.health_detail = type(e).__name__
     return status
+
+
+def _models(status: HostStatus, endpoint: str, key: str) -> None:
+    """Several models behind llama-server's router: each one's state from the router, and the
+    metrics of the loaded ones, each series labelled with its alias (asked with
+    ``autoload=false``: reading a model's metrics never loads it)."""
+    assert status.deployment is not None
+    served = router_models(endpoint, key)
+    headers = {"Authorization": f"Bearer {key}"}
+    for entry in status.deployment.models:
+        alias = entry["alias"]
+        status.models[alias] = served[alias].state if alias in served else "not served"
+        if status.models[alias] != "loaded" or not status.deployment.metrics_path:
+            continue
+        metrics = requests.get(
+            f"{endpoint}{status.deployment.metrics_path}",
+            params={"model": alias, "autoload": "false"}, headers=headers, timeout=5,
+        )
+        if metrics.status_code == 200:
+            for name, value in parse_prometheus(metrics.text).items():
+                status.metrics[_labelled(name, alias)] = value
+
+
+def _labelled(series: str, alias: str) -> str:
+    """``name{labels}`` with ``model="alias"`` added (aliases are URL-safe: nothing to escape)."""
+    name, brace, labels = series.partition("{")
+    inner = labels.rstrip("}")
+    return f'{name}{{model="{alias}"{"," + inner if brace and inner else ""}}}'
 
 
 def fleet_status(target: str, limit: list[str] | None = None) -> StatusResult:

@@ -227,6 +227,39 @@ def launchd_label(value: object, field: str = "label") -> Rendered:
     return Rendered(_matching(_LAUNCHD_LABEL, "launchd label", value, field))
 
 
+# --------------------------------------------------------------------------- INI (llama-server presets)
+
+#: A preset's section name: rigctl writes a model's alias there (``[a-z0-9._~-]``, URL-safe);
+#: llama-server rewrites a ``:tag`` at the end and ends the name at ``]``, so neither is allowed.
+_INI_SECTION = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
+#: llama-server's key grammar (common/preset.cpp: ``[a-zA-Z_] [a-zA-Z0-9_.-]*``).
+_INI_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
+
+
+def ini_section(value: object, field: str = "section") -> Rendered:
+    """A section name of a llama-server presets file (a model's alias)."""
+    return Rendered(_matching(_INI_SECTION, "preset name (letters, digits, . _ ~ -)", value, field))
+
+
+def ini_key(value: object, field: str = "key") -> Rendered:
+    """An option's name in a presets file: llama-server's argument name without its dashes."""
+    return Rendered(_matching(_INI_KEY, "preset option name", value, field))
+
+
+def ini_value(value: object, field: str = "value") -> Rendered:
+    """A value in a llama-server presets file, which has no quoting or escapes: a value runs
+    to the end of its line, less a ``;`` or ``#`` comment and the spaces around it, so a value
+    holding either, or starting or ending with a space, or empty, could not be read back as
+    written, and is refused."""
+    text = refuse_controls(value, field)
+    if not text or text != text.strip():
+        raise BadInput(f"{_shown(text)} is empty or starts or ends with a space", field=field)
+    bad = next((c for c in text if c in ";#" or c.isspace() and c != " "), None)
+    if bad is not None:
+        raise BadInput(f"{_shown(text)}: preset values cannot contain {bad!r}", field=field)
+    return Rendered(text)
+
+
 # --------------------------------------------------------------------------- other files
 
 
@@ -280,6 +313,9 @@ FILTERS = {
     "xml_comment": xml_comment,
     "plist_path": plist_path,
     "launchd_label": launchd_label,
+    "ini_section": ini_section,
+    "ini_key": ini_key,
+    "ini_value": ini_value,
 }
 
 

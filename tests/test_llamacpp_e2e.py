@@ -17,7 +17,7 @@ import requests
 from conftest import rigctl
 from fileserver import FileServer
 
-from rigctl.lab import LAB_MODEL_FILE, Lab, LabHost
+from rigctl.lab import LAB_MODEL, LAB_MODEL_FILE, Lab, LabHost
 from rigctl.lab.model import SHA256, place_model
 from rigctl.models.gguf_header import read_local_header
 from rigctl.paths import cache_dir
@@ -339,6 +339,156 @@ def test_a_small_real_moe_model_is_served_with_the_planners_flags(
     reply = client.completions.create(model="served", prompt="w1 w2 w3", max_tokens=8,
                                       temperature=0)
     assert reply.usage and reply.usage.completion_tokens > 0
+
+
+# --------------------------------------------------------------------------- several models
+
+#: A bookworm host of its own for several models behind one router (the fleet's kept build).
+ROUTER_INDEX = 27
+
+
+@pytest.fixture(scope="module")
+def router_host(
+    lab: Lab, fleet: dict, model_server: FileServer, tmp_path_factory: pytest.TempPathFactory
+) -> dict:
+    """Three models on one host, at most one loaded: the lab's Gemma 3 270M twice (two aliases,
+    two contexts, one file) and the tests' tiny MoE; provisioned once for the tests below."""
+    from conftest import forget_known_hosts
+    from tiny_moe import write_tiny_moe
+
+    host = lab.up_host(ROUTER_INDEX)
+    forget_known_hosts()
+    (moe,) = write_tiny_moe(tmp_path_factory.mktemp("router-moe") / "tiny-qwen3moe.gguf")
+    directory = tmp_path_factory.mktemp("router")
+    base = {k: v for k, v in lab.host_data(host).items() if k != "model"}
+    base["model_mirrors"] = [f"{model_server.url}/{LAB_MODEL_FILE}"]
+
+    def inventory(name: str, models: list[dict]) -> Path:
+        path = directory / f"{name}.py"
+        path.write_text(f"hosts = [({host.name!r}, {dict(base, models=models, models_max=1)!r})]\n")
+        return path
+
+    models = [
+        {"model": LAB_MODEL, "alias": "gemma", "context": 2048},
+        {"model": LAB_MODEL, "alias": "gemma-long", "context": 4096},
+        {"model": str(moe), "alias": "moe", "context": 2048},
+    ]
+    three = inventory("three", models)
+    result = _rigctl_env(fleet["env"], "provision", str(three), "--json", timeout=1800)
+    with Session(load_inventory(str(three))) as session:
+        key = read_file(session.host(host.name), ROUTER_KEY).decode().strip().split("=", 1)[1]
+    return {"host": host, "inventory": inventory, "three": three, "models": models, "key": key,
+            "first": json.loads(result.stdout), "env": fleet["env"]}
+
+
+ROUTER_KEY = "/etc/rigctl/rigctl-llama-server/api-key.env"
+PRESETS = "/etc/rigctl/rigctl-llama-server/models.ini"
+
+
+def _states(endpoint: str, key: str) -> dict[str, str]:
+    """The router's own list: alias -> loaded / unloaded / ..."""
+    answer = requests.get(f"{endpoint}/models", headers={"Authorization": f"Bearer {key}"},
+                          timeout=30).json()
+    return {m["id"]: m["status"]["value"] for m in answer["data"]}
+
+
+def test_several_models_are_served_by_one_router_each_by_its_alias(router_host: dict) -> None:
+    """One router-mode llama-server serves the three models; each is smoke-checked by alias
+    (loaded in turn: models_max 1); the lockfile and the manifest record each model."""
+    host = router_host["host"]
+    outcome = router_host["first"]["hosts"][host.name]
+    assert outcome["status"] == "changed" and outcome["runtime"] == "llamacpp", outcome
+    assert any("install prebuilt" in op for op in outcome["changed_ops"])  # the fleet's build
+    assert outcome["models"]["mode"] == "swap" and outcome["models"]["models_max"] == 1
+    assert set(outcome["smokes"]) == {"gemma", "gemma-long", "moe"}
+    assert all(s["ok"] and s["tokens_per_second"] > 0 for s in outcome["smokes"].values())
+    lock = json.loads(Path(router_host["first"]["lockfile"]).read_text())["hosts"][host.name]
+    assert set(lock["models"]) == {"gemma", "gemma-long", "moe"}
+    assert lock["models"]["gemma"]["sha256"] == lock["models"]["gemma-long"]["sha256"] == SHA256
+    assert lock["models"]["moe"]["sha256"] != SHA256
+    with Session(load_inventory(str(router_host["three"]))) as session:
+        h = session.host(host.name)
+        manifest = json.loads(read_file(h, "/etc/rigctl/deployment.json"))
+        presets = read_file(h, PRESETS).decode()
+        ok, listing, _ = run_command(h, "ls /var/lib/rigctl/models | grep '[.]gguf$'")
+    assert [m["alias"] for m in manifest["models"]] == ["gemma", "gemma-long", "moe"]
+    assert manifest["api_key_file"] == ROUTER_KEY and "--models-preset" in manifest["args"]
+    assert "[gemma-long]" in presets and "c = 4096" in presets and "fit = off" in presets
+    assert ok and sorted(listing.split()) == sorted([LAB_MODEL_FILE, "tiny-qwen3moe.gguf"])
+
+
+def test_each_alias_answers_the_openai_client_and_models_max_unloads_the_other(
+    router_host: dict,
+) -> None:
+    endpoint, key = router_host["first"]["hosts"][router_host["host"].name]["endpoint"], router_host["key"]
+    client = openai.OpenAI(base_url=f"{endpoint}/v1", api_key=key, max_retries=0, timeout=180)
+    reply = client.chat.completions.create(
+        model="gemma", messages=[{"role": "user", "content": "Say hi."}], max_tokens=8, temperature=0
+    )
+    assert reply.usage and reply.usage.completion_tokens > 0
+    assert _states(endpoint, key) == {"gemma": "loaded", "gemma-long": "unloaded", "moe": "unloaded"}
+    completion = client.completions.create(model="moe", prompt="w1 w2 w3", max_tokens=8, temperature=0)
+    assert completion.usage and completion.usage.completion_tokens > 0
+    # models_max 1: asking for the MoE unloaded Gemma, and Gemma still answers after
+    assert _states(endpoint, key) == {"gemma": "unloaded", "gemma-long": "unloaded", "moe": "loaded"}
+    again = client.chat.completions.create(
+        model="gemma", messages=[{"role": "user", "content": "Say hi."}], max_tokens=8, temperature=0
+    )
+    assert again.usage and again.usage.completion_tokens > 0
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{endpoint}/v1", api_key="wrong", max_retries=0).chat.completions.create(
+            model="gemma", messages=[{"role": "user", "content": "hi"}], max_tokens=4
+        )
+
+
+def test_the_routers_children_want_the_key_too(router_host: dict) -> None:
+    """Each loaded model is its own llama-server on a loopback port: it refuses a request
+    without the key as the router does (the key reaches it in the environment)."""
+    endpoint, key = router_host["first"]["hosts"][router_host["host"].name]["endpoint"], router_host["key"]
+    answer = requests.get(f"{endpoint}/models", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    loaded = [m for m in answer.json()["data"] if m["status"]["value"] == "loaded"]
+    assert loaded, answer.text
+    args = loaded[0]["status"]["args"]
+    child = f"http://127.0.0.1:{args[args.index('--port') + 1]}"
+    assert requests.get(f"{child}/v1/models", timeout=10).status_code == 401
+    ok = requests.get(f"{child}/v1/models", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    assert ok.status_code == 200
+
+
+def test_status_and_bench_know_the_models_by_alias(router_host: dict) -> None:
+    env, three = router_host["env"], str(router_host["three"])
+    name = router_host["host"].name
+    status = json.loads(_rigctl_env(env, "status", three, "--json").stdout)["hosts"][name]
+    assert status["ok"] and set(status["models"]) == {"gemma", "gemma-long", "moe"}
+    assert sorted(m["state"] for m in status["models"].values()).count("loaded") == 1
+    bench = json.loads(_rigctl_env(
+        env, "bench", three, "--alias", "moe", "--concurrency", "1", "--duration", "0",
+        "--prompt-tokens", "16", "--max-tokens", "4", "--json",
+    ).stdout)["hosts"]
+    assert list(bench) == [f"{name}/moe"] and bench[f"{name}/moe"]["alias"] == "moe"
+    assert bench[f"{name}/moe"]["levels"][0]["requests"] >= 1
+    assert bench[f"{name}/moe"]["model"] == "rigctl tiny qwen3moe F32"
+    missing = _rigctl_env(env, "bench", three, "--alias", "nope", "--json", expect=1)
+    assert "no model 'nope' on this host (serves gemma, gemma-long, moe)" in missing.stdout
+
+
+def test_second_provision_changes_nothing_and_a_removed_model_leaves_the_presets(
+    router_host: dict,
+) -> None:
+    env, name = router_host["env"], router_host["host"].name
+    again = json.loads(_rigctl_env(env, "provision", str(router_host["three"]), "--json",
+                                   timeout=1800).stdout)["hosts"][name]
+    assert again["status"] == "ok" and again["changed_ops"] == [], again
+    two = router_host["inventory"]("two", [m for m in router_host["models"] if m["alias"] != "gemma-long"])
+    fewer = json.loads(_rigctl_env(env, "provision", str(two), "--json", timeout=1800).stdout)["hosts"][name]
+    assert fewer["status"] == "changed" and set(fewer["smokes"]) == {"gemma", "moe"}
+    with Session(load_inventory(str(two))) as session:
+        presets = read_file(session.host(name), PRESETS).decode()
+    assert "[gemma-long]" not in presets and "[gemma]" in presets and "[moe]" in presets
+    endpoint = fewer["endpoint"]
+    assert set(_states(endpoint, router_host["key"])) == {"gemma", "moe"}
+    last = json.loads(_rigctl_env(env, "provision", str(two), "--json", timeout=1800).stdout)["hosts"][name]
+    assert last["status"] == "ok" and last["changed_ops"] == [], last
 
 
 # --------------------------------------------------------------------------- plan accuracy

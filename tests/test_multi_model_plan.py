@@ -235,13 +235,18 @@ def test_plan_offline_with_several_models(tmp_path) -> None:  # type: ignore[no-
     assert "on demand" in swap.stdout and "rig / gemma-3-4b-it: llamacpp" in swap.stdout
 
 
-def test_provision_refuses_several_models_before_connecting(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_provision_checks_every_model_before_connecting(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Every entry of ``models`` is resolved and checked before any host is contacted: the
+    second's context beyond its trained length is exit 2 naming the host, the field and the
+    alias (port 1 on loopback: a connection attempt would fail differently)."""
     from conftest import rigctl
 
     inventory = tmp_path / "inv.py"
     data = {"ssh_hostname": "127.0.0.1", "ssh_port": 1,
-            "models": [{"model": "gemma-3-4b-it:q4_k_m"}, {"model": "qwen2.5-7b-instruct:q4_k_m"}]}
+            "models": [{"model": "gemma-3-4b-it:q4_k_m"},
+                       {"model": "qwen2.5-7b-instruct:q4_k_m", "alias": "qwen", "context": 1048576}]}
     inventory.write_text(f"hosts = [('gpu1', {data!r})]\n")
     result = rigctl("provision", str(inventory))
     assert result.returncode == 2, result.stderr
-    assert "rigctl: error: host gpu1: field models: lists 2 models" in result.stderr
+    assert "rigctl: error: host gpu1: field models: qwen: " in result.stderr
+    assert "unreachable" not in result.stderr + result.stdout

@@ -196,7 +196,61 @@ def unit_values(items: list[Item], key: str, kind: str) -> list[Any]:
     return found
 
 
+# --------------------------------------------------------------------------- a presets parser
+
+
+def parse_presets(text: str) -> dict[str, dict[str, str]]:
+    """A llama-server presets file as the pinned parser reads it (common/preset.cpp's grammar):
+    lines end at ``\r\n``, ``\n`` or ``\r``; ``[name]`` (spaces after ``[`` skipped, the
+    name all up to ``]``); ``key = value``, the value running to a ``;``/``#`` comment or the
+    line's end, spaces around it dropped; ``;``/``#`` comment lines and blank lines. A line of
+    any other shape fails the whole file (ValueError), as it does llama-server's start."""
+    sections: dict[str, dict[str, str]] = {"": {}}
+    current = ""
+    for line in re.split(r"\r\n|\n|\r", text):
+        if re.fullmatch(r"[ \t]*([;#].*)?", line, re.DOTALL):
+            continue
+        header = re.fullmatch(r"\[[ \t]*([^\]]+)\][ \t]*([;#].*)?", line, re.DOTALL)
+        if header:
+            current = header.group(1)
+            sections[current] = {}
+            continue
+        pair = re.fullmatch(
+            r"([A-Za-z_][A-Za-z0-9_.-]*)[ \t]*=[ \t]*((?:(?![ \t]*(?:[;#]|$)).)*)[ \t]*([;#].*)?",
+            line, re.DOTALL,
+        )
+        if not pair:
+            raise ValueError(f"llama-server cannot parse {line!r}")
+        sections[current][pair.group(1)] = pair.group(2)
+    return sections
+
+
 # --------------------------------------------------------------------------- the templates
+
+
+def _presets_context() -> dict[str, Any]:
+    from rigctl.deploys.llamacpp_router import Preset
+
+    return {
+        "unit": "rigctl-llama-server",
+        "plan_summary": "2 models, swap, at most 1 loaded at once",
+        "presets": [
+            Preset("chat", "Llama 3.1 8B Q4_K_M: loaded at start",
+                   (("m", "/var/lib/rigctl/models/a.gguf"), ("c", "8192"), ("fit", "off"),
+                    ("load-on-startup", "true"))),
+            Preset("coder", "Qwen2.5 Coder 7B Q4_K_M: on demand",
+                   (("m", "/var/lib/rigctl/models/b c.gguf"), ("ctk", "q8_0"))),
+        ],
+    }
+
+
+def _presets_expectations(context: dict[str, Any]) -> dict[str, dict[str, str]]:
+    return {
+        "": {"version": "1"},
+        **{preset.alias: dict(preset.options) for preset in context["presets"]},
+    }
+
+
 
 
 def _unit_context() -> dict[str, Any]:
@@ -213,6 +267,8 @@ def _unit_context() -> dict[str, Any]:
         "state_directory": "rigctl-llama-server",
         "read_only_paths": ["/var/lib/rigctl/models", "/opt/rigctl/llamacpp"],
         "gpu_devices": ["/dev/nvidia0", "char-nvidia*"],
+        # the router's key (several models); "-": systemd-analyze need not find the file
+        "environment_files": ["-/etc/rigctl/rigctl-llama-server/api-key.env"],
     }
 
 
@@ -257,8 +313,12 @@ def _vllm_expectations(context: dict[str, Any]) -> list[tuple[str, str, Any]]:
 TEMPLATES: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[dict[str, Any]], Any]]] = {
     "llama-server.service.j2": (
         _unit_context,
-        lambda c: _unit_expectations(c, "llama.cpp server ({}), managed by rigctl"),
+        lambda c: [
+            *_unit_expectations(c, "llama.cpp server ({}), managed by rigctl"),
+            ("EnvironmentFile", "raw", list(c["environment_files"])),
+        ],
     ),
+    "llama-server-models.ini.j2": (_presets_context, _presets_expectations),
     "vllm.service.j2": (_vllm_context, _vllm_expectations),
     "ollama-dropin.conf.j2": (
         lambda: {
@@ -349,6 +409,9 @@ def check_rendering(
         return None
     _make, expect = TEMPLATES[name]
     harmless = _harmless(name) if harmless_context is None else render(name, **harmless_context)
+    if name.endswith(".ini.j2"):
+        assert parse_presets(text) == expect(context)
+        return text
     if name.endswith(".plist.j2"):
         parsed = plistlib.loads(text.encode())
         reference = plistlib.loads(harmless.encode())
@@ -501,6 +564,62 @@ def test_systemd_analyze_verify_accepts_hostile_renderings(tmp_path: Path) -> No
         problems = [line for line in result.stderr.splitlines() if unit.name in line]
         assert result.returncode == 0 and not problems, result.stderr
         assert not [item for item in parse_unit(text) if item[1] == "ExecStartPre"]
+
+
+def _preset_fields(context: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The presets file's own fields, inside its sections: alias, description, each option's
+    name and value (the generic fields see ``presets`` only whole)."""
+    fields: list[tuple[Any, ...]] = [("plan_summary",), ("unit",)]
+    for i, preset in enumerate(context["presets"]):
+        fields += [("alias", i), ("description", i)]
+        fields += [(part, i, j) for j in range(len(preset.options)) for part in ("key", "value")]
+    return fields
+
+
+def _preset_replaced(context: dict[str, Any], field: tuple[Any, ...], text: str) -> dict[str, Any]:
+    import dataclasses
+
+    changed = deepcopy(context)
+    if len(field) == 1:
+        changed[field[0]] = text
+        return changed
+    preset = changed["presets"][field[1]]
+    if field[0] in ("alias", "description"):
+        changed["presets"][field[1]] = dataclasses.replace(preset, **{field[0]: text})
+        return changed
+    options = list(preset.options)
+    key, value = options[field[2]]
+    if field[0] == "key":
+        while text in {k for k, _v in options} - {key}:  # keep the section's size
+            text += "_"
+    options[field[2]] = (text, value) if field[0] == "key" else (key, text)
+    changed["presets"][field[1]] = dataclasses.replace(preset, options=tuple(options))
+    return changed
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_hostile_values_in_a_preset_are_refused_or_read_back_by_llama_server(
+    data: st.DataObject,
+) -> None:
+    """An alias, a description, an option's name or value from a plan: the presets file either
+    refuses it or llama-server's grammar reads back exactly the sections and options meant
+    (no option added, none cut short, no section split)."""
+    context = _presets_context()
+    fields = _preset_fields(context)
+    chosen = data.draw(st.lists(st.sampled_from(fields), min_size=1, max_size=3, unique=True))
+    for field in chosen:
+        context = _preset_replaced(context, field, data.draw(hostile_text, label=str(field)))
+    if len({p.alias for p in context["presets"]}) < len(context["presets"]):
+        return  # two sections of one name: the host-data schema refuses that earlier
+    check_rendering("llama-server-models.ini.j2", context)
+
+
+@pytest.mark.parametrize("attack", [*ATTACKS, "a;b", "a #b", "x]y", "x\n[evil]", "n-gpu-layers = 0"])
+def test_known_attacks_in_every_preset_field(attack: str) -> None:
+    for field in _preset_fields(_presets_context()):
+        check_rendering("llama-server-models.ini.j2",
+                        _preset_replaced(_presets_context(), field, attack))
 
 
 # --------------------------------------------------------------------------- other files

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rigctl.bench.load import Client, LevelResult, calibrate_prompt, run_level
+from rigctl.bench.router import load_model
 from rigctl.errors import BadInput
 from rigctl.fleet import FleetResult
 from rigctl.manifest import Deployment, read_api_key, read_deployment
@@ -29,6 +30,8 @@ class HostBench:
     prompt_tokens: int = 0
     baseline: dict[str, Any] | None = None
     error: str | None = None
+    #: the model benched, of several behind the endpoint (None: the host's one model)
+    alias: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -51,11 +54,20 @@ class HostBench:
             }
         return changes
 
+    def _model(self) -> str | None:
+        if self.deployment is None:
+            return None
+        entry = next((m for m in self.deployment.models if m["alias"] == self.alias), None)
+        if entry is not None:
+            return f"{entry['model_name']} {entry['model_quant']}"
+        return f"{self.deployment.model_name} {self.deployment.model_quant}"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "runtime": self.deployment.runtime if self.deployment else None,
             "build": self.deployment.build if self.deployment else None,
-            "model": f"{self.deployment.model_name} {self.deployment.model_quant}" if self.deployment else None,
+            "model": self._model(),
+            "alias": self.alias,
             "config": " ".join(self.deployment.args[1:]) if self.deployment else None,
             "prompt_tokens": self.prompt_tokens,
             "levels": [level.to_json() for level in self.levels],
@@ -136,9 +148,15 @@ def bench(
     save_baseline: bool = False,
     limit: list[str] | None = None,
     record: bool = True,
+    alias: str | None = None,
 ) -> BenchResult:
     """Measure each host; ``record`` keeps the results (last run, and the baseline when there is
-    none yet or ``save_baseline``); rollout gates measure without recording."""
+    none yet or ``save_baseline``); rollout gates measure without recording.
+
+    A host serving several models is measured per model (``alias``: that one only), each loaded
+    first, its results kept as ``<host>/<alias>``; ``alias`` on a host serving one model, or
+    one it does not serve, is that host's error.
+    """
     if not 1 <= prompt_tokens <= 131072:
         raise BadInput(f"must be from 1 to 131072, got {prompt_tokens}", field="prompt-tokens")
     if not 1 <= max_tokens <= 32768:
@@ -155,24 +173,51 @@ def bench(
                 result.hosts[name] = HostBench(name, error=host_result.error)
         # One host at a time: on shared hardware (a lab) parallel runs would measure each other.
         for name, deployment in deployments.items():
-            outcome = result.hosts[name] = HostBench(name, deployment=deployment, baseline=load_baseline(name))
-            host_obj = session.host(name)
-            try:
-                key = read_api_key(host_obj, deployment.api_key_file)
-                with endpoint_from_controller(host_obj, deployment.listen, deployment.port) as endpoint:
-                    client = Client(endpoint, key, model=deployment.served_model)
-                    prompt, outcome.prompt_tokens = calibrate_prompt(client, prompt_tokens)
-                    for level in levels:
-                        outcome.levels.append(
-                            run_level(client, prompt, concurrency=level, max_tokens=max_tokens, duration_s=duration_s)
-                        )
-            except OSError as e:
-                outcome.error = str(e)
+            served = [entry["alias"] for entry in deployment.models]
+            if alias is not None and alias not in served:
+                what = f"serves {', '.join(served)}" if served else "serves one model"
+                result.hosts[name] = HostBench(
+                    name, deployment=deployment, alias=alias,
+                    error=f"no model {alias!r} on this host ({what})",
+                )
                 continue
-            if not record:
-                continue
-            document = outcome.to_json()
-            _save(name, "last", document)
-            if save_baseline or outcome.baseline is None:
-                _save(name, "baseline", document)
+            targets: list[str | None] = [alias] if alias is not None else [*served] or [None]
+            for each in targets:
+                key_name = name if each is None else f"{name}/{each}"
+                outcome = result.hosts[key_name] = HostBench(
+                    name, deployment=deployment, baseline=load_baseline(key_name), alias=each
+                )
+                _measure(session.host(name), outcome, levels, prompt_tokens, max_tokens, duration_s)
+                if not record or outcome.error is not None:
+                    continue
+                document = outcome.to_json()
+                _save(key_name, "last", document)
+                if save_baseline or outcome.baseline is None:
+                    _save(key_name, "baseline", document)
     return result
+
+
+def _measure(
+    host_obj: Any,
+    outcome: HostBench,
+    levels: list[int],
+    prompt_tokens: int,
+    max_tokens: int,
+    duration_s: float,
+) -> None:
+    """One endpoint (one of its models) at each level; errors end up in ``outcome.error``."""
+    deployment = outcome.deployment
+    assert deployment is not None
+    try:
+        key = read_api_key(host_obj, deployment.api_key_file)
+        with endpoint_from_controller(host_obj, deployment.listen, deployment.port) as endpoint:
+            if outcome.alias is not None:  # loaded before it is measured, not during
+                load_model(endpoint, key, outcome.alias)
+            client = Client(endpoint, key, model=outcome.alias or deployment.served_model)
+            prompt, outcome.prompt_tokens = calibrate_prompt(client, prompt_tokens)
+            for level in levels:
+                outcome.levels.append(
+                    run_level(client, prompt, concurrency=level, max_tokens=max_tokens, duration_s=duration_s)
+                )
+    except (OSError, TimeoutError, ValueError) as e:
+        outcome.error = str(e)

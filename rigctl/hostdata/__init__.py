@@ -123,6 +123,9 @@ def _keys() -> list[Key]:
             "one-entry case", "none", "core", what),
         Key("models_max", integer(1, 64), "how many of `models` may be loaded at once (the "
             "rest load on demand, the least recently used unloaded)", "as many as fit together", "core", what),
+        Key("models_idle_seconds", integer(1, 7 * 24 * 3600), "a loaded model of `models` "
+            "that is not keep_loaded is unloaded after this many seconds without a request "
+            "(llama.cpp's --sleep-idle-seconds; it loads again on the next)", "never", "core", what),
         Key("concurrency", planner_input(limits.check_concurrency), "users served at once (decides the runtime: vLLM for many on CUDA)", "1", "core", what),
         Key("context", planner_input(limits.check_context), "tokens of context per user (at most the model's trained length)", "the planner's", "core", what),
         Key("context_max", planner_input(limits.check_context), "with no `context`, the plan grows the context into the memory the placed weights leave, up to this many tokens per user (and the model's trained length)", "32768", "core", what),

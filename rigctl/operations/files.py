@@ -123,7 +123,12 @@ def _as_bytes(src: IO[bytes] | IO[str]) -> IO[bytes]:
 
 @operation()
 def secret_file(
-    path: str, user: str, group: str, nbytes: int = 32, variable: str | None = None
+    path: str,
+    user: str,
+    group: str,
+    nbytes: int = 32,
+    variable: str | None = None,
+    seed_from: str | None = None,
 ) -> Generator[StringCommand, None, None]:
     """Make sure ``path`` holds a random secret, mode 0600, owned by ``user``.
 
@@ -133,6 +138,8 @@ def secret_file(
     + nbytes: random bytes in the secret (hex-encoded in the file)
     + variable: write ``VARIABLE=<secret>`` instead, an environment file for systemd's
       ``EnvironmentFile=`` (for servers that read their key only from the environment)
+    + seed_from: a file holding the bare secret (the same key kept for another format): when
+      ``path`` has none yet and this file has one, that secret is used, not a new one
 
     The secret is generated on the host from ``/dev/urandom`` and never travels to the
     controller or appears in a command line. An existing non-empty secret is kept (so clients
@@ -157,12 +164,17 @@ def secret_file(
             raise ValueError(f"not an environment variable name: {variable!r}")
         start = f"printf {variable}="
     yield StringCommand("mkdir", "-p", QuoteString(str(Path(path).parent)))
+    fresh = f"od -An -tx1 -N{int(nbytes)} /dev/urandom | tr -d ' \\n'"
+    if seed_from:  # the existing key's first line (a bare key file), else a fresh one
+        fresh = (
+            f"if [ -s {_q(seed_from)} ]; then head -n 1 {_q(seed_from)} | tr -d '\\n';"
+            f" else {fresh}; fi"
+        )
     yield StringCommand(
         "sh",
         "-c",
         QuoteString(
-            f"umask 077 && {start} > {_q(tmp)} &&"
-            f" od -An -tx1 -N{int(nbytes)} /dev/urandom | tr -d ' \\n' >> {_q(tmp)}"
+            f"umask 077 && {start} > {_q(tmp)} && {fresh} >> {_q(tmp)}"
             f" && echo >> {_q(tmp)}"
         ),
     )

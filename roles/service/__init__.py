@@ -8,7 +8,7 @@ unit file (replaced atomically), and a restart only when something it depends on
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from io import StringIO
 from typing import Any
 
@@ -95,6 +95,7 @@ def install(
     changed_inputs: Sequence[Any] = (),
     key_variable: str | None = None,
     input_paths: Sequence[str] = (),
+    config_texts: Mapping[str, str] | None = None,
 ) -> None:
     """Install and (re)start a systemd unit running as ``user_name`` with a per-host API key.
 
@@ -106,11 +107,22 @@ def install(
       ``VLLM_API_KEY``), for the unit's ``EnvironmentFile=``
     + input_paths: the files those operations write (model, build link, binary): changed since
       the last restart (an interrupted run), they restart the service too
+    + config_texts: files of the service's own (llama-server's presets), name -> text: written
+      atomically into its configuration directory, readable by its user (0640 root:user); a
+      change restarts the service
+
+    With ``key_variable``, a bare key the service had before (``api-key``) is carried into
+    ``api-key.env``, so a server that changes how it reads its key keeps the clients' one.
     """
     conf = config_dir(unit)
     path = unit_path(unit)
     key_path = f"{conf}/{api_key_path(unit, variable=key_variable).rsplit('/', 1)[1]}"
-    owed = restart_owed(unit, [path, key_path, *input_paths])
+    texts = dict(config_texts or {})
+    for name in texts:
+        if "/" in name or name in ("", ".", ".."):
+            raise ValueError(f"not a file name: {name!r}")
+    config_paths = [f"{conf}/{name}" for name in texts]
+    owed = restart_owed(unit, [path, key_path, *config_paths, *input_paths])
     files.directory(
         name="service: config directory", path=conf, user="root", group=user_name, mode="0750"
     )
@@ -120,14 +132,22 @@ def install(
         user=user_name,
         group=user_name,
         variable=key_variable,
+        seed_from=f"{conf}/api-key" if key_variable else None,
     )
+    written = [
+        atomic_put(
+            name=f"service: {name}", src=StringIO(text), dest=f"{conf}/{name}", mode="0640",
+            group=user_name,
+        )
+        for name, text in texts.items()
+    ]
     unit_file = atomic_put(
         name="service: unit file", src=StringIO(unit_text), dest=path, mode="0644"
     )
 
     # Decided while preparing, from what each input operation will change (or changed in a run
     # that never got to restart), so a dry run shows a restart exactly when a real run does one.
-    if owed or any(op.will_change for op in (unit_file, key, *changed_inputs)):
+    if owed or any(op.will_change for op in (unit_file, key, *written, *changed_inputs)):
         systemd.service(
             name="service: restart on change",
             service=f"{unit}.service",

@@ -1,0 +1,277 @@
+"""Several models behind one llama-server (its router mode): the presets file and the unit
+rendered from the joint plan (golden files; the unit checked by `systemd-analyze verify`),
+hostile values refused, the manifest's models validated, which runtimes serve several, and
+the router API's answers read. The real router serving two models is in
+tests/test_llamacpp_e2e.py.
+
+Regenerate the golden files after an intended change with RIGCTL_UPDATE_GOLDEN=1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from rigctl.deploys import llamacpp as deploy
+from rigctl.deploys import llamacpp_router as router
+from rigctl.deploys.runtimes import deploy_for
+from test_multi_model_plan import NAMES, _entries
+from test_plan import _linux, _rtx
+from test_templates import _golden
+
+from rigctl.bench.router import load_model, router_models
+from rigctl.errors import BadInput
+from rigctl.hostspec import host_spec
+from rigctl.manifest import Deployment, check_deployment
+from rigctl.plan.multi import ModelsPlan, plan_models
+
+HOST = {
+    "models": [{"model": f"{name}:q4_k_m", "context": 8192} for name in NAMES],
+    "models_max": 2,
+    "models_idle_seconds": 900,
+    "listen": "0.0.0.0",
+}
+
+
+def _swap_set() -> tuple[ModelsPlan, object]:
+    """The issue's 12 GiB case: the three models, any two loaded at once."""
+    hardware = _linux("cuda", [_rtx(0, 12)])
+    return plan_models(hardware, _entries(), models_max=2), hardware
+
+
+def _ini(text: str) -> dict[str, dict[str, str]]:
+    """The presets file read as llama-server's grammar reads it (common/preset.cpp): sections,
+    ``key = value`` to a ``;``/``#`` comment or the line's end, spaces around it dropped."""
+    sections: dict[str, dict[str, str]] = {"": {}}
+    current = ""
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in ";#":
+            continue
+        if line.startswith("["):
+            current = line[1:line.index("]")].strip()
+            sections[current] = {}
+            continue
+        key, value = line.split("=", 1)
+        for mark in ";#":
+            value = value.split(mark, 1)[0]
+        sections[current][key.strip()] = value.strip()
+    return sections
+
+
+def test_the_presets_file_is_each_models_plan_exactly() -> None:
+    joint, _ = _swap_set()
+    text = router.render_presets(deploy.UNIT, joint, 900)
+    _golden("llama-server-models-cuda.ini", text)
+    sections = _ini(text)
+    assert sections[""] == {"version": "1"}
+    assert list(sections)[1:] == list(joint.plans)
+    for alias, plan in joint.plans.items():
+        options = sections[alias]
+        # every fitted argument, under its own name without dashes, and nothing else of argv
+        flags = dict(zip(plan.args[0::2], plan.args[1::2], strict=True))
+        assert {k: v for k, v in options.items()
+                if k not in ("load-on-startup", "sleep-idle-seconds")} == {
+            flag.lstrip("-"): value for flag, value in flags.items()}
+        assert options["fit"] == "off" and options["m"] == plan.model.runtime_ref
+        assert options.get("load-on-startup") == ("true" if alias in joint.loaded else None)
+        assert options["sleep-idle-seconds"] == "900"
+    # the largest model's q8_0 cache (what lets any two fit) is what its section loads
+    assert sections["llama-3.1-8b-instruct"]["ctk"] == "q8_0"
+
+
+def test_the_router_unit_reads_its_key_from_the_environment_and_verifies(tmp_path: Path) -> None:
+    joint, hardware = _swap_set()
+    spec = host_spec("rig", HOST)
+    first = joint.plans[spec.models[0].alias]
+    build = deploy.build_spec_for(hardware, first, "0c1e57098", [])  # type: ignore[arg-type]
+    unit = deploy.render_unit(spec, first, build, models=joint)
+    _golden("llama-server-router-cuda.service", unit)
+    assert "--models-preset /etc/rigctl/rigctl-llama-server/models.ini --models-max 2" in unit
+    assert "EnvironmentFile=/etc/rigctl/rigctl-llama-server/api-key.env" in unit
+    assert "--api-key" not in unit and " -m " not in unit  # no model: the router
+    assert "-lv 4" in unit  # the children log their buffers' devices too
+    if shutil.which("systemd-analyze"):
+        checked = tmp_path / "rigctl-llama-server.service"
+        checked.write_text(
+            unit.replace("/opt/rigctl/llamacpp/current/bin/llama-server", "/bin/true")
+            .replace("EnvironmentFile=", "EnvironmentFile=-")
+        )
+        result = subprocess.run(
+            ["systemd-analyze", "verify", str(checked)], capture_output=True, text=True
+        )
+        problems = [
+            line for line in result.stderr.splitlines() if "rigctl-llama-server.service" in line
+        ]
+        assert result.returncode == 0 and not problems, result.stderr
+
+
+def test_keep_loaded_models_never_sleep_and_load_at_start() -> None:
+    hardware = _linux("cuda", [_rtx(0, 12)])
+    joint = plan_models(hardware, _entries(gemma=True), models_max=2)
+    sections = _ini(router.render_presets(deploy.UNIT, joint, 600))
+    assert sections["gemma-3-4b-it"]["load-on-startup"] == "true"
+    assert "sleep-idle-seconds" not in sections["gemma-3-4b-it"]
+    assert sections["qwen2.5-7b-instruct"]["sleep-idle-seconds"] == "600"
+    # without models_idle_seconds nothing sleeps
+    assert not any("sleep-idle-seconds" in s for s in _ini(
+        router.render_presets(deploy.UNIT, joint, None)).values())
+
+
+@pytest.mark.parametrize("path", [
+    "/var/lib/rigctl/models/a;b.gguf",  # a comment to the parser: the path would be cut
+    "/var/lib/rigctl/models/a#b.gguf",
+    "/var/lib/rigctl/models/a\nfit = on.gguf",  # a second option
+    "/var/lib/rigctl/models/a.gguf ",
+])
+def test_a_value_the_presets_file_cannot_hold_is_refused(path: str) -> None:
+    joint, _ = _swap_set()
+    alias = next(iter(joint.plans))
+    plan = joint.plans[alias]
+    bad = dataclasses.replace(plan, model=dataclasses.replace(plan.model, runtime_ref=path))
+    args = [path if a == plan.model.runtime_ref else a for a in plan.args]
+    bad = dataclasses.replace(bad, args=args)
+    hostile = dataclasses.replace(joint, plans={**joint.plans, alias: bad})
+    with pytest.raises(BadInput) as e:
+        router.render_presets(deploy.UNIT, hostile, None)
+    assert e.value.field == "presets"
+
+
+def test_a_section_name_is_an_alias_and_nothing_else() -> None:
+    joint, _ = _swap_set()
+    for alias in ("a]b", "x:Q4_K_M", "", "a b", "a\nb"):
+        plans = dict(joint.plans)
+        plans[alias] = plans.pop(next(iter(plans)))
+        with pytest.raises(BadInput) as e:
+            router.render_presets(deploy.UNIT, dataclasses.replace(joint, plans=plans), None)
+        assert e.value.field == "models"
+
+
+def test_plans_that_set_one_variable_two_ways_cannot_share_the_router() -> None:
+    joint, _ = _swap_set()
+    first, second = list(joint.plans.values())[:2]
+    plans = [dataclasses.replace(first, env={"CUDA_VISIBLE_DEVICES": "0"}),
+             dataclasses.replace(second, env={"CUDA_VISIBLE_DEVICES": "1"})]
+    with pytest.raises(BadInput, match="CUDA_VISIBLE_DEVICES"):
+        router.router_environment(plans, "rig")
+
+
+def test_only_llamacpp_serves_several_models_for_now() -> None:
+    joint, _ = _swap_set()
+    first = next(iter(joint.plans.values()))
+    assert deploy_for(first, joint) == (deploy.LlamaCppDeploy, None)
+    ollama = {a: dataclasses.replace(p, runtime="ollama") for a, p in joint.plans.items()}
+    cls, why = deploy_for(first, dataclasses.replace(joint, plans=ollama))
+    assert why is not None and "several models on ollama are not built yet" in why
+    mixed = {**joint.plans, NAMES[0]: dataclasses.replace(first, runtime="vllm")}
+    cls, why = deploy_for(first, dataclasses.replace(joint, plans=mixed))
+    assert cls is None and why is not None and "llamacpp and vllm" in why
+    assert deploy_for(first, None) == (deploy.LlamaCppDeploy, None)
+
+
+def _manifest(models: list[dict[str, str]]) -> Deployment:
+    return Deployment(
+        runtime="llamacpp", unit="rigctl-llama-server", listen="127.0.0.1", port=8080,
+        api_key_file="/etc/rigctl/rigctl-llama-server/api-key.env", user="llama",
+        build="b", model_name="m", model_quant="Q4_K_M",
+        model_path="/var/lib/rigctl/models/a.gguf", model_sha256="", models=models,
+    )
+
+
+def test_the_manifests_models_are_checked_like_the_rest_of_it() -> None:
+    good = {"alias": "chat", "model_name": "Gemma", "model_quant": "Q4_K_M",
+            "model_path": "/var/lib/rigctl/models/a.gguf", "model_sha256": "a" * 64}
+    check_deployment(_manifest([good, {**good, "alias": "coder"}]))
+    for bad in (
+        [{**good, "alias": "a b"}],
+        [{**good, "model_path": "../etc/shadow"}],
+        [{**good, "model_sha256": "nope"}],
+        [{**good, "extra": "x"}],
+        [good, {**good, "alias": "CHAT"}],  # one alias twice
+        ["chat"],
+    ):
+        with pytest.raises(ValueError):
+            check_deployment(_manifest(bad))  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- the router's API
+
+#: ``GET /models`` as the pinned router answers it (tools/server/README.md, "Using multiple
+#: models"): one loaded, one unloaded after its process failed, one with a state unknown here.
+MODELS_ANSWER = {"data": [
+    {"id": "chat", "path": "/m/a.gguf", "status": {"value": "loaded", "args": ["llama-server"]}},
+    {"id": "coder", "status": {"value": "unloaded", "failed": True, "exit_code": 1}},
+    {"id": "odd", "status": {"value": "\x1b[31mpwned"}},
+    {"no": "id"},
+]}
+
+
+@pytest.fixture
+def router_double() -> Iterator[tuple[str, list[str]]]:
+    """A test double of the router's two endpoints on 127.0.0.1 (the real one is in the lab
+    test): answers MODELS_ANSWER, records the loads asked for."""
+    loads: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _send(self, code: int, body: object) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            if self.headers.get("Authorization") != "Bearer k":
+                self._send(401, {"error": {"code": 401}})
+            else:
+                self._send(200, MODELS_ANSWER)
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            loads.append(body["model"])
+            if body["model"] == "chat":
+                self._send(400, {"error": {"message": "model is already running"}})
+            else:
+                self._send(200, {"success": True})
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", loads
+    finally:
+        server.shutdown()
+
+
+def test_the_routers_model_list_is_read_and_only_known_states_kept(
+    router_double: tuple[str, list[str]],
+) -> None:
+    endpoint, _ = router_double
+    models = router_models(endpoint, "k")
+    assert set(models) == {"chat", "coder", "odd"}
+    assert models["chat"].state == "loaded" and not models["chat"].failed
+    assert models["coder"].failed and models["coder"].exit_code == 1
+    assert models["odd"].state == "unknown"
+
+
+def test_loading_waits_for_loaded_and_reports_a_failed_process(
+    router_double: tuple[str, list[str]],
+) -> None:
+    endpoint, loads = router_double
+    assert load_model(endpoint, "k", "chat", timeout=5) < 5  # already running is loaded
+    with pytest.raises(TimeoutError, match="coder's llama-server exited while loading"):
+        load_model(endpoint, "k", "coder", timeout=5)
+    with pytest.raises(TimeoutError, match="does not serve nothere"):
+        load_model(endpoint, "k", "nothere", timeout=5)
+    assert loads == ["chat", "coder", "nothere"]
