@@ -126,6 +126,9 @@ class Served:
     ready_timeout: float = 180.0
     #: several models behind the endpoint: each alias is smoke-checked (loaded, then asked)
     aliases: tuple[str, ...] = ()
+    #: the endpoint is llama-server's router: each alias is loaded through its API (and waited
+    #: for) before it is asked; other servers load a model on its first request
+    router: bool = False
 
 
 def record(
@@ -135,6 +138,7 @@ def record(
     *,
     ready_timeout: float = 180.0,
     offload: Offload | None = None,
+    router: bool = False,
 ) -> Served:
     """The end of every serve: the deployment manifest written atomically on the host (what
     ``bench``, ``status``, ``verify`` and ``rollback`` read), and what was served."""
@@ -154,6 +158,7 @@ def record(
         ready_timeout=ready_timeout,
         offload=offload,
         aliases=tuple(entry["alias"] for entry in manifest.models) if len(manifest.models) > 1 else (),
+        router=router,
     )
 
 

@@ -346,7 +346,7 @@ class LlamaCppDeploy(Deploy):
             Offload(device, plan.memory.gpu_layers or 0)
             if device and plan.memory.gpu_layers and self.models is None else None
         )
-        return record(manifest, spec, rendered, offload=offload)
+        return record(manifest, spec, rendered, offload=offload, router=self.models is not None)
 
 
 def _model_paths(plans: dict[str, Plan], host_name: str) -> dict[str, str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 from typing import TYPE_CHECKING
 
 from rigctl.deploys import GPU_DEVICES, MODEL_DIR, Deploy, HostInputs, Served, record
@@ -32,6 +33,7 @@ from rigctl.manifest import Deployment
 from rigctl.operations.files import verified_file
 from rigctl.paths import cache_dir, confined
 from rigctl.plan import Plan
+from rigctl.plan.multi import ModelsPlan
 from rigctl.pyinfra_api import files, host, server_facts
 
 if TYPE_CHECKING:
@@ -55,21 +57,74 @@ def served_model_name(plan: Plan) -> str:
     return f"{name}:{plan.model.quant.lower()}"
 
 
-def server_environment(spec: HostSpec, plan: Plan, models_dir: str) -> dict[str, str]:
+#: What one Ollama server applies to every model it loads: the models' plans must agree on them.
+SHARED_SETTINGS = ("OLLAMA_NUM_PARALLEL", "OLLAMA_KV_CACHE_TYPE", "OLLAMA_FLASH_ATTENTION")
+#: An Ollama model name as rigctl gives one (an alias, which may hold ``~``: Ollama's may not).
+_OLLAMA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def server_environment(
+    spec: HostSpec, plan: Plan, models_dir: str, models: ModelsPlan | None = None
+) -> dict[str, str]:
+    """The server's environment: the plan's, or for several models the joint plan's (see
+    :func:`models_environment`)."""
+    env = plan.env if models is None else models_environment(spec, models)
     return {
         "OLLAMA_HOST": f"{spec.listen}:{spec.port}",
-        **plan.env,
+        **env,
         "OLLAMA_MODELS": models_dir,
     }
 
 
+def models_environment(spec: HostSpec, models: ModelsPlan) -> dict[str, str]:
+    """One Ollama server for several models: ``OLLAMA_MAX_LOADED_MODELS`` the joint plan's
+    ``models_max`` (Ollama unloads the least recently used beyond it), ``OLLAMA_KEEP_ALIVE``
+    host data ``models_idle_seconds`` (else ``-1``: loaded until another needs the room); each
+    model's context is its Modelfile's ``num_ctx``. Ollama applies the slots, the KV cache type
+    and flash attention to every model alike, so plans that differ on them cannot share one
+    server (BadInput naming the models); nor can ``keep_loaded`` with an idle timeout, which
+    Ollama sets for all models at once."""
+    plans = models.plans
+    first_alias, first = next(iter(plans.items()))
+    env = {name: first.env[name] for name in SHARED_SETTINGS if name in first.env}
+    for alias, plan in plans.items():
+        for name in SHARED_SETTINGS:
+            if plan.env.get(name) != env.get(name):
+                raise BadInput(
+                    f"Ollama sets {name} for all its models, and the plan gives {first_alias} "
+                    f"{env.get(name)} but {alias} {plan.env.get(name)} (give them one "
+                    "concurrency, or serve them with runtime llamacpp)",
+                    host=spec.host, field="models",
+                )
+        if not _OLLAMA_NAME.fullmatch(alias):
+            raise BadInput(f"{alias!r} is not an Ollama model name (letters, digits, . _ -)",
+                           host=spec.host, field="models")
+    if models.keep_loaded and spec.models_idle_seconds is not None:
+        raise BadInput(
+            "Ollama has one keep-alive for all its models: keep_loaded and "
+            "models_idle_seconds cannot both hold (drop one, or serve with runtime llamacpp)",
+            host=spec.host, field="models_idle_seconds",
+        )
+    idle = spec.models_idle_seconds
+    return {
+        **env,
+        "OLLAMA_MAX_LOADED_MODELS": str(models.models_max),
+        "OLLAMA_KEEP_ALIVE": "-1" if idle is None else f"{idle}s",
+    }
+
+
 def render_dropin(
-    spec: HostSpec, plan: Plan, accelerator: str, models_dir: str = defaults.OLLAMA_MODELS_DIR
+    spec: HostSpec,
+    plan: Plan,
+    accelerator: str,
+    models_dir: str = defaults.OLLAMA_MODELS_DIR,
+    models: ModelsPlan | None = None,
 ) -> str:
     return render(
         "ollama-dropin.conf.j2",
-        model_name=f"{plan.model.name} {plan.model.quant}",
-        environment=server_environment(spec, plan, models_dir),
+        model_name=f"{plan.model.name} {plan.model.quant}" if models is None
+        else ", ".join(models.plans),
+        environment=server_environment(spec, plan, models_dir, models),
         writable_paths=[models_dir, defaults.OLLAMA_HOME],
         gpu_devices=GPU_DEVICES.get(accelerator, []),
     )
@@ -85,10 +140,16 @@ class OllamaDeploy(Deploy):
     """Ollama: upstream's release archive(s) for the host, rigctl's drop-in, the model imported."""
 
     UNIT = ollama.UNIT
+    SERVES_SEVERAL = True
 
     def __init__(self, inputs: HostInputs) -> None:
         super().__init__(inputs)
         check_listen(inputs.spec)
+        self.plans = inputs.plans
+        self.models = inputs.models if len(self.plans) > 1 else None
+        if self.models is not None:  # what one server cannot do for all: refused now
+            models_environment(inputs.spec, self.models)
+        self.files: dict[str, Verified] = {}
         data = inputs.data
         self.base_url = data.get("ollama_base_url", defaults.OLLAMA_BASE_URL)
         self.version = data.get("ollama_version", defaults.OLLAMA_VERSION)
@@ -120,9 +181,11 @@ class OllamaDeploy(Deploy):
         """The model file and Ollama's release archive(s), into the controller's cache, each
         archive checked against its sha256 (host data's, else the release's sha256sum.txt)."""
         name = self.inputs.name
-        self.model = fetches.model(
-            name, self.inputs.plan.model, self.inputs.mirrors, allow_http=self.inputs.allow_http
-        )
+        for alias, plan in self.plans.items():
+            self.files[alias] = fetches.model(
+                name, plan.model, self.inputs.mirrors, allow_http=self.inputs.allow_http
+            )
+        self.model = self.files[next(iter(self.plans))]
         listed = self._listed_sums(fetches, [a for a in self.names if not self.sums.get(a)])
         sums_at = release.sums_url(self.base_url, self.version)
         self.archives = []
@@ -179,6 +242,10 @@ class OllamaDeploy(Deploy):
         assert self.model is not None, "prepare() first"
         return self.model.sha256, self.model.size
 
+    def lock_models(self) -> dict[str, tuple[str, int]]:
+        assert len(self.files) == len(self.plans), "prepare() first"
+        return {alias: (file.sha256, file.size) for alias, file in self.files.items()}
+
     def _check_jetpack(self, l4t: str | None) -> None:
         """What the host says it is (``/etc/nv_tegra_release``) must want the archives fetched:
         a JetPack 5/6 Jetson given only the base archive would run Ollama on its CPU."""
@@ -205,27 +272,38 @@ class OllamaDeploy(Deploy):
             archives=[(str(a.path), a.sha256) for a in self.archives],
             user_groups=[g for g in ("render", "video") if g in groups],
         )
-        model_path = f"{MODEL_DIR}/{model.path.name}"
         files.directory(name="model: directory", path=MODEL_DIR, mode="0755")
-        verified_file(
-            name=f"model: {model.path.name}",
-            src=str(model.path),
-            dest=model_path,
-            sha256=model.sha256,
-            mode="0644",
-        )
+        paths: dict[str, str] = {}  # alias -> the file on the host
+        for alias, file in self.files.items():
+            path = f"{MODEL_DIR}/{file.path.name}"
+            if path not in paths.values():  # one file under two aliases: placed once
+                verified_file(
+                    name=f"model: {file.path.name}",
+                    src=str(file.path),
+                    dest=path,
+                    sha256=file.sha256,
+                    mode="0644",
+                )
+            paths[alias] = path
+        model_path = paths[next(iter(self.plans))]
 
         models_dir = ollama.models_dir(host)
-        dropin = render_dropin(spec, plan, hardware.accelerator, models_dir)
+        dropin = render_dropin(spec, plan, hardware.accelerator, models_dir, self.models)
         base_unit = render(
             "ollama.service.j2", install_dir=ollama.install_dir(host), user=defaults.OLLAMA_USER
         )
         ollama.configure(dropin_text=dropin, base_unit_text=base_unit, changed_inputs=[installed])
-        name = served_model_name(plan)
-        text = ollama_modelfile(model_path, {"num_ctx": plan.context})
-        ollama.import_model(
-            model_name=name, modelfile=text, server_address=f"{spec.listen}:{spec.port}"
-        )
+        names = {
+            alias: alias if self.models is not None else served_model_name(each)
+            for alias, each in self.plans.items()
+        }
+        for alias, each in self.plans.items():  # each model with its own context
+            ollama.import_model(
+                model_name=names[alias],
+                modelfile=ollama_modelfile(paths[alias], {"num_ctx": each.context}),
+                server_address=f"{spec.listen}:{spec.port}",
+            )
+        name = names[next(iter(self.plans))]
 
         manifest = Deployment(
             runtime="ollama",
@@ -239,10 +317,21 @@ class OllamaDeploy(Deploy):
             model_quant=plan.model.quant,
             model_path=model_path,
             model_sha256=model.sha256,
-            args=[f"{k}={v}" for k, v in server_environment(spec, plan, models_dir).items()],
+            args=[f"{k}={v}" for k, v in
+                  server_environment(spec, plan, models_dir, self.models).items()],
             metrics_path="",
             served_model=name,
             health_path="/",
             config_files=[ollama.DROPIN],
+            models=[
+                {
+                    "alias": alias,
+                    "model_name": each.model.name,
+                    "model_quant": each.model.quant,
+                    "model_path": paths[alias],
+                    "model_sha256": self.files[alias].sha256,
+                }
+                for alias, each in self.plans.items()
+            ] if self.models is not None else [],
         )
         return record(manifest, spec, {ollama.DROPIN: dropin})

@@ -315,15 +315,19 @@ def _smoke(host_obj: Host, outcome: HostProvision, served: Served, report: Repor
             return
         key = read_api_key(host_obj, served.api_key_file)
         for alias in served.aliases:  # several models: each loaded (in turn), then asked
+            loaded = None
             try:
-                loaded = load_model(endpoint, key, alias, timeout=served.ready_timeout,
-                                    give_up=crash_watch(host_obj, served.unit))
+                if served.router:
+                    loaded = load_model(endpoint, key, alias, timeout=served.ready_timeout,
+                                        give_up=crash_watch(host_obj, served.unit))
             except (TimeoutError, requests.RequestException, ValueError) as e:
                 outcome.journal = journal(host_obj, served.unit)
                 outcome.result.fail(f"{alias} never loaded: {e}")
                 return
-            outcome.smokes[alias] = each = chat_once(endpoint, key, model=alias)
-            each.ready_seconds = round(loaded, 2)
+            outcome.smokes[alias] = each = chat_once(
+                endpoint, key, model=alias, timeout=served.ready_timeout
+            )
+            each.ready_seconds = None if loaded is None else round(loaded, 2)
             if not each.ok:
                 outcome.journal = journal(host_obj, served.unit)
                 outcome.result.fail(f"smoke check of {alias} failed: {each.error}")

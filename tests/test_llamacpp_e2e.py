@@ -472,6 +472,18 @@ def test_status_and_bench_know_the_models_by_alias(router_host: dict) -> None:
     assert "no model 'nope' on this host (serves gemma, gemma-long, moe)" in missing.stdout
 
 
+def test_verify_checks_every_model_by_alias(router_host: dict) -> None:
+    """`verify`: each alias's file against its lockfile entry, and the router serving exactly
+    the manifest's aliases."""
+    name = router_host["host"].name
+    result = _rigctl_env(router_host["env"], "verify", str(router_host["three"]), "--json",
+                         timeout=600)
+    checks = json.loads(result.stdout)["hosts"][name]["checks"]
+    assert {c["status"] for c in checks.values()} == {"passed"}, checks
+    assert checks["model"]["message"].count("as the lockfile three.lock.json pins") == 3
+    assert all(f"{alias} " in checks["models"]["message"] for alias in ("gemma", "gemma-long", "moe"))
+
+
 def test_second_provision_changes_nothing_and_a_removed_model_leaves_the_presets(
     router_host: dict,
 ) -> None:

@@ -53,8 +53,11 @@ def ollama_host(lab: Lab, served: FileServer, tmp_path_factory: pytest.TempPathF
     directory = tmp_path_factory.mktemp("ollama")
 
     def inventory(name: str, **extra: object) -> Path:
+        own = lab.host_data(host)
+        if "models" in extra:  # several models: the lab's single `model` gives way
+            own.pop("model")
         data = {
-            **lab.host_data(host),
+            **own,
             "runtime": "ollama",
             "port": PORT,
             "ollama_base_url": served.url,
@@ -227,3 +230,39 @@ def test_an_archive_sha256sum_txt_does_not_vouch_for_is_refused(
         f"host {ollama_host['host'].name}: field ollama_base_url: could not download {ARCHIVE}:"
     ), error
     assert "sha256 mismatch" in error and f"{mirror.url}/v{VERSION}/sha256sum.txt" in error
+
+
+def test_several_models_are_imported_into_one_server_each_by_its_alias(ollama_host: dict) -> None:
+    """Two aliases of the lab's model with two contexts: one Ollama server, the joint plan's
+    loaded-model limit and keep-alive in the drop-in, each alias imported with its own num_ctx
+    and answering by its name; a second run changes nothing. (The binary is the test double:
+    Ollama's own scheduling of the two is not exercised here.)"""
+    host = ollama_host["host"]
+    models = [{"model": "gemma-3-270m:q4_k_m", "alias": "gemma", "context": 2048},
+              {"model": "gemma-3-270m:q4_k_m", "alias": "gemma-long", "context": 4096}]
+    inventory = ollama_host["inventory"]("several", models=models, models_idle_seconds=600)
+    document = json.loads(_run(ollama_host["env"], "provision", str(inventory), "--json").stdout)
+    outcome = document["hosts"][host.name]
+    assert outcome["status"] == "changed" and outcome["models"]["mode"] == "resident", outcome
+    assert set(outcome["smokes"]) == {"gemma", "gemma-long"}
+    assert all(smoke["ok"] for smoke in outcome["smokes"].values())
+    lock = json.loads(Path(document["lockfile"]).read_text())["hosts"][host.name]
+    assert {alias: entry["sha256"] for alias, entry in lock["models"].items()} == {
+        "gemma": SHA256, "gemma-long": SHA256}
+    with Session(load_inventory(str(inventory))) as session:
+        target = session.host(host.name)
+        _ok, env, _ = run_command(target, "systemctl show ollama -p Environment")
+        _ok, listed, _ = run_command(target, f"OLLAMA_HOST={host.address}:{PORT} ollama list")
+        _ok, long_file, _ = run_command(target, "cat /var/lib/rigctl/ollama/gemma-long.Modelfile")
+    assert "OLLAMA_MAX_LOADED_MODELS=2" in env and "OLLAMA_KEEP_ALIVE=600s" in env
+    assert "OLLAMA_CONTEXT_LENGTH" not in env
+    assert {line.split()[0] for line in listed.splitlines()[1:]} >= {"gemma", "gemma-long"}
+    assert "PARAMETER num_ctx 4096" in long_file
+    client = openai.OpenAI(base_url=f"http://{host.address}:{PORT}/v1", api_key="unused",
+                           max_retries=0, timeout=60)
+    for alias in ("gemma", "gemma-long"):
+        reply = client.chat.completions.create(
+            model=alias, messages=[{"role": "user", "content": "hi"}], max_tokens=4)
+        assert reply.choices[0].message.content
+    again = json.loads(_run(ollama_host["env"], "provision", str(inventory), "--json").stdout)
+    assert again["hosts"][host.name]["changed_ops"] == [], again["hosts"][host.name]

@@ -25,6 +25,7 @@ CHECKS: tuple[str, ...] = (
     "api_key",
     "health",
     "auth",
+    "models",
     "metrics",
 )
 

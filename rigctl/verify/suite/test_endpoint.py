@@ -89,19 +89,66 @@ def test_auth(
     detail(f"401 without a key and with a wrong one, 200 with the key ({CHAT_PATH})")
 
 
+def _router_states(host: testinfra.host.Host, deployment: Deployment) -> dict[str, dict[str, Any]]:
+    """llama-server's router: alias -> its ``status`` object, from ``GET /models``."""
+    response = _request(host, deployment, "GET", "/models", timeout=15,
+                        headers={"Authorization": f"Bearer {_key(host, deployment)}"})
+    assert response.status == 200, f"GET /models: {response.summary()}"
+    data = response.json().get("data")
+    assert isinstance(data, list), f"GET /models: no list of models ({response.summary()})"
+    states: dict[str, dict[str, Any]] = {}
+    for item in data:
+        if isinstance(item, dict) and isinstance(item.get("id"), str):
+            status = item.get("status")
+            states[item["id"]] = status if isinstance(status, dict) else {}
+    return states
+
+
+def test_models(
+    host: testinfra.host.Host, deployment: Deployment, detail: Callable[[str], None]
+) -> None:
+    """The models the endpoint lists (``GET /v1/models``): one model, or with several the
+    router serves exactly the manifest's aliases and none of them failed its last load."""
+    if not deployment.models:
+        headers = (
+            {"Authorization": f"Bearer {_key(host, deployment)}"} if deployment.api_key_file else {}
+        )
+        response = _request(host, deployment, "GET", "/v1/models", timeout=15, headers=headers)
+        assert response.status == 200, f"GET /v1/models: {response.summary()}"
+        listed = response.json().get("data") if response.body.startswith("{") else None
+        assert isinstance(listed, list) and listed, f"GET /v1/models lists no model: {response.summary()}"
+        detail(f"GET /v1/models: {len(listed)} model(s)")
+        return
+    states = _router_states(host, deployment)
+    wanted = [entry["alias"] for entry in deployment.models]
+    problems = []
+    if sorted(states) != sorted(wanted):
+        problems.append(f"the router serves {', '.join(sorted(states)) or 'nothing'}, "
+                        f"the manifest {', '.join(wanted)}")
+    failed = [alias for alias, status in states.items() if status.get("failed") is True]
+    if failed:
+        problems.append(f"last load failed: {', '.join(failed)}")
+    assert not problems, "; ".join(problems)
+    detail(", ".join(f"{alias} {states[alias].get('value')}" for alias in wanted))
+
+
 def test_metrics(
     host: testinfra.host.Host, deployment: Deployment, detail: Callable[[str], None]
 ) -> None:
-    """The metrics path answers with Prometheus samples."""
+    """The metrics path answers with Prometheus samples (the router: a loaded model's)."""
     if not deployment.metrics_path:
         pytest.skip(f"{deployment.runtime} has no metrics endpoint")
     headers = (
         {"Authorization": f"Bearer {_key(host, deployment)}"} if deployment.api_key_file else {}
     )
-    response = _request(
-        host, deployment, "GET", deployment.metrics_path, headers=headers, timeout=15
-    )
-    assert response.status == 200, f"GET {deployment.metrics_path}: {response.summary()}"
+    path = deployment.metrics_path
+    if deployment.models:  # the router answers a model's metrics, never loading one for it
+        loaded = [a for a, s in _router_states(host, deployment).items() if s.get("value") == "loaded"]
+        if not loaded:
+            pytest.skip("no model is loaded: no metrics to read")
+        path = f"{path}?model={loaded[0]}&autoload=false"
+    response = _request(host, deployment, "GET", path, headers=headers, timeout=15)
+    assert response.status == 200, f"GET {path}: {response.summary()}"
     samples = prometheus_samples(response.body)
-    assert samples, f"GET {deployment.metrics_path}: 200 but no Prometheus samples"
-    detail(f"GET {deployment.metrics_path}: {len(samples)} samples")
+    assert samples, f"GET {path}: 200 but no Prometheus samples"
+    detail(f"GET {path}: {len(samples)} samples")

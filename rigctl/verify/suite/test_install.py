@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import posixpath
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import testinfra.host
@@ -142,42 +143,71 @@ def test_runtime(
 def test_model(
     host: testinfra.host.Host, target: Target, deployment: Deployment, detail: Callable[[str], None]
 ) -> None:
-    """The model file is there with the lockfile's sha256 (else the manifest's)."""
+    """The model file is there with the lockfile's sha256 (else the manifest's); with several
+    models, each one's (the lockfile's entry of its alias)."""
     lock = target.lock or {}
+    if deployment.models:
+        raw = lock.get("models")
+        locked: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        problems: list[str] = []
+        shown = []
+        for entry in deployment.models:
+            alias = entry["alias"]
+            found = locked.get(alias)
+            each: dict[str, object] = found if isinstance(found, dict) else {}
+            if lock and not each:
+                problems.append(f"{alias}: not in the lockfile (provisioned since it was written?)")
+            shown.append(f"{alias}: " + _model_file(
+                host, entry["model_path"], entry["model_sha256"], each, target, problems
+            ))
+        assert not problems, "; ".join(problems)
+        detail("; ".join(shown))
+        return
+    problems = []
+    shown_one = _model_file(host, deployment.model_path, deployment.model_sha256, lock, target,
+                            problems)
+    assert not problems, "; ".join(problems)
+    detail(shown_one)
+
+
+def _model_file(
+    host: testinfra.host.Host,
+    path: str,
+    manifest_sha256: str,
+    lock: dict[str, object],
+    target: Target,
+    problems: list[str],
+) -> str:
+    """One model file (or directory) against its lockfile entry, else the manifest: what was
+    found, for the detail line; what is wrong goes to ``problems``."""
     source = (
         f"lockfile {posixpath.basename(target.lockfile or '')}"
         if lock.get("sha256")
         else "manifest"
     )
-    wanted = str(lock.get("sha256") or deployment.model_sha256)
-    problems = []
-    if lock.get("sha256") and deployment.model_sha256 != wanted:
+    wanted = str(lock.get("sha256") or manifest_sha256)
+    if lock.get("sha256") and manifest_sha256 != wanted:
         problems.append(
-            f"manifest records sha256 {deployment.model_sha256[:12]}, lockfile pins {wanted[:12]}"
+            f"manifest records sha256 {manifest_sha256[:12]}, lockfile pins {wanted[:12]}"
         )
-    model = host.file(deployment.model_path)
+    model = host.file(path)
     if model.is_directory:  # a Hugging Face model directory (vLLM)
-        _model_directory(host, deployment.model_path, wanted, source, problems)
-        assert not problems, "; ".join(problems)
-        detail(
-            f"{deployment.model_path}/: tree sha256 {wanted[:12] or '(Hub revision)'}, as the {source} pins"
-        )
-        return
-    assert model.is_file, f"model {deployment.model_path} is missing"
+        _model_directory(host, path, wanted, source, problems)
+        return f"{path}/: tree sha256 {wanted[:12] or '(Hub revision)'}, as the {source} pins"
+    if not model.is_file:
+        problems.append(f"model {path} is missing")
+        return f"{path}: missing"
     size = model.size
     wanted_size = lock.get("size_bytes")
-    if wanted_size is not None and size != int(wanted_size):
+    if wanted_size is not None and size != int(str(wanted_size)):
         problems.append(
-            f"{deployment.model_path} has {size} bytes, the lockfile says {wanted_size} (truncated or replaced)"
+            f"{path} has {size} bytes, the lockfile says {wanted_size} (truncated or replaced)"
         )
     else:
-        got = host.check_output("sha256sum -- %s", deployment.model_path).split()[0]
+        got = host.check_output("sha256sum -- %s", path).split()[0]
         if got != wanted:
-            problems.append(
-                f"{deployment.model_path} has sha256 {got[:12]}, the {source} pins {wanted[:12]}"
-            )
-    assert not problems, "; ".join(problems)
-    detail(f"{deployment.model_path}: sha256 {wanted[:12]}, {size} bytes, as the {source} pins")
+            problems.append(f"{path} has sha256 {got[:12]}, the {source} pins {wanted[:12]}")
+    return f"{path}: sha256 {wanted[:12]}, {size} bytes, as the {source} pins"
 
 
 def _model_directory(

@@ -1,8 +1,9 @@
-"""Several models behind one llama-server (its router mode): the presets file and the unit
-rendered from the joint plan (golden files; the unit checked by `systemd-analyze verify`),
-hostile values refused, the manifest's models validated, which runtimes serve several, and
-the router API's answers read. The real router serving two models is in
-tests/test_llamacpp_e2e.py.
+"""Several models on one host, as deployed: llama-server's router (the presets file and the
+unit rendered from the joint plan, golden files, the unit checked by `systemd-analyze verify`,
+hostile values refused, the router API's answers read) and one Ollama server (its environment
+from the joint plan, golden file, what one server cannot do for all refused); the manifest's
+models validated; which runtimes serve several. The real router serving three aliases is in
+tests/test_llamacpp_e2e.py ("several models").
 
 Regenerate the golden files after an intended change with RIGCTL_UPDATE_GOLDEN=1.
 """
@@ -163,13 +164,15 @@ def test_plans_that_set_one_variable_two_ways_cannot_share_the_router() -> None:
         router.router_environment(plans, "rig")
 
 
-def test_only_llamacpp_serves_several_models_for_now() -> None:
+def test_llamacpp_and_ollama_serve_several_models_vllm_not_yet() -> None:
     joint, _ = _swap_set()
     first = next(iter(joint.plans.values()))
     assert deploy_for(first, joint) == (deploy.LlamaCppDeploy, None)
     ollama = {a: dataclasses.replace(p, runtime="ollama") for a, p in joint.plans.items()}
-    cls, why = deploy_for(first, dataclasses.replace(joint, plans=ollama))
-    assert why is not None and "several models on ollama are not built yet" in why
+    assert deploy_for(first, dataclasses.replace(joint, plans=ollama))[1] is None
+    vllm = {a: dataclasses.replace(p, runtime="vllm") for a, p in joint.plans.items()}
+    cls, why = deploy_for(first, dataclasses.replace(joint, plans=vllm))
+    assert why is not None and "several models on vllm are not built yet" in why
     mixed = {**joint.plans, NAMES[0]: dataclasses.replace(first, runtime="vllm")}
     cls, why = deploy_for(first, dataclasses.replace(joint, plans=mixed))
     assert cls is None and why is not None and "llamacpp and vllm" in why
@@ -275,3 +278,65 @@ def test_loading_waits_for_loaded_and_reports_a_failed_process(
     with pytest.raises(TimeoutError, match="does not serve nothere"):
         load_model(endpoint, "k", "nothere", timeout=5)
     assert loads == ["chat", "coder", "nothere"]
+
+
+# --------------------------------------------------------------------------- Ollama
+
+
+def _ollama_joint(gib: int, models_max: int | None = None) -> ModelsPlan:
+    entries = [dataclasses.replace(e, runtime="ollama") for e in _entries()]
+    return plan_models(_linux("cuda", [_rtx(0, gib)]), entries, models_max=models_max)
+
+
+def test_ollama_serves_the_three_from_one_server_with_the_joint_plans_limits(tmp_path: Path) -> None:
+    from rigctl.deploys import ollama as ollama_deploy
+
+    joint = _ollama_joint(24)
+    assert joint.ok and joint.mode == "resident"
+    spec = host_spec("rig", {"models": [{"model": f"{n}:q4_k_m", "runtime": "ollama"} for n in NAMES],
+                             "port": 11434, "models_idle_seconds": 1800})
+    first = next(iter(joint.plans.values()))
+    dropin = ollama_deploy.render_dropin(spec, first, "cuda", models=joint)
+    _golden("ollama-dropin-several-cuda.conf", dropin)
+    env = ollama_deploy.server_environment(spec, first, "/m", joint)
+    assert env["OLLAMA_MAX_LOADED_MODELS"] == "3" and env["OLLAMA_KEEP_ALIVE"] == "1800s"
+    assert env["OLLAMA_NUM_PARALLEL"] == "1" and env["OLLAMA_KV_CACHE_TYPE"] == "f16"
+    assert "OLLAMA_CONTEXT_LENGTH" not in env  # each model's num_ctx is its Modelfile's
+    if shutil.which("systemd-analyze"):
+        from rigctl.templates import render
+
+        unit_dir = tmp_path / "ollama.service.d"
+        unit_dir.mkdir()
+        base = render("ollama.service.j2", install_dir="/usr/local", user="ollama")
+        (tmp_path / "ollama.service").write_text(base.replace("/usr/local/bin/ollama", "/bin/true"))
+        (unit_dir / "rigctl.conf").write_text(dropin)
+        result = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "ollama.service")],
+                                capture_output=True, text=True)
+        assert result.returncode == 0 and "rigctl.conf" not in result.stderr, result.stderr
+    # with no idle timeout, loaded until another needs the room
+    idle = host_spec("rig", {"models": [{"model": f"{n}:q4_k_m"} for n in NAMES], "port": 11434})
+    assert ollama_deploy.models_environment(idle, joint)["OLLAMA_KEEP_ALIVE"] == "-1"
+
+
+def test_ollama_refuses_what_one_server_cannot_do_for_every_model() -> None:
+    from rigctl.deploys import ollama as ollama_deploy
+
+    spec = host_spec("rig", {"models": [{"model": f"{n}:q4_k_m"} for n in NAMES], "port": 11434})
+    # 12 GiB, any two: the 8B's plan has a q8_0 cache, the others f16; Ollama has one type
+    with pytest.raises(BadInput, match="OLLAMA_KV_CACHE_TYPE") as e:
+        ollama_deploy.models_environment(spec, _ollama_joint(12, models_max=2))
+    assert e.value.field == "models"
+    joint = _ollama_joint(24)
+    four = {a: dataclasses.replace(p, env={**p.env, "OLLAMA_NUM_PARALLEL": "4"})
+            for a, p in list(joint.plans.items())[:1]}
+    with pytest.raises(BadInput, match="OLLAMA_NUM_PARALLEL"):
+        ollama_deploy.models_environment(spec, dataclasses.replace(joint, plans={**joint.plans, **four}))
+    tilde = {"a~b" if a == NAMES[0] else a: p for a, p in joint.plans.items()}
+    with pytest.raises(BadInput, match="not an Ollama model name"):
+        ollama_deploy.models_environment(spec, dataclasses.replace(joint, plans=tilde))
+    kept = dataclasses.replace(joint, keep_loaded=[NAMES[0]])
+    idle = host_spec("rig", {"models": [{"model": f"{n}:q4_k_m"} for n in NAMES], "port": 11434,
+                             "models_idle_seconds": 60})
+    with pytest.raises(BadInput) as e:
+        ollama_deploy.models_environment(idle, kept)
+    assert e.value.field == "models_idle_seconds"
