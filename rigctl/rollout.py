@@ -45,6 +45,8 @@ class HostRollout:
     before_tps: float | None = None
     after_tps: float | None = None
     reason: str | None = None
+    #: several models: alias -> (before, after) decode tok/s, each model gated on its own
+    models_tps: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -56,6 +58,10 @@ class HostRollout:
             "status": self.status,
             "before_tps": self.before_tps,
             "after_tps": self.after_tps,
+            "models_tps": {
+                alias: {"before": before, "after": after}
+                for alias, (before, after) in self.models_tps.items()
+            },
             "reason": self.reason,
         }
 
@@ -147,10 +153,15 @@ def rollout(
         after = _decode_speed(target, [n for n in members if not provisioned.hosts[n].result.failed])
         for name in members:
             outcome = result.hosts[name]
-            outcome.before_tps, outcome.after_tps = before.get(name), after.get(name)
+            was, now = before.get(name, {}), after.get(name, {})
+            outcome.before_tps, outcome.after_tps = was.get(None), now.get(None)
+            outcome.models_tps = {
+                alias: (was.get(alias), now.get(alias))
+                for alias in dict.fromkeys([*was, *now]) if alias is not None
+            }
             host_result = provisioned.hosts[name].result
-            why = host_result.error if host_result.failed else regression(
-                outcome.before_tps, outcome.after_tps, gate_tokps_drop
+            why = host_result.error if host_result.failed else _gate(
+                was, now, gate_tokps_drop
             )
             if why is None:
                 outcome.status = "updated" if host_result.changed_ops else "unchanged"
@@ -203,7 +214,21 @@ def _settle(inventory: Any, names: list[str]) -> None:
         session.each_host(settle)
 
 
-def _decode_speed(target: str, names: list[str]) -> dict[str, float]:
+def _gate(
+    before: dict[str | None, float], after: dict[str | None, float], limit_percent: float
+) -> str | None:
+    """Why a host's change fails the speed gate: its model's regression, or with several
+    models the first whose speed dropped (a model added or removed has nothing to compare)."""
+    for alias in before:
+        why = regression(before.get(alias), after.get(alias), limit_percent)
+        if why is not None:
+            return why if alias is None else f"{alias}: {why}"
+    return None
+
+
+def _decode_speed(target: str, names: list[str]) -> dict[str, dict[str | None, float]]:
+    """Decode tok/s at one user, per host: ``{None: speed}``, or with several models each
+    alias's (``bench`` measures them in turn)."""
     if not names:
         return {}
     measured = bench(
@@ -215,8 +240,8 @@ def _decode_speed(target: str, names: list[str]) -> dict[str, float]:
         limit=names,
         record=False,
     )
-    speeds = {}
-    for name, host in measured.hosts.items():
+    speeds: dict[str, dict[str | None, float]] = {}
+    for host in measured.hosts.values():
         if host.levels and host.levels[0].decode_tps_per_request:
-            speeds[name] = host.levels[0].decode_tps_per_request
+            speeds.setdefault(host.name, {})[host.alias] = host.levels[0].decode_tps_per_request
     return speeds

@@ -114,6 +114,13 @@ class Remote:
     def ok(self, command: str) -> bool:
         return self.run(command).returncode == 0
 
+    def forget(self) -> None:
+        """End the multiplexing master: one to a host that has since powered off is a dead
+        connection, and the next command through it would fail (``Broken pipe``) though the
+        host is back."""
+        subprocess.run([*self.argv[:-1], "-O", "exit", self.argv[-1]], capture_output=True,
+                       timeout=30, check=False)
+
 
 @dataclass
 class Run:
@@ -363,8 +370,9 @@ class Rig:
         }
 
     def start(self, name: str) -> None:
-        """Boot a stopped lab host again (its disk is kept)."""
+        """Boot a stopped lab host again (its disk is kept); commands reach the new boot."""
         self.hosts[name] = self.lab.up_host(self.hosts[name].index)
+        self.remotes[name].forget()
 
     # -- each test's own host state
 
@@ -758,6 +766,7 @@ def inside(host: LabHost, command: str) -> str:
 
 def stop(rig: Rig, name: str) -> None:
     lab_hosts.stop(rig.hosts[name])
+    rig.remotes[name].forget()
     assert not any(h.name == name for h in rig.lab.running_hosts())
 
 

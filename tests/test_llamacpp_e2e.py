@@ -484,6 +484,34 @@ def test_verify_checks_every_model_by_alias(router_host: dict) -> None:
     assert all(f"{alias} " in checks["models"]["message"] for alias in ("gemma", "gemma-long", "moe"))
 
 
+def test_a_broken_change_to_one_model_is_rolled_back(
+    router_host: dict, tmp_path: Path
+) -> None:
+    """A rollout that points one alias at a damaged file (the MoE cut short: its header, so its
+    plan, is whole): that model's llama-server dies loading it, the host is rolled back to the
+    presets it had, and every alias answers again."""
+    name = router_host["host"].name
+    moe = next(Path(m["model"]) for m in router_host["models"] if m["alias"] == "moe")
+    damaged = tmp_path / "damaged-qwen3moe.gguf"
+    damaged.write_bytes(moe.read_bytes()[: moe.stat().st_size * 2 // 3])
+    models = [dict(m, model=str(damaged)) if m["alias"] == "moe" else m for m in router_host["models"]]
+    with Session(load_inventory(str(router_host["three"]))) as session:
+        presets_before = read_file(session.host(name), PRESETS)
+    result = _rigctl_env(router_host["env"], "rollout", str(router_host["inventory"]("damaged", models)),
+                         "--canary", "1", "--json", timeout=900, expect=1)
+    outcome = json.loads(result.stdout)["hosts"][name]
+    assert outcome["status"] == "rolled-back", outcome
+    assert "moe never loaded" in outcome["reason"] and "exited while loading" in outcome["reason"]
+    assert set(outcome["models_tps"]) == {"gemma", "gemma-long", "moe"}  # each measured before
+    assert all(m["before"] for m in outcome["models_tps"].values())
+    with Session(load_inventory(str(router_host["three"]))) as session:
+        assert read_file(session.host(name), PRESETS) == presets_before
+    endpoint, key = router_host["first"]["hosts"][name]["endpoint"], router_host["key"]
+    client = openai.OpenAI(base_url=f"{endpoint}/v1", api_key=key, max_retries=0, timeout=180)
+    for alias in ("gemma", "gemma-long", "moe"):
+        assert client.completions.create(model=alias, prompt="w1 w2", max_tokens=4).usage
+
+
 def test_second_provision_changes_nothing_and_a_removed_model_leaves_the_presets(
     router_host: dict,
 ) -> None:
@@ -501,6 +529,19 @@ def test_second_provision_changes_nothing_and_a_removed_model_leaves_the_presets
     assert set(_states(endpoint, router_host["key"])) == {"gemma", "moe"}
     last = json.loads(_rigctl_env(env, "provision", str(two), "--json", timeout=1800).stdout)["hosts"][name]
     assert last["status"] == "ok" and last["changed_ops"] == [], last
+
+
+def test_a_good_change_to_one_model_rolls_out_each_model_gated(router_host: dict) -> None:
+    """After the removal above (gemma and moe): gemma's context grows in a rollout; each model
+    is measured before and after and gated on its own speed."""
+    models = [dict(m, context=3072) if m["alias"] == "gemma" else m
+              for m in router_host["models"] if m["alias"] != "gemma-long"]
+    result = _rigctl_env(router_host["env"], "rollout", str(router_host["inventory"]("grown", models)),
+                         "--canary", "1", "--gate-tokps-drop", "60", "--json", timeout=900)
+    outcome = json.loads(result.stdout)["hosts"][router_host["host"].name]
+    assert outcome["status"] == "updated", outcome
+    assert set(outcome["models_tps"]) == {"gemma", "moe"}
+    assert all(m["before"] and m["after"] for m in outcome["models_tps"].values())
 
 
 # --------------------------------------------------------------------------- plan accuracy
@@ -522,4 +563,3 @@ def test_the_plan_counts_what_llama_server_allocates(provisioned: dict) -> None:
     parts = [r for r in rows if r.part != "RSS"]
     assert len(parts) == 12 and all(r.measured > 0 for r in parts), table
     assert all(0.9 <= r.ratio <= 1.1 for r in parts), table
-

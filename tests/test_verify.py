@@ -138,7 +138,7 @@ FAULTS: dict[str, tuple[str, str, set[str] | None, str]] = {
     "service stopped": (
         f"systemctl stop {UNIT}",
         "service",
-        {"service", "listening", "health", "auth", "metrics"},
+        {"service", "listening", "health", "auth", "models", "metrics"},
         "is not running (ActiveState=inactive",
     ),
     "key world-readable": (

@@ -407,3 +407,53 @@ def test_verify_bad_lockfile_exit_2(tmp_path: Path) -> None:
         f"rigctl: error: field lockfile: {tmp_path / 'fleet.lock.json'}: not a rigctl model lockfile"
     )
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+class _ClosingChannel:
+    """Stands in for a paramiko channel whose close() drops what it has not been read yet,
+    as a channel does: the server's whole answer is already buffered."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.buffer = answer
+        self.sent = b""
+        self.closed = False
+
+    def sendall(self, data: bytes) -> None:
+        self.sent += data
+
+    def recv(self, size: int) -> bytes:
+        if self.closed:
+            return b""
+        chunk, self.buffer = self.buffer[:size], self.buffer[size:]
+        return chunk
+
+    def settimeout(self, timeout: float | None) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+        self.buffer = b""
+
+
+def test_a_chunked_answer_with_connection_close_is_read_whole_through_the_channel() -> None:
+    """http.client closes its connection right after the headers of a ``Connection: close``
+    answer and reads the body from the file it made of the socket: the channel must stay open
+    until that file is done (llama-server's router answers proxied requests so), then close."""
+    import http.client
+
+    from rigctl.verify.connection import _ChannelSocket
+
+    body = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in [b"llamacpp:a 1\n" * 40] * 3)
+    channel = _ClosingChannel(
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + body + b"0\r\n\r\n"
+    )
+    connection = http.client.HTTPConnection("127.0.0.1", 8080)
+    connection.sock = _ChannelSocket(channel)  # type: ignore[assignment]
+    connection.request("GET", "/metrics?model=chat")
+    response = connection.getresponse()
+    assert not channel.closed  # http.client has closed its side: the body is still there
+    assert response.read() == b"llamacpp:a 1\n" * 120
+    response.close()
+    connection.close()
+    assert channel.closed and channel.sent.startswith(b"GET /metrics?model=chat HTTP/1.1\r\n")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import http.client
+import io
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -132,6 +133,62 @@ class Response:
         return f"HTTP {self.status}" + (f" {text[:limit]}" if text else "")
 
 
+class _ChannelReader(io.RawIOBase):
+    """An SSH channel's incoming bytes as a raw stream (what ``makefile`` gives http.client)."""
+
+    def __init__(self, owner: _ChannelSocket) -> None:
+        super().__init__()
+        self._owner = owner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._owner.channel.recv(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            super().close()
+            self._owner.release()
+
+
+class _ChannelSocket:
+    """An SSH channel as http.client's socket, closed as a socket is: only once the socket and
+    every file made from it are closed. http.client closes its connection right after the
+    headers of a ``Connection: close`` response and reads the body from the file it made
+    (llama-server's router answers proxied requests so): closing the channel there, as
+    paramiko's own ``makefile`` does, lost the body's end in a third of such answers."""
+
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self.channel = channel
+        self._files = 0
+        self._closed = False
+
+    def makefile(self, mode: str = "rb", *_args: Any, **_kwargs: Any) -> io.BufferedReader:
+        self._files += 1
+        return io.BufferedReader(_ChannelReader(self))
+
+    def sendall(self, data: bytes) -> None:
+        self.channel.sendall(data)
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.channel.settimeout(timeout)
+
+    def release(self) -> None:
+        self._files -= 1
+        self._close_if_done()
+
+    def close(self) -> None:
+        self._closed = True
+        self._close_if_done()
+
+    def _close_if_done(self) -> None:
+        if self._closed and self._files <= 0:
+            self.channel.close()
+
+
 class _ThroughSSH(http.client.HTTPConnection):
     """An HTTP connection whose socket is an SSH ``direct-tcpip`` channel to ``address:port``
     as the host sees it (so endpoints bound to the host's loopback answer too)."""
@@ -153,7 +210,7 @@ class _ThroughSSH(http.client.HTTPConnection):
                 f"nothing answers on {self._target[0]}:{self._target[1]} on the host ({e.text or e.code})"
             ) from None
         channel.settimeout(self.timeout)
-        self.sock = channel
+        self.sock = _ChannelSocket(channel)
 
 
 def http_request(
@@ -183,7 +240,10 @@ def http_request(
     try:
         connection.request(method, path, body=payload, headers=sent)
         response = connection.getresponse()
-        text = response.read().decode(errors="replace")
+        try:
+            text = response.read().decode(errors="replace")
+        finally:
+            response.close()
         return Response(response.status, text)
     except TimeoutError:
         raise TimeoutError(f"{method} {path}: no answer within {timeout:.0f} s") from None
