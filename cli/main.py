@@ -18,6 +18,7 @@ import click
 from rigctl.cli import bench as bench_cmd
 from rigctl.cli import detect as detect_cmd
 from rigctl.cli import lab as lab_cmd
+from rigctl.cli import logs as logs_cmd
 from rigctl.cli import models as models_cmd
 from rigctl.cli import plan as plan_cmd
 from rigctl.cli import provision as provision_cmd
@@ -51,6 +52,7 @@ cli.add_command(detect_cmd.detect)
 cli.add_command(plan_cmd.plan)
 cli.add_command(bench_cmd.bench)
 cli.add_command(status_cmd.status)
+cli.add_command(logs_cmd.logs)
 cli.add_command(rollout_cmd.rollout)
 cli.add_command(rollout_cmd.rollback)
 cli.add_command(verify_cmd.verify)

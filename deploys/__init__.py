@@ -26,6 +26,7 @@ from io import StringIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rigctl.errors import BadInput
 from rigctl.hardware import Hardware
 from rigctl.health import Offload
 from rigctl.hostspec import HostSpec
@@ -70,6 +71,21 @@ def host_gpu_groups(backend: str) -> list[str]:
 
     present = host.get_fact(server_facts.Groups) or []
     return [group for group in GPU_GROUPS.get(backend, []) if group in present]
+
+
+def model_paths(plans: Mapping[str, Plan], host_name: str) -> dict[str, str]:
+    """Each model's path on the host (a file, or vLLM's directory) -> the first alias serving
+    it; two different models that would land on one path are refused (BadInput, ``models``)."""
+    paths: dict[str, str] = {}
+    for alias, plan in plans.items():
+        path = plan.model.runtime_ref
+        first = paths.setdefault(path, alias)
+        if plans[first].model.source != plan.model.source:
+            raise BadInput(
+                f"{first} and {alias} are different models with one name on the host ({path}): "
+                "rename one of them", host=host_name, field="models",
+            )
+    return paths
 
 
 @dataclass(frozen=True)
@@ -129,6 +145,10 @@ class Served:
     #: the endpoint is llama-server's router: each alias is loaded through its API (and waited
     #: for) before it is asked; other servers load a model on its first request
     router: bool = False
+    #: the port the endpoint listens on (the first model's server, where each has one)
+    port: int = 0
+    #: each model has a server of its own (vLLM): alias -> its unit and port
+    servers: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 def record(
@@ -146,9 +166,11 @@ def record(
 
     text = manifest.render()
     atomic_put(name="deployment manifest", src=StringIO(text), dest=MANIFEST, mode="0644")
+    address = f"[{spec.listen}]" if ":" in spec.listen else spec.listen
     return Served(
         unit=manifest.unit,
-        endpoint=spec.endpoint,
+        endpoint=f"http://{address}:{manifest.port}",  # the first model's own, where each has one
+        port=manifest.port,
         api_key_file=manifest.api_key_file,
         build=manifest.build,
         model_path=manifest.model_path,
@@ -159,6 +181,7 @@ def record(
         offload=offload,
         aliases=tuple(entry["alias"] for entry in manifest.models) if len(manifest.models) > 1 else (),
         router=router,
+        servers={e["alias"]: (e["unit"], e["port"]) for e in manifest.models if "unit" in e},
     )
 
 
@@ -181,6 +204,12 @@ class Deploy:
     def serve(self) -> Served:
         """Inside the host's pyinfra deploy context: the operations that serve the plan."""
         raise NotImplementedError
+
+    @property
+    def ports(self) -> list[int]:
+        """The ports this deploy's servers listen on (``listen``): the host's ``port``, unless
+        each model has a server of its own."""
+        return [self.inputs.spec.port]
 
     @property
     def build_key(self) -> str | None:

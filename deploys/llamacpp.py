@@ -19,6 +19,7 @@ from rigctl.deploys import (
     Served,
     gpu,
     host_gpu_groups,
+    model_paths,
     record,
 )
 from rigctl.deploys import llamacpp_router as router
@@ -199,7 +200,7 @@ class LlamaCppDeploy(Deploy):
         # one build serves every model: the backend of the one that offloads most
         widest = max(self.plans.values(), key=lambda plan: plan.memory.gpu_layers or 0)
         self.build = build_spec_for(inputs.hardware, widest, self.source.version, self.cmake_args)
-        self.paths = _model_paths(self.plans, inputs.name)
+        self.paths = model_paths(self.plans, inputs.name)
         self.packed: PackedSource | None = None
         self.files: dict[str, Verified] = {}  # alias -> the verified model file
 
@@ -347,18 +348,3 @@ class LlamaCppDeploy(Deploy):
             if device and plan.memory.gpu_layers and self.models is None else None
         )
         return record(manifest, spec, rendered, offload=offload, router=self.models is not None)
-
-
-def _model_paths(plans: dict[str, Plan], host_name: str) -> dict[str, str]:
-    """Each model file's path on the host -> the first alias serving it; two different models
-    that would land on one path are refused (BadInput)."""
-    paths: dict[str, str] = {}
-    for alias, plan in plans.items():
-        path = plan.model.runtime_ref
-        first = paths.setdefault(path, alias)
-        if plans[first].model.source != plan.model.source:
-            raise BadInput(
-                f"{first} and {alias} are different files with one name on the host ({path}): "
-                "rename one of them", host=host_name, field="models",
-            )
-    return paths

@@ -16,8 +16,20 @@ RUNTIMES: dict[str, type[Deploy]] = {
     "vllm": VllmDeploy,
 }
 
+
+
+class _OwnUnits(frozenset[str]):
+    """rigctl's units, ``rigctl-vllm-<alias>.service`` (one per model) included."""
+
+    def __contains__(self, name: object) -> bool:
+        return super().__contains__(name) or (
+            isinstance(name, str) and name.startswith(f"{VllmDeploy.UNIT}-")
+            and name.endswith(".service")
+        )
+
+
 #: rigctl's servers: a port one of them holds is the one its deploy replaces, not a conflict
-OWN_UNITS = frozenset(f"{deploy.UNIT}.service" for deploy in RUNTIMES.values())
+OWN_UNITS: frozenset[str] = _OwnUnits(f"{deploy.UNIT}.service" for deploy in RUNTIMES.values())
 
 
 def deploy_for(plan: Plan, models: ModelsPlan | None) -> tuple[type[Deploy] | None, str | None]:
@@ -35,7 +47,7 @@ def deploy_for(plan: Plan, models: ModelsPlan | None) -> tuple[type[Deploy] | No
         return None, f"runtime {runtimes[0]} is not deployable"
     if models is not None and not deploy.SERVES_SEVERAL:
         return deploy, (
-            f"several models on {runtimes[0]} are not built yet (llama.cpp's router serves "
-            "several: set `runtime: llamacpp` on the entries)"
+            f"several models on {runtimes[0]} are not built yet (set `runtime` on the "
+            "entries to one that serves several)"
         )
     return deploy, None

@@ -37,10 +37,15 @@ What to serve
                                  (default: none (required))
     models                       several models on one host: [{"model": ..., "alias": ...,
                                  "context": ..., "concurrency": ..., "runtime": ...,
-                                 "keep_loaded": true}, ...]; each is served by its alias
-                                 (default: the catalog name, or the file's stem), planned
-                                 together (all resident, or a swap set of at most models_max);
-                                 `model` is the one-entry case (default: none)
+                                 "keep_loaded": true, "gpus": [0], "port": 8081}, ...]; each is
+                                 served by its alias (default: the catalog name, or the file's
+                                 stem), planned together (all resident, or a swap set of at
+                                 most models_max); `gpus`: the GPU indices the model may use
+                                 (default: all; a vLLM model sharing a GPU claims only the
+                                 --gpu-memory-utilization it needs); `port`: its own server's
+                                 port where each model runs its own server (vLLM), unique and
+                                 not the host's `port`; `model` is the one-entry case (default:
+                                 none)
     models_max                   how many of `models` may be loaded at once (the rest load on
                                  demand, the least recently used unloaded) (default: as many as
                                  fit together)

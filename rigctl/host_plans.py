@@ -12,7 +12,7 @@ from rigctl.hardware import Hardware
 from rigctl.hostspec import HostSpec, ModelSpec, host_spec
 from rigctl.models import resolve_model
 from rigctl.plan import Plan, make_plan, validate_inputs
-from rigctl.plan.multi import ModelEntry, ModelsPlan, plan_models
+from rigctl.plan.multi import ModelEntry, ModelsPlan, pin_to_gpus, plan_models, restricted
 
 
 @dataclass
@@ -107,17 +107,25 @@ def resolve_models(
 
 
 def host_plan_for(spec: HostSpec, hardware: Hardware, models: dict[str, Any]) -> HostPlan:
-    """The host's plan: its one model's, or the joint plan of its ``models``."""
+    """The host's plan: its one model's (on the GPUs its entry's ``gpus`` names, pinned to
+    them), or the joint plan of its ``models``."""
+    entries = [
+        ModelEntry(e.alias, models[e.alias], concurrency=e.concurrency, context=e.context,
+                   runtime=e.runtime, keep_loaded=e.keep_loaded, gpus=e.gpus)
+        for e in spec.models
+    ]
     if not spec.multi_model:
-        return HostPlan(spec, hardware, plan_for(spec, hardware, next(iter(models.values()))))
+        on, error = restricted(hardware, entries[0])
+        plan = plan_for(spec, on, entries[0].model)
+        if error:
+            plan.errors.append(error)
+        elif entries[0].gpus is not None:
+            pin_to_gpus(plan, entries[0], hardware)
+        return HostPlan(spec, hardware, plan)
     try:
         joint = plan_models(
             hardware,
-            [
-                ModelEntry(e.alias, models[e.alias], concurrency=e.concurrency,
-                           context=e.context, runtime=e.runtime, keep_loaded=e.keep_loaded)
-                for e in spec.models
-            ],
+            entries,
             models_max=spec.models_max,
             prefer=spec.prefer,
             threads=spec.threads,

@@ -33,6 +33,10 @@ class ModelSpec:
     context: int | None = None
     runtime: str = "auto"
     keep_loaded: bool = False
+    #: ``gpus``: the GPU indices this model may use (None: any of the host's)
+    gpus: tuple[int, ...] | None = None
+    #: ``port``: its own server's port, where each model runs its own server (vLLM)
+    port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,8 @@ def _model_specs(host: str, data: dict[str, Any], model: str | None) -> tuple[Mo
             context=entry.get("context", context),
             runtime=entry.get("runtime", runtime),
             keep_loaded=entry.get("keep_loaded", False),
+            gpus=tuple(entry["gpus"]) if "gpus" in entry else None,
+            port=entry.get("port"),
         ))
     if data.get("model") is not None:
         raise BadInput(
@@ -167,6 +173,7 @@ def host_spec(host: str, data: dict[str, Any], *, model: str | None = None) -> H
         raise BadInput(
             f"{port} is the host's SSH port: the server cannot listen there", host=host, field="port"
         )
+    _check_model_ports(host, models, port, ssh_port)
     return HostSpec(
         host=host,
         model=first.model,
@@ -191,6 +198,31 @@ def host_spec(host: str, data: dict[str, Any], *, model: str | None = None) -> H
         models_max=None if models_max is None else _field(host, "models_max", models_max),
         models_idle_seconds=None if idle is None else _field(host, "models_idle_seconds", idle),
     )
+
+
+def _check_model_ports(
+    host: str, models: tuple[ModelSpec, ...], port: int, ssh_port: Any
+) -> None:
+    """Each entry's own ``port`` is its alone: not another entry's, not the host's ``port``
+    nor its SSH port."""
+    seen: dict[int, int] = {}
+    for index, entry in enumerate(models):
+        if entry.port is None:
+            continue
+        for taken, what in ((port, "`port`"), (ssh_port, "SSH port")):
+            if entry.port == taken:
+                raise BadInput(
+                    f"entry {index}: {entry.alias} cannot listen on port {entry.port}, the "
+                    f"host's {what} (set another `port` on the entry)", host=host, field="models",
+                )
+        if entry.port in seen:
+            other = seen[entry.port]
+            raise BadInput(
+                f"entry {index}: {entry.alias} cannot listen on port {entry.port}, "
+                f"{models[other].alias}'s (entry {other}; set another `port` on one of them)",
+                host=host, field="models",
+            )
+        seen[entry.port] = index
 
 
 def _optional(host: str, name: str, data: dict[str, Any]) -> Any:

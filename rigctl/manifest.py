@@ -38,16 +38,48 @@ class Deployment:
     health_path: str = "/health"
     #: the files rigctl wrote that define the service (a rollout snapshots and restores them)
     config_files: list[str] = field(default_factory=list)
-    #: every model behind the endpoint, when there are several (llama-server's router):
-    #: ``{alias, model_name, model_quant, model_path, model_sha256}`` each, the first being the
-    #: one the ``model_*`` fields above name
-    models: list[dict[str, str]] = field(default_factory=list)
+    #: every model served, when there are several: ``{alias, model_name, model_quant,
+    #: model_path, model_sha256}`` each, the first being the one the ``model_*`` fields above
+    #: name; where each model has a server of its own (vLLM), also its ``unit`` and ``port``
+    #: (the first's are ``unit`` and ``port`` above)
+    models: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def separate(self) -> bool:
+        """Each model has a server (unit, port) of its own, rather than one behind the endpoint."""
+        return any("port" in entry for entry in self.models)
+
+    @property
+    def router(self) -> bool:
+        """Several models behind llama-server's router (loaded through its API)."""
+        return self.runtime == "llamacpp" and bool(self.models)
+
+    @property
+    def units(self) -> list[str]:
+        """Every unit that serves this deployment's models, the endpoint's first."""
+        units = [self.unit]
+        for entry in self.models:
+            if entry.get("unit", self.unit) not in units:
+                units.append(entry["unit"])
+        return units
+
+    def server_of(self, alias: str | None) -> tuple[str, int]:
+        """The unit and port that serve ``alias`` (None, or one behind the endpoint: the
+        endpoint's own)."""
+        entry = next((e for e in self.models if e["alias"] == alias), {})
+        return entry.get("unit", self.unit), entry.get("port", self.port)
+
     def render(self) -> str:
         return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
+
+
+def ollama_names(alias: str) -> set[str]:
+    """The names Ollama may list an imported alias under (``ollama create chat`` is
+    ``chat:latest``)."""
+    return {alias, f"{alias}:latest"}
 
 
 def read_api_key(host: Host, path: str) -> str:
@@ -115,6 +147,8 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 #: A model's alias (host data ``models``: URL-safe, at most 64).
 ALIAS = re.compile(r"[A-Za-z0-9._~-]{1,64}")
 MODEL_KEYS = ("alias", "model_name", "model_quant", "model_path", "model_sha256")
+#: A model's own server, where each has one (vLLM): its unit and port.
+SERVER_KEYS = ("unit", "port")
 RUNTIMES = ("llamacpp", "ollama", "vllm")
 
 
@@ -183,6 +217,12 @@ def check_deployment(d: Deployment) -> None:
         _check_model(entry)
     if len({entry["alias"].lower() for entry in d.models}) != len(d.models):
         raise ValueError("models: two models with one alias")
+    servers = [(e["unit"], e["port"]) for e in d.models if "unit" in e]
+    if servers and (len(servers) != len(d.models) or servers[0] != (d.unit, d.port)
+                    or len({u for u, _ in servers}) != len(servers)
+                    or len({p for _, p in servers}) != len(servers)):
+        raise ValueError("models: with servers of their own, every model has its own unit and "
+                         "port, the first's being the deployment's")
     if not isinstance(d.config_files, list):
         raise ValueError("config_files: not a list")
     for path in d.config_files:
@@ -195,8 +235,17 @@ def check_deployment(d: Deployment) -> None:
 
 def _check_model(entry: object) -> None:
     """One entry of a manifest's ``models``."""
-    if not isinstance(entry, dict) or set(entry) != set(MODEL_KEYS):
-        raise ValueError(f"models: an entry is not {{{', '.join(MODEL_KEYS)}}}: {entry!r}")
+    if not isinstance(entry, dict) or set(entry) not in (
+        set(MODEL_KEYS), set(MODEL_KEYS) | set(SERVER_KEYS)
+    ):
+        raise ValueError(f"models: an entry is not {{{', '.join(MODEL_KEYS)}}}"
+                         f" (and {' and '.join(SERVER_KEYS)}): {entry!r}")
+    if "unit" in entry:
+        if not isinstance(entry["unit"], str) or not UNIT_NAME.fullmatch(entry["unit"]):
+            raise ValueError(f"models.unit: not a unit name: {entry['unit']!r}")
+        port = entry["port"]
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise ValueError(f"models.port: not a TCP port: {port!r}")
     if not isinstance(entry["alias"], str) or not ALIAS.fullmatch(entry["alias"]):
         raise ValueError(f"models: not an alias: {entry['alias']!r}")
     _abs_path(entry["model_path"], "models.model_path")

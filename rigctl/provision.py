@@ -20,6 +20,7 @@ state through the pipeline is one :class:`HostProvision`.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import logging
 from dataclasses import dataclass, field
@@ -156,14 +157,15 @@ def provision(
             for alias, each in (joint.plans if joint else {"": plan}).items():
                 where = f"{alias}: " if alias else ""
                 report(name, "plan", f"{where}{each.runtime}: {' '.join(each.args)}")
-            busy = port_conflict(spec.listen, spec.port, listening.get(name, []), OWN_UNITS)
-            if busy:
-                raise BadInput(busy, host=name, field="port")
             runtime, not_deployable = deploy_for(plan, joint)
             if runtime is not None:
                 outcome.deploy = runtime(
                     HostInputs(name, by_name[name].data, spec, hw, plan, models=joint)
                 )
+            for port in outcome.deploy.ports if outcome.deploy else [spec.port]:
+                busy = port_conflict(spec.listen, port, listening.get(name, []), OWN_UNITS)
+                if busy:
+                    raise BadInput(busy, host=name, field="port" if port == spec.port else "models")
             if not host_plan.ok:
                 errors = joint.errors + [
                     f"{alias}: {error}" for alias, each in joint.plans.items() for error in each.errors
@@ -301,7 +303,7 @@ def _smoke(host_obj: Host, outcome: HostProvision, served: Served, report: Repor
     spec = outcome.spec
     assert spec is not None
     report(host_obj.name, "smoke", f"waiting for {served.endpoint}")
-    with endpoint_from_controller(host_obj, spec.listen, spec.port) as endpoint:
+    with endpoint_from_controller(host_obj, spec.listen, served.port or spec.port) as endpoint:
         try:
             ready = wait_ready(
                 endpoint,
@@ -315,25 +317,8 @@ def _smoke(host_obj: Host, outcome: HostProvision, served: Served, report: Repor
             return
         key = read_api_key(host_obj, served.api_key_file)
         for alias in served.aliases:  # several models: each loaded (in turn), then asked
-            loaded = None
-            try:
-                if served.router:
-                    loaded = load_model(endpoint, key, alias, timeout=served.ready_timeout,
-                                        give_up=crash_watch(host_obj, served.unit))
-            except (TimeoutError, requests.RequestException, ValueError) as e:
-                outcome.journal = journal(host_obj, served.unit)
-                outcome.result.fail(f"{alias} never loaded: {e}")
+            if not _smoke_alias(host_obj, outcome, served, alias, endpoint, key, report):
                 return
-            outcome.smokes[alias] = each = chat_once(
-                endpoint, key, model=alias, timeout=served.ready_timeout
-            )
-            each.ready_seconds = None if loaded is None else round(loaded, 2)
-            if not each.ok:
-                outcome.journal = journal(host_obj, served.unit)
-                outcome.result.fail(f"smoke check of {alias} failed: {each.error}")
-                return
-            report(host_obj.name, "smoke",
-                   f"{alias}: TTFT {each.ttft_ms} ms, {each.tokens_per_second} tok/s")
         smoke = chat_once(endpoint, key, model=served.served_model)
     smoke.ready_seconds = round(ready, 2)
     outcome.smoke = smoke
@@ -347,6 +332,47 @@ def _smoke(host_obj: Host, outcome: HostProvision, served: Served, report: Repor
         outcome.result.fail(f"{served.unit} is not running as planned: {problem}")
     else:
         report(host_obj.name, "smoke", f"TTFT {smoke.ttft_ms} ms, {smoke.tokens_per_second} tok/s")
+
+
+def _smoke_alias(
+    host_obj: Host,
+    outcome: HostProvision,
+    served: Served,
+    alias: str,
+    endpoint: str,
+    key: str,
+    report: Reporter,
+) -> bool:
+    """One of several models: loaded through the router, or its own server ready, then asked
+    once; False (the host failed) when it is not."""
+    unit, port = served.servers.get(alias, (served.unit, 0))
+    with contextlib.ExitStack() as stack:
+        loaded = None
+        try:
+            if served.router:
+                loaded = load_model(endpoint, key, alias, timeout=served.ready_timeout,
+                                    give_up=crash_watch(host_obj, unit))
+            elif alias in served.servers:
+                assert outcome.spec is not None
+                endpoint = stack.enter_context(
+                    endpoint_from_controller(host_obj, outcome.spec.listen, port))
+                loaded = wait_ready(endpoint, timeout=served.ready_timeout,
+                                    give_up=crash_watch(host_obj, unit),
+                                    health_path=served.health_path)
+        except (TimeoutError, requests.RequestException, ValueError) as e:
+            outcome.journal = journal(host_obj, unit)
+            outcome.result.fail(f"{alias} never {'loaded' if served.router else 'became ready'}: {e}")
+            return False
+        outcome.smokes[alias] = each = chat_once(
+            endpoint, key, model=alias, timeout=served.ready_timeout
+        )
+    each.ready_seconds = None if loaded is None else round(loaded, 2)
+    if not each.ok:
+        outcome.journal = journal(host_obj, unit)
+        outcome.result.fail(f"smoke check of {alias} failed: {each.error}")
+        return False
+    report(host_obj.name, "smoke", f"{alias}: TTFT {each.ttft_ms} ms, {each.tokens_per_second} tok/s")
+    return True
 
 
 def _offload_problem(host_obj: Host, served: Served) -> str | None:

@@ -128,18 +128,22 @@ def restore_steps(
     now: Deployment | None,
     prefix: str,
     build_link: str | None,
-    stamp: str,
+    stamp: str | list[str],
 ) -> list[str]:
     """The shell steps that put the snapshot of ``previous`` back (run joined by ``&&``).
 
-    + now: the deployment in force (its unit is stopped when the change moved to another one)
+    + now: the deployment in force (a unit of it that ``previous`` has not is stopped and
+      disabled: the change moved to another runtime, or added a model with a server of its own;
+      the next provision removes such a unit's file)
     + build_link: where ``prefix/current`` pointed when the snapshot was taken
       (:func:`current_target`), None when it did not exist
-    + stamp: the restart stamp of ``previous``'s unit
+    + stamp: the restart stamp of each of ``previous``'s units
     """
     steps = []
-    if now is not None and now.unit != previous.unit:  # the change moved to another runtime
-        steps.append(f"systemctl disable --now {shlex.quote(now.unit)}.service")
+    for unit in now.units if now is not None else []:
+        if unit in previous.units:
+            continue
+        steps.append(f"systemctl disable --now {shlex.quote(unit)}.service")
     for index, path in enumerate([*config_files(previous), MANIFEST]):
         quoted = shlex.quote(path)
         source = f"{ROLLBACK_DIR}/files/{index}" if path != MANIFEST else SNAPSHOT_MANIFEST
@@ -150,13 +154,14 @@ def restore_steps(
             f"ln -sfn {shlex.quote(build_link)} {staged}"
             f" && mv -T {staged} {shlex.quote(f'{prefix}/current')}"
         )
+    units = " ".join(f"{shlex.quote(unit)}.service" for unit in previous.units)
     steps += [
         "systemctl daemon-reload",
-        f"systemctl enable {shlex.quote(previous.unit)}.service",
-        f"systemctl restart {shlex.quote(previous.unit)}.service",
+        f"systemctl enable {units}",
+        f"systemctl restart {units}",
         # the restored files are newer than the last restart rigctl recorded: record this one,
         # or the next provision would restart the service for nothing
-        f"touch {shlex.quote(stamp)}",
+        *(f"touch {shlex.quote(each)}" for each in ([stamp] if isinstance(stamp, str) else stamp)),
     ]
     return steps
 
@@ -213,24 +218,32 @@ def restore(host: Host, report: Reporter = quiet) -> Deployment:
         build_link = current_target(link, prefix) if link is not None else None
     except ValueError as e:
         raise OSError(f"restore refused: {e}") from None
-    steps = restore_steps(previous, now, prefix, build_link, restart_stamp(previous.unit))
+    steps = restore_steps(previous, now, prefix, build_link,
+                          [restart_stamp(unit) for unit in previous.units])
     try:
         _sh(host, steps)
     except OSError as e:
         raise OSError(str(e) if str(e) == CONNECTION_LOST else f"restore failed: {e}") from None
     report(host.name, "rollback", f"{previous.unit} restored; waiting for {previous.health_path}")
-    with endpoint_from_controller(host, previous.listen, previous.port) as endpoint:
-        try:
-            wait_ready(
-                endpoint,
-                timeout=READY_TIMEOUTS.get(previous.runtime, READY_TIMEOUT),
-                give_up=crash_watch(host, previous.unit),
-                health_path=previous.health_path,
-            )
-        except TimeoutError as e:
-            raise OSError(f"{previous.unit} never became ready after the rollback: {e}") from None
+    for unit in previous.units:  # each model's own server, where it has one
+        port = next((p for u, p in map(previous.server_of, _aliases(previous)) if u == unit),
+                    previous.port)
+        with endpoint_from_controller(host, previous.listen, port) as endpoint:
+            try:
+                wait_ready(
+                    endpoint,
+                    timeout=READY_TIMEOUTS.get(previous.runtime, READY_TIMEOUT),
+                    give_up=crash_watch(host, unit),
+                    health_path=previous.health_path,
+                )
+            except TimeoutError as e:
+                raise OSError(f"{unit} never became ready after the rollback: {e}") from None
     settle(host)  # the host runs the snapshot's version again
     return previous
+
+
+def _aliases(deployment: Deployment) -> list[str | None]:
+    return [entry["alias"] for entry in deployment.models] or [None]
 
 
 def restore_one(inventory: Any, name: str, report: Reporter = quiet) -> tuple[str | None, bool]:

@@ -11,7 +11,7 @@ import requests
 from rigctl.bench.router import router_models
 from rigctl.bench.run import load_last
 from rigctl.fleet import FleetResult
-from rigctl.manifest import Deployment, read_api_key, read_deployment
+from rigctl.manifest import Deployment, ollama_names, read_api_key, read_deployment
 from rigctl.pyinfra_api import (
     Host,
     Session,
@@ -118,9 +118,11 @@ def _one_host(host: Host, deployment: Deployment) -> HostStatus:
             health = requests.get(f"{endpoint}{deployment.health_path}", timeout=5)
             status.healthy = health.status_code == 200
             status.health_detail = f"HTTP {health.status_code}"
-            if deployment.models:
+            if deployment.router:
                 _models(status, endpoint, key)
-            elif deployment.metrics_path:
+            elif deployment.runtime == "ollama" and deployment.models:
+                _ollama_models(status, endpoint)
+            elif deployment.metrics_path and not deployment.separate:
                 metrics = requests.get(
                     f"{endpoint}{deployment.metrics_path}", headers={"Authorization": f"Bearer {key}"}, timeout=5
                 )
@@ -128,7 +130,51 @@ def _one_host(host: Host, deployment: Deployment) -> HostStatus:
                     status.metrics = parse_prometheus(metrics.text)
         except (requests.RequestException, ValueError) as e:
             status.health_detail = type(e).__name__
+    if deployment.separate:
+        _servers(host, status, key)
     return status
+
+
+def _ollama_models(status: HostStatus, endpoint: str) -> None:
+    """Several models in one Ollama server: each one "loaded" when Ollama's ``GET /api/ps``
+    lists it (in memory now), else "unloaded" (it loads on its next request)."""
+    assert status.deployment is not None
+    response = requests.get(f"{endpoint}/api/ps", timeout=5)
+    response.raise_for_status()
+    listed = response.json().get("models")
+    loaded = {m.get("name") for m in listed if isinstance(m, dict)} if isinstance(listed, list) else set()
+    for entry in status.deployment.models:
+        alias = entry["alias"]
+        status.models[alias] = "loaded" if loaded & ollama_names(alias) else "unloaded"
+
+
+def _servers(host: Host, status: HostStatus, key: str) -> None:
+    """Several models, each with a server of its own (vLLM): each one's state from its own
+    health path ("serving", or why not), and its metrics, each series labelled with its alias;
+    the host is healthy only when every one serves."""
+    deployment = status.deployment
+    assert deployment is not None
+    for entry in deployment.models:
+        alias = entry["alias"]
+        unit, port = deployment.server_of(alias)
+        with endpoint_from_controller(host, deployment.listen, port) as endpoint:
+            try:
+                health = requests.get(f"{endpoint}{deployment.health_path}", timeout=5)
+                status.models[alias] = (
+                    "serving" if health.status_code == 200 else f"HTTP {health.status_code}"
+                )
+                if health.status_code == 200 and deployment.metrics_path:
+                    metrics = requests.get(f"{endpoint}{deployment.metrics_path}",
+                                           headers={"Authorization": f"Bearer {key}"}, timeout=5)
+                    if metrics.status_code == 200:
+                        for name, value in parse_prometheus(metrics.text).items():
+                            status.metrics[_labelled(name, alias)] = value
+            except (requests.RequestException, ValueError) as e:
+                status.models[alias] = f"{unit}: {type(e).__name__}"
+    if any(state != "serving" for state in status.models.values()):
+        status.healthy = False
+        status.health_detail = "; ".join(
+            f"{alias}: {state}" for alias, state in status.models.items() if state != "serving")
 
 
 def _models(status: HostStatus, endpoint: str, key: str) -> None:

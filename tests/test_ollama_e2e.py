@@ -266,3 +266,16 @@ def test_several_models_are_imported_into_one_server_each_by_its_alias(ollama_ho
         assert reply.choices[0].message.content
     again = json.loads(_run(ollama_host["env"], "provision", str(inventory), "--json").stdout)
     assert again["hosts"][host.name]["changed_ops"] == [], again["hosts"][host.name]
+    # status from Ollama's own list of loaded models, bench by alias, verify each alias imported
+    status = json.loads(_run(ollama_host["env"], "status", str(inventory), "--json").stdout)
+    row = status["hosts"][host.name]
+    assert row["ok"] and {a: m["state"] for a, m in row["models"].items()} == {
+        "gemma": "loaded", "gemma-long": "loaded"}, row
+    bench = json.loads(_run(ollama_host["env"], "bench", str(inventory), "--alias", "gemma-long",
+                            "--concurrency", "1", "--duration", "1", "--json").stdout)
+    levels = bench["hosts"][f"{host.name}/gemma-long"]["levels"]
+    assert levels[0]["errors"] == 0 and levels[0]["aggregate_tps"] > 0, bench
+    result = rigctl("verify", str(inventory), "--json", env=ollama_host["env"], timeout=600)
+    checks = json.loads(result.stdout)["hosts"][host.name]["checks"]
+    assert result.returncode == 0, json.dumps(checks, indent=1)
+    assert checks["models"]["message"] == "GET /v1/models: gemma, gemma-long imported"

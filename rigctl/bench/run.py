@@ -210,8 +210,9 @@ def _measure(
     assert deployment is not None
     try:
         key = read_api_key(host_obj, deployment.api_key_file)
-        with endpoint_from_controller(host_obj, deployment.listen, deployment.port) as endpoint:
-            if outcome.alias is not None:  # loaded before it is measured, not during
+        _, port = deployment.server_of(outcome.alias)
+        with endpoint_from_controller(host_obj, deployment.listen, port) as endpoint:
+            if outcome.alias is not None and deployment.router:  # loaded first, not measured
                 load_model(endpoint, key, outcome.alias)
             client = Client(endpoint, key, model=outcome.alias or deployment.served_model)
             prompt, outcome.prompt_tokens = calibrate_prompt(client, prompt_tokens)

@@ -83,6 +83,16 @@ class Key:
     aliases: tuple[str, ...] = ()
 
 
+def _gpu_indices(value: Any, field: str) -> list[int]:
+    """``gpus`` of a ``models`` entry: GPU indices as detection numbers them (nvidia-smi's,
+    rocm-smi's), 0 to 63, at least one, each once."""
+    indices: list[int] = list_of(integer(0, 63), max_items=64, min_items=1)(value, field)
+    repeated = sorted({i for i in indices if indices.count(i) > 1})
+    if repeated:
+        raise ValueError(f"GPU {repeated[0]} is listed twice")
+    return indices
+
+
 def _keys() -> list[Key]:
     what, where, source = "What to serve", "Where it listens", "Where things come from"
     gpu = "GPU software"
@@ -115,12 +125,17 @@ def _keys() -> list[Key]:
                 "concurrency": planner_input(limits.check_concurrency),
                 "runtime": choice(*RUNTIME_CHOICES),
                 "keep_loaded": boolean,
+                "gpus": _gpu_indices,
+                "port": integer(1, 65535),
             }, required=("model",)), max_items=64, min_items=1),
             "several models on one host: [{\"model\": ..., \"alias\": ..., \"context\": ..., "
-            "\"concurrency\": ..., \"runtime\": ..., \"keep_loaded\": true}, ...]; each is "
-            "served by its alias (default: the catalog name, or the file's stem), planned "
-            "together (all resident, or a swap set of at most models_max); `model` is the "
-            "one-entry case", "none", "core", what),
+            "\"concurrency\": ..., \"runtime\": ..., \"keep_loaded\": true, \"gpus\": [0], "
+            "\"port\": 8081}, ...]; each is served by its alias (default: the catalog name, or "
+            "the file's stem), planned together (all resident, or a swap set of at most "
+            "models_max); `gpus`: the GPU indices the model may use (default: all; a vLLM "
+            "model sharing a GPU claims only the --gpu-memory-utilization it needs); `port`: "
+            "its own server's port where each model runs its own server (vLLM), unique and not "
+            "the host's `port`; `model` is the one-entry case", "none", "core", what),
         Key("models_max", integer(1, 64), "how many of `models` may be loaded at once (the "
             "rest load on demand, the least recently used unloaded)", "as many as fit together", "core", what),
         Key("models_idle_seconds", integer(1, 7 * 24 * 3600), "a loaded model of `models` "

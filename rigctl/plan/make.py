@@ -38,6 +38,7 @@ from rigctl.plan.runtime import (
 )
 from rigctl.plan.types import DevicePlacement, MemoryPlan, Plan, PlannedModel
 from rigctl.plan.vllm import (
+    GPU_MEMORY_UTILIZATION,
     CheckpointChoice,
     VllmFit,
     checkpoint_label,
@@ -344,6 +345,7 @@ def make_plan(
     gpu_software: GpuSoftwareWanted | None = None,
     context_max: int | None = None,
     vllm_rocm_source: bool = False,
+    gpu_memory_utilization: float | None = GPU_MEMORY_UTILIZATION,
 ) -> Plan:
     """Return the :class:`Plan` for serving ``model`` to ``concurrency`` users on ``hardware``.
 
@@ -361,6 +363,10 @@ def make_plan(
     far as its KV pool holds every user at that length (:func:`rigctl.plan.vllm.grow_vllm_context`).
     ``vllm_rocm_source``: the host data names an index or wheelhouse for vLLM's ROCm build (not
     on PyPI), so ``auto`` may choose vLLM on a supported AMD GPU.
+    ``gpu_memory_utilization``: vLLM's --gpu-memory-utilization on GPUs, the share of each
+    GPU's memory its budget is (default 0.90, vLLM's); None: only what the layout chosen at
+    0.90 needs (:func:`rigctl.plan.vllm.needed_utilization`), for a GPU shared with other
+    models (:mod:`rigctl.plan.multi`).
     """
     asked_context = context
     context = validate_inputs(
@@ -432,6 +438,7 @@ def make_plan(
             choice = choose_checkpoint(
                 catalog.vllm_facts(base) if catalog else [base], gpus, context=context,
                 concurrency=concurrency, compute_capability=cc,
+                utilization=gpu_memory_utilization,
             )
             fit, vllm_base = choice.fit, choice.facts
 

@@ -7,6 +7,7 @@ comes from the service's environment file, never argv.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ from rigctl.models.hf_model import DTYPE_BYTES
 from rigctl.plan.memory import Device, GiB, MiB, ffn_width, gib, kv_cache_bytes
 from rigctl.plan.types import DevicePlacement
 
-# vLLM's default --gpu-memory-utilization: the share of each GPU's memory vLLM claims.
+# vLLM's default --gpu-memory-utilization: the share of each GPU's memory vLLM claims (a
+# per-instance limit of the GPU's total memory: instances sharing a GPU each claim their own).
 GPU_MEMORY_UTILIZATION = 0.90
 
 # What vLLM (the pinned 0.32 V1 engine) takes out of each GPU's budget (total ×
@@ -88,6 +90,8 @@ class VllmFit:
     kv_space_gib: int = 0  # CPU: VLLM_CPU_KVCACHE_SPACE
     reserved: Reservation | None = None  # GPU: the non-weight reservation per GPU
     context: int = 0  # the --max-model-len it was laid out for
+    #: GPU: --gpu-memory-utilization, the share of each GPU's total memory its budget is
+    utilization: float = GPU_MEMORY_UTILIZATION
 
     @property
     def sequences(self) -> int:
@@ -164,6 +168,15 @@ def tensor_parallel_sizes(facts: ModelFacts, gpu_count: int) -> list[int]:
     return sizes
 
 
+def layout_gpus(gpus: Sequence[Device], size: int) -> list[Device]:
+    """The GPUs a ``size``-way tensor-parallel server runs on: the first ``size`` of those it is
+    planned on, in their order. vLLM's rank ``i`` takes CUDA device ``i`` of those its process
+    sees, and the plan numbers them as nvidia-smi does (``CUDA_DEVICE_ORDER=PCI_BUS_ID``), so a
+    server that sees all the host's GPUs uses the first ``size``; one meant for others is
+    pinned to them (``CUDA_VISIBLE_DEVICES``: :mod:`rigctl.plan.multi`)."""
+    return list(gpus[:size])
+
+
 def _layout(
     facts: ModelFacts,
     gpus: Sequence[Device],
@@ -172,10 +185,11 @@ def _layout(
     *,
     context: int,
     concurrency: int,
+    utilization: float = GPU_MEMORY_UTILIZATION,
 ) -> VllmFit:
-    used = list(gpus[:size])
+    used = layout_gpus(gpus, size)
     smallest = min(g.capacity for g in used)
-    budget = math.floor(smallest * GPU_MEMORY_UTILIZATION)
+    budget = math.floor(smallest * utilization)
     weights = math.ceil(weight_bytes(facts) / size)
     kv_heads = max(1, facts.n_kv_heads // size)
     per_sequence = kv_cache_bytes(facts, context, kv_type=kv_dtype, kv_heads=kv_heads)
@@ -199,7 +213,28 @@ def _layout(
         for row in rows:
             row.bytes = weights + overhead  # over budget: fits is False
     return VllmFit(size, kv_dtype, rows, weights, pool, per_sequence, target, reserved=reserved,
-                   context=context)
+                   context=context, utilization=utilization)
+
+
+def needed_bytes(fit: VllmFit) -> int:
+    """What a GPU layout needs of each GPU's budget: its weights, every user's KV cache at
+    full length (``kv_target_per_gpu``) and vLLM's reservation (activations, CUDA graphs,
+    non-torch memory). The CUDA context is outside the budget (vLLM's first memory snapshot
+    is taken after it exists)."""
+    reserved = fit.reserved.total if fit.reserved else 0
+    return fit.weights_per_gpu + fit.kv_target_per_gpu + reserved
+
+
+def needed_utilization(fit: VllmFit) -> float:
+    """The least --gpu-memory-utilization, in steps of 0.01 (rounded up), whose budget on the
+    layout's smallest GPU holds :func:`needed_bytes`; at most the default 0.90 (a layout
+    that does not hold every user even there keeps all of it)."""
+    smallest = min(row.capacity for row in fit.gpus)
+    need = needed_bytes(fit)
+    hundredths = -(-need * 100 // smallest)
+    while math.floor(smallest * (hundredths / 100)) < need:  # float rounding, never below
+        hundredths += 1
+    return min(GPU_MEMORY_UTILIZATION, hundredths / 100)
 
 
 def grow_vllm_context(
@@ -221,7 +256,7 @@ def grow_vllm_context(
 
     def at(context: int) -> VllmFit:
         return _layout(facts, gpus, fit.tensor_parallel, fit.kv_dtype, context=context,
-                       concurrency=concurrency)
+                       concurrency=concurrency, utilization=fit.utilization)
 
     top = at(cap)
     if top.meets_target:
@@ -243,19 +278,22 @@ def fit_vllm(
     context: int,
     concurrency: int,
     compute_capability: tuple[int, int] | None,
+    utilization: float = GPU_MEMORY_UTILIZATION,
 ) -> VllmFit:
     """Return the vLLM layout to use (check ``runs``: False when none holds one sequence).
 
     The smallest tensor-parallel size whose KV pool holds every user at the full context
     with the model's own KV dtype; failing that the smallest with an FP8 KV cache (on FP8
-    hardware); failing that the layout with the most room (vLLM then queues requests).
+    hardware); failing that the layout with the most room (vLLM then queues requests). Each
+    GPU's budget is ``utilization`` of its memory (--gpu-memory-utilization).
     """
     sizes = tensor_parallel_sizes(facts, len(gpus))
     dtypes = ["auto"]
     if compute_capability and compute_capability >= FP8_KV_MIN_COMPUTE_CAPABILITY:
         dtypes.append("fp8")
     layouts = [
-        _layout(facts, gpus, size, dtype, context=context, concurrency=concurrency)
+        _layout(facts, gpus, size, dtype, context=context, concurrency=concurrency,
+                utilization=utilization)
         for dtype in dtypes
         for size in sizes
     ]
@@ -336,11 +374,40 @@ def choose_checkpoint(
     context: int,
     concurrency: int,
     compute_capability: tuple[int, int] | None,
+    utilization: float | None = GPU_MEMORY_UTILIZATION,
 ) -> CheckpointChoice:
     """Return the first checkpoint (best quality first: bf16, then FP8, then 4-bit) whose
     layout holds every user at the full context on GPUs that run its kernels; failing that the
     one with room for the most sequences. ``passed_over`` says why each earlier one was not
-    taken."""
+    taken.
+
+    ``utilization`` is --gpu-memory-utilization (each GPU's budget is that share of its
+    memory); None: only what the layout needs, for a GPU shared with other models: the
+    checkpoint and layout chosen at the default 0.90, at :func:`needed_utilization` (the
+    same layout: a smaller budget holds no smaller tensor-parallel size, better checkpoint or
+    KV dtype that 0.90 did not)."""
+    if utilization is not None and not 0 < utilization <= 1:
+        raise ValueError(f"--gpu-memory-utilization must be in (0, 1], got {utilization}")
+    choice = _choose_checkpoint(candidates, gpus, context=context, concurrency=concurrency,
+                                compute_capability=compute_capability,
+                                utilization=GPU_MEMORY_UTILIZATION if utilization is None else utilization)
+    fit = choice.fit
+    if utilization is not None or not fit.meets_target:
+        return choice
+    least = _layout(choice.facts, gpus, fit.tensor_parallel, fit.kv_dtype, context=fit.context,
+                    concurrency=concurrency, utilization=needed_utilization(fit))
+    return dataclasses.replace(choice, fit=least)
+
+
+def _choose_checkpoint(
+    candidates: Sequence[ModelFacts],
+    gpus: Sequence[Device],
+    *,
+    context: int,
+    concurrency: int,
+    compute_capability: tuple[int, int] | None,
+    utilization: float,
+) -> CheckpointChoice:
     passed: list[tuple[ModelFacts, str]] = []
     tried: list[tuple[ModelFacts, VllmFit]] = []
     for facts in candidates:
@@ -350,7 +417,7 @@ def choose_checkpoint(
             passed.append((facts, f"{name}: {blocked}"))
             continue
         fit = fit_vllm(facts, gpus, context=context, concurrency=concurrency,
-                       compute_capability=compute_capability)
+                       compute_capability=compute_capability, utilization=utilization)
         if fit.meets_target:
             return CheckpointChoice(facts, fit, tuple(text for _, text in passed))
         tried.append((facts, fit))
@@ -365,7 +432,7 @@ def choose_checkpoint(
     else:
         facts = candidates[0]
         fit = fit_vllm(facts, gpus, context=context, concurrency=concurrency,
-                       compute_capability=compute_capability)
+                       compute_capability=compute_capability, utilization=utilization)
         return CheckpointChoice(facts, fit, tuple(text for _, text in passed[1:]),
                                 blocked=quant_blocker(facts, compute_capability))
     return CheckpointChoice(facts, fit, tuple(text for f, text in passed if f is not facts))
@@ -454,12 +521,12 @@ def vllm_reason(fit: VllmFit, *, context: int, concurrency: int, label: str = "b
             f"tensor parallel {fit.tensor_parallel} over {names}: {gib(fit.weights_per_gpu)} of "
             f"{label} weights per GPU plus {reserved} exceed the "
             f"{gib(fit.gpus[0].usable)} budget at --gpu-memory-utilization "
-            f"{GPU_MEMORY_UTILIZATION:.2f}"
+            f"{fit.utilization:.2f}"
         )
     text = (
         f"tensor parallel {fit.tensor_parallel} over {names}: {gib(fit.weights_per_gpu)} of "
         f"{label} weights and {reserved} per GPU leave {gib(fit.kv_pool_per_gpu)} for KV pages "
-        f"at --gpu-memory-utilization {GPU_MEMORY_UTILIZATION:.2f}, room for {fit.sequences} "
+        f"at --gpu-memory-utilization {fit.utilization:.2f}, room for {fit.sequences} "
         f"sequences of {context:,} tokens"
     )
     if fit.kv_dtype == "fp8":
@@ -497,7 +564,7 @@ def vllm_args(
         "--tensor-parallel-size",
         str(fit.tensor_parallel),
         "--gpu-memory-utilization",
-        f"{GPU_MEMORY_UTILIZATION:.2f}",
+        f"{fit.utilization:.2f}",
     ]
     if fit.kv_dtype != "auto":
         args += ["--kv-cache-dtype", fit.kv_dtype]

@@ -20,7 +20,7 @@ one job each:
 - ``results``: :class:`OpResult`, :class:`HostResult`, :class:`RunSummary` (plain data).
 - ``session``: :class:`Session`, one run: connect, prepare per host in parallel, run, summarise.
 - ``remote``: I/O on one connected host outside operations (read or fetch a file, run a
-  command, tunnel to an endpoint) and whether its connection was lost.
+  command or stream its output, tunnel to an endpoint) and whether its connection was lost.
 - ``patch``: the one replaced pyinfra internal (an operation that raises fails its host only),
   with the check that pyinfra still has that function with the expected signature. It is
   installed when this package is imported (below), as it always was.
@@ -68,6 +68,7 @@ from rigctl.pyinfra_api.remote import (
     fetch_file,
     read_file,
     run_command,
+    stream_command,
 )
 from rigctl.pyinfra_api.results import HostResult, OpResult, RunSummary
 from rigctl.pyinfra_api.session import OperationHook, Session
@@ -111,6 +112,7 @@ __all__ = [
     "fetch_file",
     "endpoint_from_controller",
     "run_command",
+    "stream_command",
     "select_hosts",
     "SSHSettings",
     "ssh_settings",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shlex
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,3 +107,24 @@ def run_command(host_obj: Host, command: str) -> tuple[bool, str, str]:
     """Run a shell command on a host now (outside any operation): (ok, stdout, stderr)."""
     ok, output = host_obj.run_shell_command(StringCommand(command))
     return bool(ok), "\n".join(output.stdout_lines), "\n".join(output.stderr_lines)
+
+
+def stream_command(host_obj: Host, command: str) -> Iterator[bytes]:
+    """Run a shell command on an SSH host now and yield its output (stderr merged in) as it
+    arrives, until the command ends: for output that never ends (``journalctl -f``), which
+    :func:`run_command` would wait for. Closing the iterator closes the command's channel.
+
+    Over the connection's own SSH transport; OSError for a host without one (``@local``) or
+    whose connection is gone."""
+    client = getattr(host_obj.connector, "client", None)
+    transport = client.get_transport() if client is not None else None
+    if transport is None or not transport.is_active():
+        raise OSError(CONNECTION_LOST if client is not None else "streaming needs an SSH connection")
+    channel = transport.open_session()
+    try:
+        channel.set_combine_stderr(True)
+        channel.exec_command(f"sh -c {shlex.quote(command)}")  # as run_command: under sh
+        while data := channel.recv(65536):
+            yield data
+    finally:
+        channel.close()

@@ -96,6 +96,7 @@ def install(
     key_variable: str | None = None,
     input_paths: Sequence[str] = (),
     config_texts: Mapping[str, str] | None = None,
+    key_of: str | None = None,
 ) -> None:
     """Install and (re)start a systemd unit running as ``user_name`` with a per-host API key.
 
@@ -110,13 +111,16 @@ def install(
     + config_texts: files of the service's own (llama-server's presets), name -> text: written
       atomically into its configuration directory, readable by its user (0640 root:user); a
       change restarts the service
+    + key_of: the unit whose configuration directory holds the key (default: this one's),
+      for units that serve one endpoint's models and share its key (vLLM's, one per model)
 
     With ``key_variable``, a bare key the service had before (``api-key``) is carried into
     ``api-key.env``, so a server that changes how it reads its key keeps the clients' one.
     """
     conf = config_dir(unit)
     path = unit_path(unit)
-    key_path = f"{conf}/{api_key_path(unit, variable=key_variable).rsplit('/', 1)[1]}"
+    key_conf = conf if key_of is None else config_dir(key_of)
+    key_path = f"{key_conf}/{api_key_path(unit, variable=key_variable).rsplit('/', 1)[1]}"
     texts = dict(config_texts or {})
     for name in texts:
         if "/" in name or name in ("", ".", ".."):
@@ -132,7 +136,7 @@ def install(
         user=user_name,
         group=user_name,
         variable=key_variable,
-        seed_from=f"{conf}/api-key" if key_variable else None,
+        seed_from=f"{key_conf}/api-key" if key_variable else None,
     )
     written = [
         atomic_put(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import testinfra.host
 
-from rigctl.manifest import Deployment
+from rigctl.manifest import Deployment, ollama_names
 from rigctl.verify.connection import Response, http_request, read_secret
 from rigctl.verify.parse import prometheus_samples
 from rigctl.verify.suite import skip_unless_keyed
@@ -21,14 +21,14 @@ CHAT_PATH = "/v1/chat/completions"
 
 
 def _request(
-    host: testinfra.host.Host, deployment: Deployment, method: str, path: str, **kwargs: Any
+    host: testinfra.host.Host, deployment: Deployment, method: str, path: str,
+    port: int | None = None, **kwargs: Any
 ) -> Response:
+    port = deployment.port if port is None else port
     try:
-        return http_request(host, deployment.listen, deployment.port, method, path, **kwargs)
+        return http_request(host, deployment.listen, port, method, path, **kwargs)
     except (OSError, http.client.HTTPException) as e:
-        pytest.fail(
-            f"{method} {path} on {deployment.listen}:{deployment.port}: {type(e).__name__}: {e}"
-        )
+        pytest.fail(f"{method} {path} on {deployment.listen}:{port}: {type(e).__name__}: {e}")
 
 
 def _key(host: testinfra.host.Host, deployment: Deployment) -> str:
@@ -108,7 +108,11 @@ def test_models(
     host: testinfra.host.Host, deployment: Deployment, detail: Callable[[str], None]
 ) -> None:
     """The models the endpoint lists (``GET /v1/models``): one model, or with several the
-    router serves exactly the manifest's aliases and none of them failed its last load."""
+    router serves exactly the manifest's aliases and none of them failed its last load, or
+    each model's own server runs, refuses a request without the key and serves its alias."""
+    if deployment.separate:
+        _separate_servers(host, deployment, detail)
+        return
     if not deployment.models:
         headers = (
             {"Authorization": f"Bearer {_key(host, deployment)}"} if deployment.api_key_file else {}
@@ -119,8 +123,17 @@ def test_models(
         assert isinstance(listed, list) and listed, f"GET /v1/models lists no model: {response.summary()}"
         detail(f"GET /v1/models: {len(listed)} model(s)")
         return
-    states = _router_states(host, deployment)
     wanted = [entry["alias"] for entry in deployment.models]
+    if not deployment.router:  # one Ollama server: each alias imported (``alias:latest``)
+        response = _request(host, deployment, "GET", "/v1/models", timeout=15)
+        assert response.status == 200, f"GET /v1/models: {response.summary()}"
+        data = response.json().get("data") if response.body.startswith("{") else None
+        ids = {m.get("id") for m in data if isinstance(m, dict)} if isinstance(data, list) else set()
+        missing = [alias for alias in wanted if not ids & ollama_names(alias)]
+        assert not missing, f"GET /v1/models: not imported: {', '.join(missing)}"
+        detail(f"GET /v1/models: {', '.join(wanted)} imported")
+        return
+    states = _router_states(host, deployment)
     problems = []
     if sorted(states) != sorted(wanted):
         problems.append(f"the router serves {', '.join(sorted(states)) or 'nothing'}, "
@@ -130,6 +143,35 @@ def test_models(
         problems.append(f"last load failed: {', '.join(failed)}")
     assert not problems, "; ".join(problems)
     detail(", ".join(f"{alias} {states[alias].get('value')}" for alias in wanted))
+
+
+def _separate_servers(
+    host: testinfra.host.Host, deployment: Deployment, detail: Callable[[str], None]
+) -> None:
+    """Several models with a server each (vLLM): each unit active, its port refusing a request
+    without the key, and listing exactly its alias with it."""
+    key = _key(host, deployment)
+    problems = []
+    for entry in deployment.models:
+        alias = entry["alias"]
+        unit, port = deployment.server_of(alias)
+        if not host.service(unit).is_running:
+            problems.append(f"{alias}: {unit} is not running")
+            continue
+        anonymous = _request(host, deployment, "GET", "/v1/models", port=port, timeout=15)
+        if anonymous.status != 401:
+            problems.append(f"{alias}: GET /v1/models on port {port} without a key: "
+                            f"{anonymous.summary()}, expected 401")
+        keyed = _request(host, deployment, "GET", "/v1/models", port=port, timeout=15,
+                         headers={"Authorization": f"Bearer {key}"})
+        listed = keyed.json().get("data") if keyed.status == 200 else None
+        names = [m.get("id") for m in listed if isinstance(m, dict)] if isinstance(listed, list) else []
+        if names != [alias]:
+            problems.append(f"{alias}: GET /v1/models on port {port}: "
+                            f"{', '.join(map(str, names)) or keyed.summary()}, expected {alias}")
+    assert not problems, "; ".join(problems)
+    detail(", ".join(f"{e['alias']} on {deployment.server_of(e['alias'])[1]}"
+                     for e in deployment.models))
 
 
 def test_metrics(
@@ -142,7 +184,7 @@ def test_metrics(
         {"Authorization": f"Bearer {_key(host, deployment)}"} if deployment.api_key_file else {}
     )
     path = deployment.metrics_path
-    if deployment.models:  # the router answers a model's metrics, never loading one for it
+    if deployment.router:  # the router answers a model's metrics, never loading one for it
         loaded = [a for a, s in _router_states(host, deployment).items() if s.get("value") == "loaded"]
         if not loaded:
             pytest.skip("no model is loaded: no metrics to read")
