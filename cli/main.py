@@ -22,6 +22,7 @@ from rigctl.cli import logs as logs_cmd
 from rigctl.cli import models as models_cmd
 from rigctl.cli import plan as plan_cmd
 from rigctl.cli import provision as provision_cmd
+from rigctl.cli import remove as remove_cmd
 from rigctl.cli import rollout as rollout_cmd
 from rigctl.cli import status as status_cmd
 from rigctl.cli import verify as verify_cmd
@@ -55,6 +56,7 @@ cli.add_command(status_cmd.status)
 cli.add_command(logs_cmd.logs)
 cli.add_command(rollout_cmd.rollout)
 cli.add_command(rollout_cmd.rollback)
+cli.add_command(remove_cmd.remove)
 cli.add_command(verify_cmd.verify)
 cli.add_command(models_cmd.models)
 cli.add_command(lab_cmd.lab)
