@@ -104,10 +104,9 @@ def print_summary(result: ProvisionResult) -> None:
 @limit_option
 @click.option("--model", help="Serve this model on every host (overrides host data `model`).")
 @click.option("--dry", is_flag=True, help="Show each plan and what would change; change nothing.")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation (rigctl never asks yet).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def provision(
-    inventory: str, limit: list[str] | None, model: str | None, dry: bool, yes: bool, as_json: bool
+    inventory: str, limit: list[str] | None, model: str | None, dry: bool, as_json: bool
 ) -> None:
     """Take every host from bare OS to a tuned, serving, smoke-checked endpoint."""
     with Progress() as progress:

@@ -150,6 +150,13 @@ class Served:
     #: each model has a server of its own (vLLM): alias -> its unit and port
     servers: dict[str, tuple[str, int]] = field(default_factory=dict)
 
+    def endpoint_of(self, alias: str) -> str:
+        """The URL clients reach ``alias`` at: its own server's, or the endpoint."""
+        if alias not in self.servers:
+            return self.endpoint
+        base, _, _ = self.endpoint.rpartition(":")
+        return f"{base}:{self.servers[alias][1]}"
+
 
 def record(
     manifest: Deployment,

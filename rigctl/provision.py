@@ -194,7 +194,8 @@ def provision(
         _run_wave(inventory, [by_name[o.name] for o in wave], result, dry, report)
     # 6. What each serving host runs.
     if not dry:
-        result.lockfile = str(_write_lockfile(target, result))
+        written = _write_lockfile(target, result)
+        result.lockfile = str(written) if written else None
     return result
 
 
@@ -208,8 +209,9 @@ def _deploy(outcome: HostProvision) -> Deploy:
     return outcome.deploy
 
 
-def _write_lockfile(target: str, result: ProvisionResult) -> Path:
-    """Record, per host that is serving, exactly which model file (sha256) and build it runs."""
+def _write_lockfile(target: str, result: ProvisionResult) -> Path | None:
+    """Record, per host that is serving, exactly which model file (sha256) and build it runs;
+    None (no file written or touched) when no host is."""
     entries: dict[str, dict[str, Any]] = {}
     for name, outcome in result.hosts.items():
         if outcome.result.failed or outcome.plan is None or outcome.served is None:
@@ -233,14 +235,14 @@ def _write_lockfile(target: str, result: ProvisionResult) -> Path:
                     "source": plan.model.source,
                     "sha256": locked[0],
                     "size_bytes": locked[1],
-                    "endpoint": outcome.served.endpoint,
+                    "endpoint": outcome.served.endpoint_of(alias),
                 }
                 for (alias, plan), locked in zip(
                     outcome.models.plans.items(), _deploy(outcome).lock_models().values(),
                     strict=True,
                 )
             }
-    return update_lockfile(target, entries)
+    return update_lockfile(target, entries) if entries else None
 
 
 def _waves(ready: list[HostProvision], dry: bool) -> list[list[HostProvision]]:

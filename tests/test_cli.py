@@ -191,3 +191,17 @@ def test_prometheus_parsing() -> None:
         "llamacpp:tokens_predicted_total": 128.0,
         "llamacpp:kv_cache_usage_ratio": 0.25,
     }
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_shell_completion_scripts_and_completions(shell: str) -> None:
+    """Click's completion, as the README documents it: the script for each shell, and the
+    commands and options it completes."""
+    script = rigctl(env={"_RIGCTL_COMPLETE": f"{shell}_source"})
+    assert script.returncode == 0 and "_rigctl_completion" in script.stdout
+    words = rigctl(env={"_RIGCTL_COMPLETE": "bash_complete", "COMP_WORDS": "rigctl r",
+                        "COMP_CWORD": "1"})
+    assert {"plain,remove", "plain,rollback", "plain,rollout"} <= set(words.stdout.split())
+    options = rigctl(env={"_RIGCTL_COMPLETE": "bash_complete", "COMP_WORDS": "rigctl logs --l",
+                          "COMP_CWORD": "2"})
+    assert {"plain,--limit", "plain,--lines"} <= set(options.stdout.split())

@@ -573,3 +573,27 @@ def test_the_plan_counts_what_llama_server_allocates(provisioned: dict) -> None:
     parts = [r for r in rows if r.part != "RSS"]
     assert len(parts) == 12 and all(r.measured > 0 for r in parts), table
     assert all(0.9 <= r.ratio <= 1.1 for r in parts), table
+
+
+# --------------------------------------------------------------------------- remove
+
+
+def test_remove_takes_the_router_off_and_a_second_run_changes_nothing(router_host: dict) -> None:
+    """`rigctl remove` on the router host (the module's last use of it): the unit stopped and
+    gone with its presets file and key, the build and the model files kept; twice: 0 changes."""
+    name = router_host["host"].name
+    inventory = str(router_host["three"])
+    result = _rigctl_env(router_host["env"], "remove", inventory, "--json")
+    outcome = json.loads(result.stdout)["hosts"][name]
+    assert outcome["status"] == "changed" and outcome["runtime"] == "llamacpp", outcome
+    assert PRESETS in outcome["removed"], outcome["removed"]
+    with Session(load_inventory(inventory)) as session:
+        _ok, out, _ = run_command(
+            session.host(name),
+            "systemctl is-active rigctl-llama-server; test -e /etc/rigctl/rigctl-llama-server "
+            "&& echo config || echo noconfig; ls /var/lib/rigctl/models | grep -c gguf; "
+            "test -x /opt/rigctl/llamacpp/current/bin/llama-server && echo build || echo nobuild")
+    state, config, models, build = out.split()
+    assert (state, config, build) == ("inactive", "noconfig", "build") and int(models) >= 2, out
+    again = json.loads(_rigctl_env(router_host["env"], "remove", inventory, "--json").stdout)
+    assert again["hosts"][name]["status"] == "ok" and again["hosts"][name]["changed_ops"] == []

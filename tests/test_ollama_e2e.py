@@ -279,3 +279,25 @@ def test_several_models_are_imported_into_one_server_each_by_its_alias(ollama_ho
     checks = json.loads(result.stdout)["hosts"][host.name]["checks"]
     assert result.returncode == 0, json.dumps(checks, indent=1)
     assert checks["models"]["message"] == "GET /v1/models: gemma, gemma-long imported"
+
+
+def test_remove_with_purge_takes_ollama_and_its_models_off_and_changes_nothing_twice(
+    ollama_host: dict,
+) -> None:
+    """`rigctl remove --purge` (the module's last test): the server stopped, rigctl's unit and
+    drop-in, the binary rigctl installed, Ollama's models and the model files gone; the
+    lockfile entry too; a second run changes nothing."""
+    host = ollama_host["host"]
+    inventory = str(ollama_host["inventory"]("python"))
+    survey = ("systemctl is-active ollama; ls /etc/systemd/system | grep -c ollama; "
+              "ls /var/lib/rigctl/models 2>/dev/null | grep -c gguf; "
+              "command -v ollama >/dev/null && echo binary || echo nobinary; "
+              "test -e /etc/rigctl/deployment.json && echo manifest || echo nomanifest")
+    document = json.loads(_run(ollama_host["env"], "remove", inventory, "--purge", "--json").stdout)
+    outcome = document["hosts"][host.name]
+    assert outcome["status"] == "changed" and outcome["purged"], outcome
+    with Session(load_inventory(inventory)) as session:
+        _ok, out, _ = run_command(session.host(host.name), survey)
+    assert out.split() == ["inactive", "0", "0", "nobinary", "nomanifest"], out
+    again = json.loads(_run(ollama_host["env"], "remove", inventory, "--purge", "--json").stdout)
+    assert again["hosts"][host.name]["changed_ops"] == [], again["hosts"][host.name]

@@ -331,3 +331,39 @@ def test_two_vllm_models_are_served_each_by_its_own_unit_and_alias(vllm_host: di
             "systemctl is-active rigctl-vllm; ls /etc/systemd/system | grep rigctl-vllm; "
             "systemctl is-active rigctl-vllm-tiny-a || true")
     assert units.split() == ["active", "rigctl-vllm.service", "inactive"], units
+
+
+def test_remove_takes_the_deployment_off_keeps_the_model_and_changes_nothing_twice(
+    vllm_host: dict,
+) -> None:
+    """`rigctl remove` (the module's last test: the host serves nothing after it): a dry run
+    changes nothing; the real one stops the unit and removes its files, key, snapshot, user and
+    manifest, keeping the model and the virtualenv; the lockfile entry goes; verify then
+    finds nothing deployed; a second remove changes nothing."""
+    host = vllm_host["host"]
+    inventory = str(vllm_host["inventory"]("vllm"))
+    survey = ("systemctl is-active rigctl-vllm; ls /etc/systemd/system | grep -c rigctl-vllm; "
+              "ls /etc/rigctl; id vllm >/dev/null 2>&1 && echo user || echo nouser; "
+              "ls /var/lib/rigctl/models; ls /opt/rigctl/vllm | grep -c cpu")
+
+    def on_host() -> list[str]:
+        with Session(load_inventory(inventory)) as session:
+            _ok, out, _ = run_command(session.host(host.name), survey)
+        return out.split()
+
+    before = on_host()
+    dry = json.loads(_run(vllm_host["env"], "remove", inventory, "--dry", "--json").stdout)
+    assert dry["hosts"][host.name]["status"] == "changed" and on_host() == before, dry
+    document = json.loads(_run(vllm_host["env"], "remove", inventory, "--json").stdout)
+    outcome = document["hosts"][host.name]
+    assert outcome["status"] == "changed" and not outcome["purged"], outcome
+    after = on_host()
+    # unit inactive and gone, /etc/rigctl empty of it, user gone; model and venv kept
+    assert after[:2] == ["inactive", "0"] and "deployment.json" not in after, after
+    assert "nouser" in after and "tiny-llama" in after and after[-1] != "0", after
+    lock = json.loads(Path(document["lockfile"]).read_text())
+    assert host.name not in lock["hosts"]
+    result = rigctl("verify", inventory, "--json", env=vllm_host["env"], timeout=600)
+    assert result.returncode == 1 and "no rigctl deployment" in result.stdout
+    again = json.loads(_run(vllm_host["env"], "remove", inventory, "--json").stdout)
+    assert again["hosts"][host.name]["status"] == "ok" and again["hosts"][host.name]["changed_ops"] == []
