@@ -99,7 +99,8 @@ def _print_one(title: str, plan: Plan) -> None:
     "--hardware",
     "hardware_file",
     type=click.Path(),
-    help="Plan offline from a `detect --json` file.",
+    help="Plan offline from a `detect --json` file, or a host written by hand (accelerator, "
+    "gpus, memory_bytes, cpu, os, disk_free_bytes: the README lists each field).",
 )
 @click.option(
     "--model",

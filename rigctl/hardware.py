@@ -101,10 +101,19 @@ class Hardware:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Hardware:
-        """Inverse of :meth:`to_json`; accepts one host's entry of ``detect --json``."""
+        """Inverse of :meth:`to_json`; accepts one host's entry of ``detect --json``, or the
+        minimum written by hand (``plan --hardware``): what detection adds beyond it is
+        defaulted (``cpu.threads``: its ``cores``; the NVIDIA kernel module's version, which
+        detection writes even when it is null: the GPUs' driver)."""
         values = dict(data)
         values["gpus"] = [Gpu(**gpu) for gpu in values.get("gpus", [])]
-        values["cpu"] = Cpu(**values["cpu"])
+        cpu = dict(values["cpu"])
+        if "threads" not in cpu and isinstance(cpu.get("cores"), int):
+            cpu["threads"] = cpu["cores"]
+        values["cpu"] = Cpu(**cpu)
+        drivers = [gpu.driver for gpu in values["gpus"] if gpu.vendor == "nvidia" and gpu.driver]
+        if "nvidia_kernel_driver" not in values and drivers:  # detect writes it, null or not
+            values["nvidia_kernel_driver"] = drivers[0]
         values["os"] = OsInfo(**values["os"])
         known = set(cls.__dataclass_fields__)
         return cls(**{key: value for key, value in values.items() if key in known})

@@ -88,6 +88,33 @@ RTX4090_HOST = {
 }
 
 
+#: the least a hand-written --hardware entry holds (the README's list): no cpu.threads, no
+#: cuda_driver_version, no warnings: what detection adds is defaulted
+MINIMUM_HOST = {
+    "accelerator": "cuda",
+    "gpus": [{"vendor": "nvidia", "name": "NVIDIA GeForce RTX 4090", "memory_bytes": 24 << 30,
+              "driver": "550.54.15", "compute_capability": "8.9", "index": 0}],
+    "memory_bytes": 64 << 30,
+    "cpu": {"model": "AMD Ryzen 9 7950X", "cores": 16, "flags": ["avx2", "avx512f"]},
+    "os": {"system": "Linux", "distro": "debian", "version": "12", "arch": "x86_64",
+           "init": "systemd"},
+    "disk_free_bytes": 500 << 30,
+}
+
+
+def test_plan_offline_from_a_minimum_hand_written_host(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    hardware = tmp_path / "rig.json"
+    hardware.write_text(json.dumps(MINIMUM_HOST))
+    result = rigctl("plan", "--hardware", str(hardware), "--model", "llama-3.1-8b-instruct", "--json")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)["hosts"]["rig"]
+    assert plan["ok"] and plan["args"][plan["args"].index("-t") + 1] == "16"  # threads: the cores
+    missing = {**MINIMUM_HOST, "cpu": {"model": "x", "flags": []}}  # no cores: refused, said so
+    hardware.write_text(json.dumps(missing))
+    refused = rigctl("plan", "--hardware", str(hardware), "--model", "llama-3.1-8b-instruct")
+    assert refused.returncode == 2 and "cores" in refused.stderr
+
+
 def test_plan_offline_from_detect_json(tmp_path) -> None:  # type: ignore[no-untyped-def]
     hardware = tmp_path / "hosts.json"
     hardware.write_text(json.dumps({"hosts": {"rig-4090": RTX4090_HOST}}))
