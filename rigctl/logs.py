@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from rigctl.fleet import FleetResult
-from rigctl.manifest import HOST_PATH, Deployment, read_deployment
+from rigctl.manifest import Deployment, plain_host_path, read_deployment
 from rigctl.pyinfra_api import (
     CONNECTION_LOST,
     Host,
@@ -94,20 +94,9 @@ def journal_command(units: Iterable[str], since: str | None, lines: int, follow:
     return shlex.join(argv)
 
 
-def _plain_path(value: object, what: str) -> str:
-    """An absolute path of the characters rigctl writes paths with, without ``.``/``..``."""
-    if (
-        not isinstance(value, str)
-        or not HOST_PATH.fullmatch(value)
-        or any(part in ("", ".", "..") for part in value[1:].split("/"))
-    ):
-        raise ValueError(f"{what}: not a plain absolute path: {value!r}")
-    return value
-
-
 def tail_command(paths: Iterable[str], lines: int, follow: bool) -> str:
     """``tail`` of the log files a launchd service writes (``-F``: on through rotations)."""
-    files = [_plain_path(path, "log file") for path in paths]
+    files = [plain_host_path(path, "log file") for path in paths]
     if not files:
         raise ValueError("no log file to read")
     argv = ["tail", "-n", str(_check_lines(lines))]
@@ -129,7 +118,7 @@ def plist_log_paths(raw: bytes) -> list[str]:
     if not isinstance(data, dict):
         raise ValueError("the service's plist is not a dictionary")
     named = [data[key] for key in ("StandardOutPath", "StandardErrorPath") if key in data]
-    paths = list(dict.fromkeys(_plain_path(path, "the plist's log file") for path in named))
+    paths = list(dict.fromkeys(plain_host_path(path, "the plist's log file") for path in named))
     if not paths:
         raise ValueError("the service's plist names no log file (StandardOutPath)")
     return paths

@@ -152,7 +152,9 @@ SERVER_KEYS = ("unit", "port")
 RUNTIMES = ("llamacpp", "ollama", "vllm")
 
 
-def _host_path(value: object, what: str) -> str:
+def plain_host_path(value: object, what: str) -> str:
+    """``value`` when it is an absolute path of the characters rigctl writes paths with, with
+    no empty, ``.`` or ``..`` part; else ValueError naming ``what``."""
     if (
         not isinstance(value, str)
         or not HOST_PATH.fullmatch(value)
@@ -226,7 +228,7 @@ def check_deployment(d: Deployment) -> None:
     if not isinstance(d.config_files, list):
         raise ValueError("config_files: not a list")
     for path in d.config_files:
-        _host_path(path, "config_files")
+        plain_host_path(path, "config_files")
         if not path.startswith(CONFIG_DIRS):
             raise ValueError(
                 f"config_files: {path!r} is not under {', '.join(CONFIG_DIRS)}"

@@ -90,12 +90,7 @@ class HostProvision:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "status": self.result.status,
-            "error": self.result.error,
-            "changed_ops": self.result.changed_ops,
-            "failed_ops": [
-                {"name": op.name, "stderr_tail": op.stderr_tail} for op in self.result.failed_ops
-            ],
+            **self.result.outcome_json(),
             "runtime": self.plan.runtime if self.plan else None,
             "plan": self.plan.to_json() if self.plan else None,
             "models": self.models.to_json() if self.models else None,

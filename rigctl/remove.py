@@ -600,14 +600,9 @@ class HostRemoval:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "status": self.result.status,
-            "error": self.result.error,
+            **self.result.outcome_json(),
             "runtime": self.deployment.runtime if self.deployment else None,
             "removed": self.removed,
-            "changed_ops": self.result.changed_ops,
-            "failed_ops": [
-                {"name": op.name, "stderr_tail": op.stderr_tail} for op in self.result.failed_ops
-            ],
             "purged": self.purged,
         }
 

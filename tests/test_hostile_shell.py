@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from deployments import llamacpp_deployment
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -34,24 +35,12 @@ HOSTILE_PREFIX = "/opt/ll ama;touch /x"
 
 
 def manifest(**changes: Any) -> Deployment:
-    fields: dict[str, Any] = {
-        "runtime": "llamacpp",
-        "unit": "rigctl-llama-server",
-        "listen": "127.0.0.1",
-        "port": 8080,
-        "api_key_file": "/etc/rigctl/rigctl-llama-server/api-key",
-        "user": "llama",
+    return llamacpp_deployment(**{
         "build": NAME,
-        "model_name": "gemma-3-270m",
-        "model_quant": "Q4_K_M",
-        "model_path": "/var/lib/rigctl/models/gemma-3-270m-Q4_K_M.gguf",
         "model_sha256": "5b23de65d3eae544541e2c0b47e40293eee735974b68ccaad67e394a924e1115",
         "args": ["/opt/rigctl/llamacpp/current/bin/llama-server", "--port", "8080"],
-        "config_files": ["/etc/systemd/system/rigctl-llama-server.service"],
-    }
-    fields.update(changes)
-    return Deployment(**fields)
-
+        **changes,
+    })
 
 # --------------------------------------------------------------------------- rollback steps
 

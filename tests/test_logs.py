@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from conftest import rigctl
+from deployments import llamacpp_deployment
 from rigctl.cli.logs import render_lines
 from rigctl.cli.main import main
 from rigctl.deploys import llamacpp as llamacpp_deploy
@@ -97,23 +98,8 @@ HOSTILE_LINE = "ok \x1b]0;owned\x07 \x1b[2J\x1b[31mred\x1b[0m\rfake\x00 \u202eev
 
 
 def _deployment(**overrides: Any) -> Deployment:
-    fields: dict[str, Any] = {
-        "runtime": "llamacpp",
-        "unit": "rigctl-llama-server",
-        "listen": "127.0.0.1",
-        "port": 8080,
-        "api_key_file": "/etc/rigctl/rigctl-llama-server/api-key",
-        "user": "llama",
-        "build": "b1",
-        "model_name": "gemma-3-270m",
-        "model_quant": "Q4_K_M",
-        "model_path": "/var/lib/rigctl/models/gemma.gguf",
-        "model_sha256": "",
-        "config_files": ["/etc/systemd/system/rigctl-llama-server.service"],
-    }
-    fields.update(overrides)
-    return Deployment(**fields)
-
+    return llamacpp_deployment(**{"build": "b1", "model_path": "/var/lib/rigctl/models/gemma.gguf",
+                                  **overrides})
 
 def _vllm_two_models() -> Deployment:
     entry = {"model_name": "tiny", "model_quant": "bf16", "model_sha256": ""}

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from conftest import rigctl
+from deployments import llamacpp_deployment
 from rigctl.cli.main import cli
 
 from rigctl import remove as rm
@@ -50,23 +51,9 @@ ROLLBACK = [
 
 def manifest(**overrides: Any) -> Deployment:
     """A manifest as a deploy writes it, read back as ``rigctl remove`` reads it (validated)."""
-    fields: dict[str, Any] = {
-        "runtime": "llamacpp",
-        "unit": "rigctl-llama-server",
-        "listen": "127.0.0.1",
-        "port": 8080,
-        "api_key_file": "/etc/rigctl/rigctl-llama-server/api-key",
-        "user": "llama",
-        "build": "b6000-cpu-0123abcd",
-        "model_name": "Gemma 3 270M",
-        "model_quant": "Q4_K_M",
-        "model_path": GEMMA,
-        "model_sha256": SHA,
-        "config_files": [LLAMA_UNIT],
-    }
-    fields.update(overrides)
-    return parse_deployment(Deployment(**fields).render())
-
+    fields = {"model_name": "Gemma 3 270M", "model_path": GEMMA, "model_sha256": SHA,
+              "config_files": [LLAMA_UNIT], **overrides}
+    return parse_deployment(llamacpp_deployment(**fields).render())
 
 def entry(alias: str, path: str, **server: Any) -> dict[str, Any]:
     return {"alias": alias, "model_name": alias, "model_quant": "Q4_K_M", "model_path": path,

@@ -46,6 +46,16 @@ class HostResult:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    def outcome_json(self) -> dict[str, Any]:
+        """What a command's per-host JSON says of the run: status, error, the operations that
+        changed something and those that failed (name and stderr's tail)."""
+        return {
+            "status": self.status,
+            "error": self.error,
+            "changed_ops": self.changed_ops,
+            "failed_ops": [{"name": op.name, "stderr_tail": op.stderr_tail} for op in self.failed_ops],
+        }
+
 
 @dataclass
 class RunSummary:
