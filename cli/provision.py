@@ -104,9 +104,15 @@ def print_summary(result: ProvisionResult) -> None:
 @limit_option
 @click.option("--model", help="Serve this model on every host (overrides host data `model`).")
 @click.option("--dry", is_flag=True, help="Show each plan and what would change; change nothing.")
+@click.option(
+    "--smoke", is_flag=True,
+    help="The full smoke check (a generation per model) on every host, not only where "
+    "something changed (there: health, the key required, one token of a loaded model).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def provision(
-    inventory: str, limit: list[str] | None, model: str | None, dry: bool, as_json: bool
+    inventory: str, limit: list[str] | None, model: str | None, dry: bool, smoke: bool,
+    as_json: bool,
 ) -> None:
     """Take every host from bare OS to a tuned, serving, smoke-checked endpoint."""
     with Progress() as progress:
@@ -116,6 +122,7 @@ def provision(
             dry=dry,
             model=model,
             report=progress,
+            smoke=smoke,
         )
     if as_json:
         emit_json(result.to_json())

@@ -147,6 +147,8 @@ class Served:
     router: bool = False
     #: the port the endpoint listens on (the first model's server, where each has one)
     port: int = 0
+    #: the runtime serving it (what a probe of an unchanged host asks: rigctl.bench.probe)
+    runtime: str = ""
     #: each model has a server of its own (vLLM): alias -> its unit and port
     servers: dict[str, tuple[str, int]] = field(default_factory=dict)
 
@@ -178,6 +180,7 @@ def record(
         unit=manifest.unit,
         endpoint=f"http://{address}:{manifest.port}",  # the first model's own, where each has one
         port=manifest.port,
+        runtime=manifest.runtime,
         api_key_file=manifest.api_key_file,
         build=manifest.build,
         model_path=manifest.model_path,

@@ -29,6 +29,7 @@ from typing import Any
 
 import requests
 
+from rigctl.bench.probe import key_refused, loaded_model
 from rigctl.bench.router import load_model
 from rigctl.bench.smoke import SmokeResult, chat_once, wait_ready
 from rigctl.deploys import Deploy, HostInputs, Served, gpu
@@ -121,9 +122,12 @@ def provision(
     model: str | None = None,
     report: Reporter = quiet,
     plan_only: bool = False,
+    smoke: bool = False,
 ) -> ProvisionResult:
     """Take the inventory's hosts to their desired state; ``plan_only`` stops after every input
-    is checked and every host detected and planned (bad input raises, nothing has changed)."""
+    is checked and every host detected and planned (bad input raises, nothing has changed).
+    A host where nothing changed gets a probe (:mod:`rigctl.bench.probe`), not the full smoke
+    check, unless ``smoke``."""
     inventory = load_inventory(target)
     hosts = select_hosts(inventory, limit)
     by_name = {h.name: h for h in hosts}
@@ -186,7 +190,7 @@ def provision(
 
     # 4. The deploys, in waves; 5. the smoke checks.
     for wave in _waves(ready, dry):
-        _run_wave(inventory, [by_name[o.name] for o in wave], result, dry, report)
+        _run_wave(inventory, [by_name[o.name] for o in wave], result, dry, report, smoke)
     # 6. What each serving host runs.
     if not dry:
         written = _write_lockfile(target, result)
@@ -258,7 +262,8 @@ def _waves(ready: list[HostProvision], dry: bool) -> list[list[HostProvision]]:
 
 
 def _run_wave(
-    inventory: Any, wave: list[Host], result: ProvisionResult, dry: bool, report: Reporter
+    inventory: Any, wave: list[Host], result: ProvisionResult, dry: bool, report: Reporter,
+    smoke: bool = False,
 ) -> None:
     def deploy() -> None:
         outcome = result.hosts[host.name]
@@ -291,7 +296,10 @@ def _run_wave(
             if outcome.result.failed or outcome.served is None:
                 return
             _deploy(outcome).keep(h, report)
-            _smoke(h, outcome, outcome.served, report)
+            if smoke or outcome.result.changed_ops:
+                _smoke(h, outcome, outcome.served, report)
+            else:
+                _probe(h, outcome, outcome.served, report)
 
         session.each_host(finish)
 
@@ -329,6 +337,47 @@ def _smoke(host_obj: Host, outcome: HostProvision, served: Served, report: Repor
         outcome.result.fail(f"{served.unit} is not running as planned: {problem}")
     else:
         report(host_obj.name, "smoke", f"TTFT {smoke.ttft_ms} ms, {smoke.tokens_per_second} tok/s")
+
+
+def _probe(host_obj: Host, outcome: HostProvision, served: Served, report: Reporter) -> None:
+    """Nothing changed on the host: each server healthy, refusing a request without the key,
+    and one token from a model already loaded (:mod:`rigctl.bench.probe`)."""
+    spec = outcome.spec
+    assert spec is not None
+    ports = {alias: port for alias, (_, port) in served.servers.items()} or {None: served.port or spec.port}
+    key = read_api_key(host_obj, served.api_key_file)
+    for alias, port in ports.items():
+        unit = served.servers[alias][0] if alias is not None else served.unit
+        with endpoint_from_controller(host_obj, spec.listen, port) as endpoint:
+            try:
+                ready = wait_ready(endpoint, timeout=served.ready_timeout,
+                                   give_up=crash_watch(host_obj, unit), health_path=served.health_path)
+                problem = key_refused(endpoint, key)
+                model = loaded_model(
+                    endpoint, key, runtime=served.runtime, router=served.router,
+                    names=served.aliases, default=alias or served.served_model,
+                ) if problem is None else None
+            except (TimeoutError, requests.RequestException, ValueError) as e:
+                problem = f"{unit} is not serving: {e}"
+            if problem is not None:
+                outcome.journal = journal(host_obj, unit)
+                outcome.result.fail(f"probe: {problem}")
+                return
+            probe = (chat_once(endpoint, key, model=model, prompt="Say OK.", max_tokens=1,
+                               need_content=False, timeout=served.ready_timeout)
+                     if model is not None else SmokeResult(ok=True))
+        probe.kind, probe.model, probe.ready_seconds = "probe", model, round(ready, 2)
+        if not probe.ok:
+            outcome.journal = journal(host_obj, unit)
+            outcome.result.fail(f"probe of {model} failed: {probe.error}")
+            return
+        if alias is not None:
+            outcome.smokes[alias] = probe
+        if outcome.smoke is None:
+            outcome.smoke = probe
+    report(host_obj.name, "smoke", "nothing changed: healthy, the key required"
+           + (f", {outcome.smoke.model} answers" if outcome.smoke and outcome.smoke.model else
+              ", no model loaded to ask"))
 
 
 def _smoke_alias(

@@ -146,7 +146,9 @@ def test_second_run_changes_nothing_and_rebuilds_nothing(provisioned: dict) -> N
     assert outcome["status"] == "ok", outcome
     assert outcome["changed_ops"] == []
     assert outcome["build"] == provisioned["first"]["hosts"][provisioned["host"].name]["build"]
-    assert outcome["smoke"]["ok"]
+    # nothing changed: a probe (health, the key required, one token), not a generation
+    assert outcome["smoke"]["ok"] and outcome["smoke"]["kind"] == "probe", outcome["smoke"]
+    assert outcome["smoke"]["model"] == "default" and outcome["smoke"]["completion_tokens"] <= 1
 
 
 def _rigctl_env(env: dict[str, str], *argv: str, timeout: float = 600, expect: int = 0):  # type: ignore[no-untyped-def]
@@ -528,6 +530,9 @@ def test_second_provision_changes_nothing_and_a_removed_model_leaves_the_presets
     again = json.loads(_rigctl_env(env, "provision", str(router_host["three"]), "--json",
                                    timeout=1800).stdout)["hosts"][name]
     assert again["status"] == "ok" and again["changed_ops"] == [], again
+    # the probe asks one token of a model the router has loaded, and never loads one for it
+    assert again["smoke"]["kind"] == "probe" and again["smoke"]["model"] in (None, "gemma", "gemma-long", "moe")
+    assert again["smokes"] == {}
     two = router_host["inventory"]("two", [m for m in router_host["models"] if m["alias"] != "gemma-long"])
     fewer = json.loads(_rigctl_env(env, "provision", str(two), "--json", timeout=1800).stdout)["hosts"][name]
     assert fewer["status"] == "changed" and set(fewer["smokes"]) == {"gemma", "moe"}

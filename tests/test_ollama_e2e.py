@@ -176,6 +176,7 @@ def test_second_run_changes_nothing(ollama_host: dict) -> None:
     )
     outcome = document["hosts"][ollama_host["host"].name]
     assert outcome["status"] == "ok" and outcome["changed_ops"] == [], outcome
+    assert outcome["smoke"]["ok"] and outcome["smoke"]["kind"] == "probe", outcome["smoke"]
 
 
 def test_bench_and_status_work_on_ollama(ollama_host: dict) -> None:

@@ -166,6 +166,7 @@ def test_vllm_second_run_changes_nothing(vllm_host: dict) -> None:
     )
     outcome = document["hosts"][vllm_host["host"].name]
     assert outcome["status"] == "ok" and outcome["changed_ops"] == [], outcome
+    assert outcome["smoke"]["kind"] == "probe" and outcome["smoke"]["model"] == "tiny-llama"
 
 
 def test_bench_and_status_work_on_vllm(vllm_host: dict) -> None:

@@ -27,6 +27,11 @@ class SmokeResult:
     completion_tokens: int = 0
     text: str = ""
     error: str | None = None
+    #: "full" (a generation, after a change or with --smoke) or "probe" (nothing changed:
+    #: health, the key refused without it, one token of a model already loaded)
+    kind: str = "full"
+    #: the model a probe asked one token of (None: none was loaded, none was asked)
+    model: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -75,8 +80,11 @@ def chat_once(
     max_tokens: int = 64,
     session: requests.Session | None = None,
     timeout: float = 120.0,
+    need_content: bool = True,
 ) -> SmokeResult:
-    """One streamed chat completion; TTFT is the first content token, tok/s the decode rate."""
+    """One streamed chat completion; TTFT is the first content token, tok/s the decode rate.
+    ``need_content=False`` (a one-token probe): a completed stream counts even when its token
+    carried no text (an end-of-turn token)."""
     http = session or requests.Session()
     body = {
         "model": model,
@@ -92,6 +100,7 @@ def chat_once(
     last = start
     chunks = 0
     usage_tokens = 0
+    done = False
     text = []
     try:
         with http.post(
@@ -110,6 +119,7 @@ def chat_once(
                     continue
                 payload = line[len(b"data: ") :]
                 if payload == b"[DONE]":
+                    done = True
                     break
                 event = json.loads(payload)
                 if event.get("usage"):
@@ -125,6 +135,8 @@ def chat_once(
     except (requests.RequestException, ValueError) as e:
         return SmokeResult(ok=False, error=redact(f"{type(e).__name__}: {e}")[:300])
     if first is None:
+        if not need_content and (done or usage_tokens):
+            return SmokeResult(ok=True, completion_tokens=usage_tokens)
         return SmokeResult(ok=False, error="the stream carried no content")
     tokens = usage_tokens or chunks
     decode_seconds = last - first
