@@ -26,7 +26,7 @@ from rigctl.deploys import vllm as vllm_deploy
 from rigctl.deploys.runtimes import OWN_UNITS, deploy_for
 from test_multi_model_plan import NAMES, _entries
 from test_plan import _linux, _rtx
-from test_templates import _golden
+from test_templates import _golden, assert_unit_verifies
 
 from rigctl.bench.router import load_model, router_models
 from rigctl.errors import BadInput
@@ -232,15 +232,8 @@ def test_a_vllm_models_unit_serves_its_alias_on_its_port_with_the_hosts_key(
     assert "EnvironmentFile=/etc/rigctl/rigctl-vllm/api-key.env" in unit
     assert "StateDirectory=rigctl-vllm\n" in unit
     assert unit.startswith("# rigctl-vllm-long: vLLM")
-    if shutil.which("systemd-analyze"):
-        python = f"/opt/rigctl/vllm/{venv.name}/bin/python"
-        checked = tmp_path / "rigctl-vllm-long.service"
-        checked.write_text(unit.replace(python, "/bin/true"))
-        result = subprocess.run(
-            ["systemd-analyze", "verify", str(checked)], capture_output=True, text=True
-        )
-        problems = [line for line in result.stderr.splitlines() if "rigctl-vllm-long" in line]
-        assert result.returncode == 0 and not problems, result.stderr
+    assert_unit_verifies(tmp_path, "rigctl-vllm-long.service", unit,
+                         f"/opt/rigctl/vllm/{venv.name}/bin/python")
 
 
 def test_units_of_rigctls_per_model_servers_are_its_own() -> None:

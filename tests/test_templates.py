@@ -78,6 +78,19 @@ def _golden(name: str, text: str) -> None:
     assert path.exists(), f"missing golden file {path} (run with RIGCTL_UPDATE_GOLDEN=1)"
     assert text == path.read_text()
 
+def assert_unit_verifies(tmp_path: Path, name: str, unit: str, program: str) -> None:
+    """``systemd-analyze verify`` passes the unit and says nothing about it (where systemd is
+    here). verify checks that ExecStart's program exists; the runtime is not on this machine, so
+    the copy verified runs /bin/true in ``program``'s place with the same arguments."""
+    if not shutil.which("systemd-analyze"):
+        return
+    checked = tmp_path / name
+    checked.write_text(unit.replace(program, "/bin/true"))
+    result = subprocess.run(["systemd-analyze", "verify", str(checked)], capture_output=True, text=True)
+    problems = [line for line in result.stderr.splitlines() if name.removesuffix(".service") in line]
+    assert result.returncode == 0 and not problems, result.stderr
+
+
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_unit_matches_golden_and_verifies(case: str, tmp_path: Path) -> None:
@@ -90,20 +103,8 @@ def test_unit_matches_golden_and_verifies(case: str, tmp_path: Path) -> None:
         assert "PrivateDevices=yes" in unit
     else:
         assert "DevicePolicy=closed" in unit and "DeviceAllow=" in unit
-    if shutil.which("systemd-analyze"):
-        # verify checks that ExecStart's program exists; the build is not on this machine, so
-        # the copy verified here runs /bin/true with the same arguments.
-        checked = tmp_path / "rigctl-llama-server.service"
-        checked.write_text(
-            unit.replace("/opt/rigctl/llamacpp/current/bin/llama-server", "/bin/true")
-        )
-        result = subprocess.run(
-            ["systemd-analyze", "verify", str(checked)], capture_output=True, text=True
-        )
-        problems = [
-            line for line in result.stderr.splitlines() if "rigctl-llama-server.service" in line
-        ]
-        assert result.returncode == 0 and not problems, result.stderr
+    assert_unit_verifies(tmp_path, "rigctl-llama-server.service", unit,
+                         "/opt/rigctl/llamacpp/current/bin/llama-server")
 
 
 def test_unit_runs_the_build_under_a_custom_prefix() -> None:
@@ -234,14 +235,7 @@ def test_vllm_unit_matches_golden_and_verifies(case: str, tmp_path: Path) -> Non
     else:
         assert "--tensor-parallel-size 1 --gpu-memory-utilization 0.90" in unit
         assert "DevicePolicy=closed" in unit and "VLLM_CPU_KVCACHE_SPACE" not in unit
-    if shutil.which("systemd-analyze"):
-        checked = tmp_path / "rigctl-vllm.service"
-        checked.write_text(unit.replace(python, "/bin/true"))
-        result = subprocess.run(
-            ["systemd-analyze", "verify", str(checked)], capture_output=True, text=True
-        )
-        problems = [line for line in result.stderr.splitlines() if "rigctl-vllm.service" in line]
-        assert result.returncode == 0 and not problems, result.stderr
+    assert_unit_verifies(tmp_path, "rigctl-vllm.service", unit, python)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
